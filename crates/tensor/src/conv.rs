@@ -1,0 +1,723 @@
+//! Convolution (im2col + GEMM), its input and weight gradients, and 2-D
+//! pooling with the indices its backward needs.
+//!
+//! Layouts follow PyTorch: inputs (N, C, H, W), weights (O, C/groups, KH, KW).
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::ArrayView2;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::reduce::IndexArray;
+use crate::tensor::Tensor;
+
+/// Hyperparameters of a 2-D convolution (`torch.nn.functional.conv2d`);
+/// `Default` is stride 1, no padding, dilation 1, one group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2dParams {
+    /// Step between windows, (height, width).
+    pub stride: [usize; 2],
+    /// Zeros added on each side, (height, width).
+    pub padding: [usize; 2],
+    /// Spacing between kernel taps, (height, width).
+    pub dilation: [usize; 2],
+    /// Number of channel groups; input and output channels must divide by it.
+    pub groups: usize,
+}
+
+impl Default for Conv2dParams {
+    fn default() -> Self {
+        Conv2dParams {
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+        }
+    }
+}
+
+/// Hyperparameters of a 1-D convolution (`torch.nn.functional.conv1d`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv1dParams {
+    /// Step between windows.
+    pub stride: usize,
+    /// Zeros added on each side.
+    pub padding: usize,
+    /// Spacing between kernel taps.
+    pub dilation: usize,
+    /// Number of channel groups.
+    pub groups: usize,
+}
+
+impl Default for Conv1dParams {
+    fn default() -> Self {
+        Conv1dParams {
+            stride: 1,
+            padding: 0,
+            dilation: 1,
+            groups: 1,
+        }
+    }
+}
+
+impl Conv1dParams {
+    fn to_2d(self) -> Conv2dParams {
+        Conv2dParams {
+            stride: [1, self.stride],
+            padding: [0, self.padding],
+            dilation: [1, self.dilation],
+            groups: self.groups,
+        }
+    }
+}
+
+/// Hyperparameters of 2-D pooling. [`Pool2dParams::new`] sets the stride to
+/// the kernel size, PyTorch's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pool2dParams {
+    /// Window size, (height, width).
+    pub kernel: [usize; 2],
+    /// Step between windows.
+    pub stride: [usize; 2],
+    /// Implicit padding on each side (−inf for max, 0 for average); at most
+    /// half the kernel, as in PyTorch.
+    pub padding: [usize; 2],
+}
+
+impl Pool2dParams {
+    /// A `kernel` window with stride = kernel and no padding.
+    pub fn new(kernel: [usize; 2]) -> Self {
+        Pool2dParams {
+            kernel,
+            stride: kernel,
+            padding: [0, 0],
+        }
+    }
+}
+
+/// Resolved geometry of one convolution.
+#[derive(Debug, Clone, Copy)]
+struct Geom {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    kh: usize,
+    kw: usize,
+    oh: usize,
+    ow: usize,
+    g: usize,
+    p: Conv2dParams,
+}
+
+impl Geom {
+    fn cg(&self) -> usize {
+        self.c / self.g
+    }
+    fn og(&self) -> usize {
+        self.o / self.g
+    }
+    fn l(&self) -> usize {
+        self.oh * self.ow
+    }
+    fn ckk(&self) -> usize {
+        self.cg() * self.kh * self.kw
+    }
+}
+
+fn out_size(op: &'static str, n: usize, k: usize, s: usize, p: usize, d: usize) -> Result<usize> {
+    if s == 0 || d == 0 {
+        return Err(Error::arg(op, "stride and dilation must be positive"));
+    }
+    let span = d * (k.max(1) - 1) + 1;
+    if n + 2 * p < span || k == 0 {
+        return Err(Error::shape(
+            op,
+            format!("input size {n} with padding {p} is smaller than the kernel span {span}"),
+        ));
+    }
+    Ok((n + 2 * p - span) / s + 1)
+}
+
+fn geometry(op: &'static str, x: &[usize], wshape: &[usize], p: Conv2dParams) -> Result<Geom> {
+    if x.len() != 4 || wshape.len() != 4 {
+        return Err(Error::shape(
+            op,
+            format!("expects input (N, C, H, W) and weight (O, C/groups, KH, KW), got {x:?} and {wshape:?}"),
+        ));
+    }
+    let g = p.groups;
+    if g == 0 || x[1] % g != 0 || wshape[0] % g != 0 || wshape[1] * g != x[1] {
+        return Err(Error::shape(
+            op,
+            format!(
+                "input {x:?} and weight {wshape:?} do not fit {g} groups (C = weight[1] * groups, O divisible by groups)"
+            ),
+        ));
+    }
+    let oh = out_size(
+        op,
+        x[2],
+        wshape[2],
+        p.stride[0],
+        p.padding[0],
+        p.dilation[0],
+    )?;
+    let ow = out_size(
+        op,
+        x[3],
+        wshape[3],
+        p.stride[1],
+        p.padding[1],
+        p.dilation[1],
+    )?;
+    Ok(Geom {
+        n: x[0],
+        c: x[1],
+        h: x[2],
+        w: x[3],
+        o: wshape[0],
+        kh: wshape[2],
+        kw: wshape[3],
+        oh,
+        ow,
+        g,
+        p,
+    })
+}
+
+/// Visits every (im2col element, input offset) pair of the im2col
+/// matrix of one group of one sample; padding positions are skipped.
+#[inline]
+fn for_each_tap(ge: &Geom, mut f: impl FnMut(usize, usize)) {
+    let l = ge.l();
+    for ci in 0..ge.cg() {
+        for ki in 0..ge.kh {
+            for kj in 0..ge.kw {
+                let row = (ci * ge.kh + ki) * ge.kw + kj;
+                for oi in 0..ge.oh {
+                    let ih = (oi * ge.p.stride[0] + ki * ge.p.dilation[0]) as isize
+                        - ge.p.padding[0] as isize;
+                    if ih < 0 || ih >= ge.h as isize {
+                        continue;
+                    }
+                    for oj in 0..ge.ow {
+                        let iw = (oj * ge.p.stride[1] + kj * ge.p.dilation[1]) as isize
+                            - ge.p.padding[1] as isize;
+                        if iw < 0 || iw >= ge.w as isize {
+                            continue;
+                        }
+                        f(
+                            row * l + oi * ge.ow + oj,
+                            (ci * ge.h + ih as usize) * ge.w + iw as usize,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn im2col<E: Float>(ge: &Geom, x_group: &[E], cols: &mut [E]) {
+    cols.fill(E::ZERO);
+    for_each_tap(ge, |ci, xi| cols[ci] = x_group[xi]);
+}
+
+fn col2im_add<E: Float>(ge: &Geom, cols: &[E], x_group: &mut [E]) {
+    for_each_tap(ge, |ci, xi| x_group[xi] += cols[ci]);
+}
+
+fn view2<E: Float>(s: &[E], r: usize, c: usize) -> ArrayView2<'_, E> {
+    ArrayView2::from_shape((r, c), s).expect("sizes match")
+}
+
+impl<E: Float> Tensor<E> {
+    /// 2-D convolution (cross-correlation, as PyTorch) of `self` (N, C, H, W)
+    /// with `weight` (O, C/groups, KH, KW), plus an optional `bias` (O).
+    ///
+    /// # Errors
+    /// When the shapes do not fit each other or the parameters.
+    pub fn conv2d(&self, weight: &Self, bias: Option<&Self>, p: Conv2dParams) -> Result<Self> {
+        let ge = geometry("conv2d", self.shape(), weight.shape(), p)?;
+        if let Some(b) = bias {
+            if b.shape() != [ge.o] {
+                return Err(Error::shape(
+                    "conv2d",
+                    format!("bias has shape {:?}, expected [{}]", b.shape(), ge.o),
+                ));
+            }
+        }
+        let x = self.contiguous();
+        let w = weight.contiguous();
+        let xs = x.as_slice().expect("contiguous");
+        let ws = w.as_slice().expect("contiguous");
+        let (l, ckk, og, cg) = (ge.l(), ge.ckk(), ge.og(), ge.cg());
+        let bias_v = bias.map(|b| b.to_vec());
+        let mut out = vec![E::ZERO; ge.n * ge.o * l];
+        let plane = ge.h * ge.w;
+        let per_sample = |(ni, o): (usize, &mut [E])| {
+            let mut cols = vec![E::ZERO; ckk * l];
+            for gi in 0..ge.g {
+                let xg = &xs[(ni * ge.c + gi * cg) * plane..][..cg * plane];
+                im2col(&ge, xg, &mut cols);
+                let wg = view2(&ws[gi * og * ckk..][..og * ckk], og, ckk);
+                let mut og_out =
+                    ndarray::ArrayViewMut2::from_shape((og, l), &mut o[gi * og * l..][..og * l])
+                        .expect("sizes match");
+                general_mat_mul(E::ONE, &wg, &view2(&cols, ckk, l), E::ZERO, &mut og_out);
+            }
+            if let Some(b) = &bias_v {
+                for (oc, row) in o.chunks_mut(l).enumerate() {
+                    row.iter_mut().for_each(|v| *v += b[oc]);
+                }
+            }
+        };
+        if ge.n > 1 {
+            out.par_chunks_mut(ge.o * l)
+                .enumerate()
+                .for_each(per_sample);
+        } else if ge.n == 1 {
+            per_sample((0, &mut out));
+        }
+        Self::from_vec(out, [ge.n, ge.o, ge.oh, ge.ow])
+    }
+
+    /// Gradient of [`Tensor::conv2d`] with respect to its input, given the
+    /// output gradient `self` (N, O, OH, OW): the transposed convolution of
+    /// `self` with `weight`, cropped to `input_shape`.
+    ///
+    /// # Errors
+    /// When the shapes do not fit each other or the parameters.
+    pub fn conv2d_input_grad(
+        &self,
+        weight: &Self,
+        input_shape: &[usize],
+        p: Conv2dParams,
+    ) -> Result<Self> {
+        let ge = geometry("conv2d_input_grad", input_shape, weight.shape(), p)?;
+        self.check_grad_shape("conv2d_input_grad", &ge)?;
+        let gy = self.contiguous();
+        let w = weight.contiguous();
+        let (gs, ws) = (gy.as_slice().expect("c"), w.as_slice().expect("c"));
+        let (l, ckk, og, cg) = (ge.l(), ge.ckk(), ge.og(), ge.cg());
+        let plane = ge.h * ge.w;
+        let mut dx = vec![E::ZERO; ge.n * ge.c * plane];
+        let per_sample = |(ni, d): (usize, &mut [E])| {
+            let mut cols = vec![E::ZERO; ckk * l];
+            for gi in 0..ge.g {
+                let wg = view2(&ws[gi * og * ckk..][..og * ckk], og, ckk);
+                let gyg = view2(&gs[(ni * ge.o + gi * og) * l..][..og * l], og, l);
+                let mut cv =
+                    ndarray::ArrayViewMut2::from_shape((ckk, l), &mut cols[..]).expect("sizes");
+                general_mat_mul(E::ONE, &wg.t(), &gyg, E::ZERO, &mut cv);
+                col2im_add(&ge, &cols, &mut d[gi * cg * plane..][..cg * plane]);
+            }
+        };
+        if ge.n > 1 {
+            dx.par_chunks_mut(ge.c * plane)
+                .enumerate()
+                .for_each(per_sample);
+        } else if ge.n == 1 {
+            per_sample((0, &mut dx));
+        }
+        Self::from_vec(dx, input_shape)
+    }
+
+    /// Gradient of [`Tensor::conv2d`] with respect to its weight, given the
+    /// output gradient `self` (N, O, OH, OW) and the forward `input`.
+    ///
+    /// # Errors
+    /// When the shapes do not fit each other or the parameters.
+    pub fn conv2d_weight_grad(
+        &self,
+        input: &Self,
+        weight_shape: &[usize],
+        p: Conv2dParams,
+    ) -> Result<Self> {
+        let ge = geometry("conv2d_weight_grad", input.shape(), weight_shape, p)?;
+        self.check_grad_shape("conv2d_weight_grad", &ge)?;
+        let gy = self.contiguous();
+        let x = input.contiguous();
+        let (gs, xs) = (gy.as_slice().expect("c"), x.as_slice().expect("c"));
+        let (l, ckk, og, cg) = (ge.l(), ge.ckk(), ge.og(), ge.cg());
+        let plane = ge.h * ge.w;
+        let wlen = ge.o * ckk;
+        // Fixed chunks of samples, each summed into its own buffer, then the
+        // buffers added in order: the result does not depend on thread count.
+        const SAMPLES_PER_CHUNK: usize = 8;
+        let nchunks = ge.n.div_ceil(SAMPLES_PER_CHUNK);
+        let partial = |ch: usize| {
+            let mut dw = vec![E::ZERO; wlen];
+            let mut cols = vec![E::ZERO; ckk * l];
+            for ni in ch * SAMPLES_PER_CHUNK..((ch + 1) * SAMPLES_PER_CHUNK).min(ge.n) {
+                for gi in 0..ge.g {
+                    im2col(
+                        &ge,
+                        &xs[(ni * ge.c + gi * cg) * plane..][..cg * plane],
+                        &mut cols,
+                    );
+                    let gyg = view2(&gs[(ni * ge.o + gi * og) * l..][..og * l], og, l);
+                    let mut dv = ndarray::ArrayViewMut2::from_shape(
+                        (og, ckk),
+                        &mut dw[gi * og * ckk..][..og * ckk],
+                    )
+                    .expect("sizes");
+                    general_mat_mul(E::ONE, &gyg, &view2(&cols, ckk, l).t(), E::ONE, &mut dv);
+                }
+            }
+            dw
+        };
+        let parts: Vec<Vec<E>> = if nchunks > 1 {
+            (0..nchunks).into_par_iter().map(partial).collect()
+        } else {
+            (0..nchunks).map(partial).collect()
+        };
+        let mut dw = vec![E::ZERO; wlen];
+        for part in parts {
+            dw.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+        }
+        Self::from_vec(dw, weight_shape)
+    }
+
+    fn check_grad_shape(&self, op: &'static str, ge: &Geom) -> Result<()> {
+        if self.shape() != [ge.n, ge.o, ge.oh, ge.ow] {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "output gradient has shape {:?}, expected {:?}",
+                    self.shape(),
+                    [ge.n, ge.o, ge.oh, ge.ow]
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Transposed 2-D convolution (`torch.nn.functional.conv_transpose2d`
+    /// with output_padding 0) of `self` (N, O, H, W) with `weight`
+    /// (O, C/groups, KH, KW), giving (N, C, H', W'), where
+    /// H' = (H − 1)·stride − 2·padding + dilation·(KH − 1) + 1.
+    ///
+    /// # Errors
+    /// When the shapes do not fit.
+    pub fn conv_transpose2d(&self, weight: &Self, p: Conv2dParams) -> Result<Self> {
+        if self.ndim() != 4 || weight.ndim() != 4 {
+            return Err(Error::shape(
+                "conv_transpose2d",
+                format!(
+                    "expects input (N, O, H, W) and weight (O, C/groups, KH, KW), got {:?} and {:?}",
+                    self.shape(),
+                    weight.shape()
+                ),
+            ));
+        }
+        let (s, w) = (self.shape(), weight.shape());
+        let size = |k: usize, d: usize| -> Result<usize> {
+            let full = (s[2 + d].max(1) - 1) * p.stride[d] + p.dilation[d] * (k.max(1) - 1) + 1;
+            full.checked_sub(2 * p.padding[d])
+                .filter(|&v| v > 0)
+                .ok_or_else(|| {
+                    Error::shape(
+                        "conv_transpose2d",
+                        format!("padding {:?} leaves no output for input {s:?}", p.padding),
+                    )
+                })
+        };
+        let h = size(w[2], 0)?;
+        let ww = size(w[3], 1)?;
+        let input_shape = [s[0], w[1] * p.groups, h, ww];
+        self.conv2d_input_grad(weight, &input_shape, p)
+    }
+
+    /// 1-D convolution of `self` (N, C, L) with `weight` (O, C/groups, K)
+    /// and an optional `bias` (O) (`torch.nn.functional.conv1d`).
+    ///
+    /// # Errors
+    /// When the shapes do not fit each other or the parameters.
+    pub fn conv1d(&self, weight: &Self, bias: Option<&Self>, p: Conv1dParams) -> Result<Self> {
+        let (x, w) = conv1d_as_2d("conv1d", self, weight)?;
+        let y = x.conv2d(&w, bias, p.to_2d())?;
+        y.squeeze(2)
+    }
+
+    /// Gradient of [`Tensor::conv1d`] with respect to its input.
+    ///
+    /// # Errors
+    /// When the shapes do not fit.
+    pub fn conv1d_input_grad(
+        &self,
+        weight: &Self,
+        input_shape: &[usize],
+        p: Conv1dParams,
+    ) -> Result<Self> {
+        let (gy, w) = conv1d_as_2d("conv1d_input_grad", self, weight)?;
+        if input_shape.len() != 3 {
+            return Err(Error::shape(
+                "conv1d_input_grad",
+                format!("input shape {input_shape:?} is not (N, C, L)"),
+            ));
+        }
+        let shape4 = [input_shape[0], input_shape[1], 1, input_shape[2]];
+        gy.conv2d_input_grad(&w, &shape4, p.to_2d())?.squeeze(2)
+    }
+
+    /// Gradient of [`Tensor::conv1d`] with respect to its weight.
+    ///
+    /// # Errors
+    /// When the shapes do not fit.
+    pub fn conv1d_weight_grad(
+        &self,
+        input: &Self,
+        weight_shape: &[usize],
+        p: Conv1dParams,
+    ) -> Result<Self> {
+        let (gy, x) = conv1d_as_2d("conv1d_weight_grad", self, input)?;
+        if weight_shape.len() != 3 {
+            return Err(Error::shape(
+                "conv1d_weight_grad",
+                format!("weight shape {weight_shape:?} is not (O, C/groups, K)"),
+            ));
+        }
+        let shape4 = [weight_shape[0], weight_shape[1], 1, weight_shape[2]];
+        gy.conv2d_weight_grad(&x, &shape4, p.to_2d())?.squeeze(2)
+    }
+
+    /// 2-D max pooling of (N, C, H, W); also returns, for each output, the
+    /// flat index h·W + w of the chosen input within its (H, W) plane (as
+    /// `return_indices=True` in PyTorch). Ties pick the first; NaN wins.
+    ///
+    /// # Errors
+    /// When the input is not 4-D or the window does not fit.
+    pub fn max_pool2d(&self, p: Pool2dParams) -> Result<(Self, IndexArray)> {
+        let (n, c, h, w, oh, ow) = pool_geometry("max_pool2d", self.shape(), p)?;
+        let x = self.contiguous();
+        let xs = x.as_slice().expect("c");
+        let mut out = vec![E::ZERO; n * c * oh * ow];
+        let mut idx = vec![0usize; n * c * oh * ow];
+        let plane_in = h * w;
+        let plane_out = oh * ow;
+        let run = |(pi, (o, ix)): (usize, (&mut [E], &mut [usize]))| {
+            let src = &xs[pi * plane_in..][..plane_in];
+            for oi in 0..oh {
+                for oj in 0..ow {
+                    let mut best = E::NEG_INFINITY;
+                    let mut bi = usize::MAX;
+                    for ki in 0..p.kernel[0] {
+                        let ih = (oi * p.stride[0] + ki) as isize - p.padding[0] as isize;
+                        if ih < 0 || ih >= h as isize {
+                            continue;
+                        }
+                        for kj in 0..p.kernel[1] {
+                            let iw = (oj * p.stride[1] + kj) as isize - p.padding[1] as isize;
+                            if iw < 0 || iw >= w as isize {
+                                continue;
+                            }
+                            let fi = ih as usize * w + iw as usize;
+                            let v = src[fi];
+                            if bi == usize::MAX || v > best || (v.is_nan() && !best.is_nan()) {
+                                best = v;
+                                bi = fi;
+                            }
+                        }
+                    }
+                    o[oi * ow + oj] = best;
+                    ix[oi * ow + oj] = bi;
+                }
+            }
+        };
+        if plane_out > 0 {
+            out.par_chunks_mut(plane_out)
+                .zip(idx.par_chunks_mut(plane_out))
+                .enumerate()
+                .with_min_len(64)
+                .for_each(run);
+        }
+        let shape = [n, c, oh, ow];
+        Ok((
+            Self::from_vec(out, shape)?,
+            crate::index::indices(idx, shape)?,
+        ))
+    }
+
+    /// Gradient of [`Tensor::max_pool2d`]: routes each output gradient
+    /// (`self`) to the input position recorded in `indices`.
+    ///
+    /// # Errors
+    /// When shapes disagree or an index is out of range.
+    pub fn max_pool2d_backward(&self, indices: &IndexArray, input_shape: &[usize]) -> Result<Self> {
+        if input_shape.len() != 4
+            || self.ndim() != 4
+            || indices.shape() != self.shape()
+            || self.shape()[..2] != input_shape[..2]
+        {
+            return Err(Error::shape(
+                "max_pool2d_backward",
+                format!(
+                    "gradient {:?}, indices {:?} and input {input_shape:?} do not match",
+                    self.shape(),
+                    indices.shape()
+                ),
+            ));
+        }
+        let plane_in = input_shape[2] * input_shape[3];
+        let plane_out = self.shape()[2] * self.shape()[3];
+        let g = self.contiguous();
+        let gs = g.as_slice().expect("c");
+        let ind = indices.as_standard_layout();
+        let is = ind.as_slice().expect("c");
+        let mut dx = vec![E::ZERO; crate::shape::numel(input_shape)];
+        for (pi, d) in dx.chunks_mut(plane_in.max(1)).enumerate() {
+            for k in 0..plane_out {
+                let i = is[pi * plane_out + k];
+                if i >= plane_in {
+                    return Err(Error::Index {
+                        op: "max_pool2d_backward",
+                        index: i,
+                        axis: 2,
+                        size: plane_in,
+                    });
+                }
+                d[i] += gs[pi * plane_out + k];
+            }
+        }
+        Self::from_vec(dx, input_shape)
+    }
+
+    /// 2-D average pooling of (N, C, H, W); padded zeros count in the
+    /// average (PyTorch's default `count_include_pad=True`).
+    ///
+    /// # Errors
+    /// When the input is not 4-D or the window does not fit.
+    pub fn avg_pool2d(&self, p: Pool2dParams) -> Result<Self> {
+        let (n, c, h, w, oh, ow) = pool_geometry("avg_pool2d", self.shape(), p)?;
+        let x = self.contiguous();
+        let xs = x.as_slice().expect("c");
+        let inv = E::ONE / E::from_usize(p.kernel[0] * p.kernel[1]);
+        let mut out = vec![E::ZERO; n * c * oh * ow];
+        let (plane_in, plane_out) = (h * w, oh * ow);
+        if plane_out > 0 {
+            out.par_chunks_mut(plane_out)
+                .enumerate()
+                .with_min_len(64)
+                .for_each(|(pi, o)| {
+                    let src = &xs[pi * plane_in..][..plane_in];
+                    for_each_window(p, h, w, oh, ow, |oidx, iidx| o[oidx] += src[iidx] * inv);
+                });
+        }
+        Self::from_vec(out, [n, c, oh, ow])
+    }
+
+    /// Gradient of [`Tensor::avg_pool2d`] given the output gradient `self`.
+    ///
+    /// # Errors
+    /// When the shapes do not fit.
+    pub fn avg_pool2d_backward(&self, input_shape: &[usize], p: Pool2dParams) -> Result<Self> {
+        let (n, c, h, w, oh, ow) = pool_geometry("avg_pool2d_backward", input_shape, p)?;
+        if self.shape() != [n, c, oh, ow] {
+            return Err(Error::shape(
+                "avg_pool2d_backward",
+                format!(
+                    "gradient has shape {:?}, expected {:?}",
+                    self.shape(),
+                    [n, c, oh, ow]
+                ),
+            ));
+        }
+        let g = self.contiguous();
+        let gs = g.as_slice().expect("c");
+        let inv = E::ONE / E::from_usize(p.kernel[0] * p.kernel[1]);
+        let (plane_in, plane_out) = (h * w, oh * ow);
+        let mut dx = vec![E::ZERO; n * c * plane_in];
+        if plane_in > 0 {
+            dx.par_chunks_mut(plane_in)
+                .enumerate()
+                .with_min_len(64)
+                .for_each(|(pi, d)| {
+                    let src = &gs[pi * plane_out..][..plane_out];
+                    for_each_window(p, h, w, oh, ow, |oidx, iidx| d[iidx] += src[oidx] * inv);
+                });
+        }
+        Self::from_vec(dx, input_shape)
+    }
+}
+
+/// Visits (output index, input index) of every in-bounds tap of every window.
+fn for_each_window(
+    p: Pool2dParams,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    mut f: impl FnMut(usize, usize),
+) {
+    for oi in 0..oh {
+        for ki in 0..p.kernel[0] {
+            let ih = (oi * p.stride[0] + ki) as isize - p.padding[0] as isize;
+            if ih < 0 || ih >= h as isize {
+                continue;
+            }
+            for oj in 0..ow {
+                for kj in 0..p.kernel[1] {
+                    let iw = (oj * p.stride[1] + kj) as isize - p.padding[1] as isize;
+                    if iw < 0 || iw >= w as isize {
+                        continue;
+                    }
+                    f(oi * ow + oj, ih as usize * w + iw as usize);
+                }
+            }
+        }
+    }
+}
+
+fn pool_geometry(
+    op: &'static str,
+    s: &[usize],
+    p: Pool2dParams,
+) -> Result<(usize, usize, usize, usize, usize, usize)> {
+    if s.len() != 4 {
+        return Err(Error::shape(op, format!("expects (N, C, H, W), got {s:?}")));
+    }
+    for d in 0..2 {
+        if p.kernel[d] == 0 || p.stride[d] == 0 {
+            return Err(Error::arg(
+                op,
+                format!(
+                    "kernel {:?} and stride {:?} must be positive",
+                    p.kernel, p.stride
+                ),
+            ));
+        }
+        if 2 * p.padding[d] > p.kernel[d] {
+            return Err(Error::arg(
+                op,
+                format!(
+                    "padding {:?} must be at most half the kernel {:?}",
+                    p.padding, p.kernel
+                ),
+            ));
+        }
+    }
+    let oh = out_size(op, s[2], p.kernel[0], p.stride[0], p.padding[0], 1)?;
+    let ow = out_size(op, s[3], p.kernel[1], p.stride[1], p.padding[1], 1)?;
+    Ok((s[0], s[1], s[2], s[3], oh, ow))
+}
+
+fn conv1d_as_2d<E: Float>(
+    op: &'static str,
+    a: &Tensor<E>,
+    b: &Tensor<E>,
+) -> Result<(Tensor<E>, Tensor<E>)> {
+    if a.ndim() != 3 || b.ndim() != 3 {
+        return Err(Error::shape(
+            op,
+            format!(
+                "expects 3-D tensors (N, C, L) and (O, C/groups, K), got {:?} and {:?}",
+                a.shape(),
+                b.shape()
+            ),
+        ));
+    }
+    Ok((a.unsqueeze(2)?, b.unsqueeze(2)?))
+}

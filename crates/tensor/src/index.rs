@@ -1,0 +1,186 @@
+//! Indexing ops: index_select / index_add (embedding lookup and its
+//! backward), gather / scatter_add, one_hot.
+
+use ndarray::{Axis, Dimension, IxDyn};
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::reduce::IndexArray;
+use crate::shape::{contiguous_strides, normalize_axis};
+use crate::tensor::Tensor;
+
+/// Builds an index array (for `gather`, `scatter_add`, `one_hot`) from
+/// row-major data.
+///
+/// # Errors
+/// When the length does not fill the shape.
+pub fn indices(data: Vec<usize>, shape: impl AsRef<[usize]>) -> Result<IndexArray> {
+    let shape = shape.as_ref();
+    let expected = crate::shape::numel(shape);
+    if data.len() != expected {
+        return Err(Error::DataLength {
+            op: "indices",
+            len: data.len(),
+            shape: shape.to_vec(),
+            expected,
+        });
+    }
+    Ok(IndexArray::from_shape_vec(IxDyn(shape), data).expect("length checked"))
+}
+
+fn check_index(op: &'static str, i: usize, axis: usize, size: usize) -> Result<()> {
+    if i >= size {
+        return Err(Error::Index {
+            op,
+            index: i,
+            axis,
+            size,
+        });
+    }
+    Ok(())
+}
+
+impl<E: Float> Tensor<E> {
+    /// Picks the slices `idx` along `axis` (`torch.index_select`); with a
+    /// weight matrix and axis 0 this is an embedding lookup.
+    ///
+    /// # Errors
+    /// When the axis or an index is out of range.
+    pub fn index_select(&self, axis: isize, idx: &[usize]) -> Result<Self> {
+        let a = normalize_axis("index_select", axis, self.shape())?;
+        for &i in idx {
+            check_index("index_select", i, a, self.shape()[a])?;
+        }
+        Ok(Self::from_owned(self.data.select(Axis(a), idx)))
+    }
+
+    /// Adds the slices of `src` into `self` at positions `idx` along `axis`,
+    /// accumulating repeated indices (`torch.index_add`): the backward of
+    /// [`Tensor::index_select`].
+    ///
+    /// # Errors
+    /// When an index is out of range or `src` has the wrong shape.
+    pub fn index_add(&self, axis: isize, idx: &[usize], src: &Self) -> Result<Self> {
+        let a = normalize_axis("index_add", axis, self.shape())?;
+        let mut want: Vec<usize> = self.shape().to_vec();
+        want[a] = idx.len();
+        if src.shape() != want.as_slice() {
+            return Err(Error::shape(
+                "index_add",
+                format!(
+                    "src has shape {:?}, expected {want:?} for {} indices into {:?} along axis {a}",
+                    src.shape(),
+                    idx.len(),
+                    self.shape()
+                ),
+            ));
+        }
+        for &i in idx {
+            check_index("index_add", i, a, self.shape()[a])?;
+        }
+        let mut out = self.data.to_owned();
+        for (k, &i) in idx.iter().enumerate() {
+            let mut dst = out.index_axis_mut(Axis(a), i);
+            dst += &src.data.index_axis(Axis(a), k);
+        }
+        Ok(Self::from_owned(out))
+    }
+
+    /// `out[p] = self[p with p[axis] = index[p]]`; the result has the shape
+    /// of `index` (`torch.gather`).
+    ///
+    /// # Errors
+    /// When ranks differ, `index` is larger than `self` off `axis`, or an
+    /// index is out of range.
+    pub fn gather(&self, axis: isize, index: &IndexArray) -> Result<Self> {
+        let a = normalize_axis("gather", axis, self.shape())?;
+        self.check_scatter_shapes("gather", a, index, None)?;
+        let x = self.contiguous();
+        let xs = x.as_slice().expect("contiguous");
+        let st = contiguous_strides(self.shape());
+        let n = self.shape()[a];
+        let mut out = Vec::with_capacity(index.len());
+        for (p, &i) in index.indexed_iter() {
+            check_index("gather", i, a, n)?;
+            let mut off = 0;
+            for d in 0..p.ndim() {
+                off += st[d] * if d == a { i } else { p[d] };
+            }
+            out.push(xs[off]);
+        }
+        Self::from_vec(out, index.shape())
+    }
+
+    /// Returns `self` with `src[p]` added at `p with p[axis] = index[p]`
+    /// for every position p of `index`, accumulating repeats
+    /// (`torch.scatter_add`): the backward of [`Tensor::gather`].
+    ///
+    /// # Errors
+    /// When ranks differ, `index` is larger than `src` or than `self` off
+    /// `axis`, or an index is out of range.
+    pub fn scatter_add(&self, axis: isize, index: &IndexArray, src: &Self) -> Result<Self> {
+        let a = normalize_axis("scatter_add", axis, self.shape())?;
+        self.check_scatter_shapes("scatter_add", a, index, Some(src))?;
+        let mut out = self.contiguous().into_array();
+        let st = contiguous_strides(self.shape());
+        let n = self.shape()[a];
+        let os = out.as_slice_mut().expect("contiguous");
+        for (p, &i) in index.indexed_iter() {
+            check_index("scatter_add", i, a, n)?;
+            let mut off = 0;
+            for d in 0..p.ndim() {
+                off += st[d] * if d == a { i } else { p[d] };
+            }
+            os[off] += src.data[&p];
+        }
+        Ok(Self::from_owned(out))
+    }
+
+    fn check_scatter_shapes(
+        &self,
+        op: &'static str,
+        a: usize,
+        index: &IndexArray,
+        src: Option<&Self>,
+    ) -> Result<()> {
+        let bad = index.ndim() != self.ndim()
+            || index
+                .shape()
+                .iter()
+                .zip(self.shape())
+                .enumerate()
+                .any(|(d, (&i, &s))| d != a && i > s)
+            || src.is_some_and(|s| {
+                s.ndim() != index.ndim() || index.shape().iter().zip(s.shape()).any(|(i, s)| i > s)
+            });
+        if bad {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "index of shape {:?} does not fit input {:?}{} along axis {a}",
+                    index.shape(),
+                    self.shape(),
+                    src.map(|s| format!(" and src {:?}", s.shape()))
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// One-hot encoding: shape `index.shape + [num_classes]`, 1 at each
+    /// index (`torch.nn.functional.one_hot`).
+    ///
+    /// # Errors
+    /// When an index is ≥ `num_classes`.
+    pub fn one_hot(index: &IndexArray, num_classes: usize) -> Result<Self> {
+        let mut out = vec![E::ZERO; index.len() * num_classes];
+        for (k, &i) in index.iter().enumerate() {
+            check_index("one_hot", i, index.ndim(), num_classes)?;
+            out[k * num_classes + i] = E::ONE;
+        }
+        let mut shape = index.shape().to_vec();
+        shape.push(num_classes);
+        Self::from_vec(out, shape)
+    }
+}

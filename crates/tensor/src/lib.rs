@@ -1,0 +1,51 @@
+//! # tapir-tensor
+//!
+//! N-dimensional `f32`/`f64` tensors with NumPy broadcasting, built on
+//! ndarray's shared arrays and rayon: the foundation of Tapir.
+//!
+//! ```
+//! use tapir_tensor::{Rng, Tensor};
+//! let mut rng = Rng::seed(0);
+//! let x: Tensor = Tensor::randn([4, 3], &mut rng);
+//! let w: Tensor = Tensor::randn([3, 2], &mut rng);
+//! let y = x.matmul(&w)?.relu().softmax(-1)?;
+//! assert_eq!(y.shape(), &[4, 2]);
+//! let rows = y.sum(&[-1], false)?;
+//! assert!(rows.to_vec().iter().all(|s| (s - 1.0).abs() < 1e-6));
+//! # Ok::<(), tapir_tensor::Error>(())
+//! ```
+//!
+//! Conventions:
+//! - Fallible ops return [`Result`]; the operators `+ - * /` panic with the
+//!   same message (see [`ops`]).
+//! - Axes may be negative (−1 is the last). Reductions take `(axes, keepdim)`.
+//! - Small tensors run on the calling thread; elementwise ops and reductions
+//!   go parallel above [`kernels::PAR_THRESHOLD`] elements.
+#![deny(missing_docs)]
+
+mod conv;
+mod elementwise;
+mod error;
+mod float;
+mod index;
+pub mod kernels;
+mod linalg;
+pub mod ops;
+mod random;
+mod reduce;
+mod shape;
+mod shape_ops;
+mod tensor;
+
+pub use conv::{Conv1dParams, Conv2dParams, Pool2dParams};
+pub use elementwise::GeluApprox;
+pub use error::{Error, Result};
+pub use float::Float;
+pub use index::indices;
+pub use random::Rng;
+pub use reduce::IndexArray;
+pub use shape::{broadcast_shapes, normalize_axis, numel, shape_of, Shape};
+pub use tensor::Tensor;
+
+/// ndarray, re-exported so users can name its types without a version clash.
+pub use ndarray;

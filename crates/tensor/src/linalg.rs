@@ -1,0 +1,146 @@
+//! Matrix multiplication with NumPy semantics.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayD, ArrayView2, ArrayViewD, Axis, Ix2, IxDyn};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::shape::{broadcast_shapes, numel, Shape};
+use crate::tensor::Tensor;
+
+/// Per-matrix work (m·k·n) below which a batched matmul runs its matrices in
+/// parallel with rayon; above it each product is threaded inside the GEMM.
+const BATCH_PAR_WORK: usize = 96 * 96 * 96;
+
+fn as_2d<'a, E: Float>(v: ArrayViewD<'a, E>) -> ArrayView2<'a, E> {
+    v.into_dimensionality::<Ix2>().expect("rank 2")
+}
+
+/// Picks the batch element of `v` (shape batch_v + [r, c]) for the output
+/// batch index `idx`, treating size-1 batch axes as broadcast.
+fn batch_view<'a, E: Float>(v: &ArrayViewD<'a, E>, idx: &[usize]) -> ArrayView2<'a, E> {
+    let nb = v.ndim() - 2;
+    let lead = idx.len() - nb;
+    let mut w = v.clone();
+    for (d, &i) in idx[lead..].iter().enumerate() {
+        let i = if v.shape()[d] == 1 { 0 } else { i };
+        w = w.index_axis_move(Axis(0), i);
+    }
+    as_2d(w)
+}
+
+impl<E: Float> Tensor<E> {
+    /// Matrix product with NumPy/PyTorch semantics (`torch.matmul`):
+    /// 1-D·1-D is a dot product; a 1-D left (right) operand is a row (column)
+    /// vector whose axis is removed afterwards; inputs of rank > 2 are stacks
+    /// of matrices whose batch axes broadcast.
+    ///
+    /// Large products use both cores inside the GEMM kernel; batches of small
+    /// matrices run in parallel with rayon.
+    ///
+    /// # Errors
+    /// When an input is 0-D, the inner sizes differ, or batch axes do not
+    /// broadcast.
+    pub fn matmul(&self, other: &Self) -> Result<Self> {
+        let (ra, rb) = (self.ndim(), other.ndim());
+        if ra == 0 || rb == 0 {
+            return Err(Error::shape(
+                "matmul",
+                format!(
+                    "both operands need at least one axis, got {:?} and {:?}",
+                    self.shape(),
+                    other.shape()
+                ),
+            ));
+        }
+        let a = if ra == 1 {
+            self.unsqueeze(0)?
+        } else {
+            self.clone()
+        };
+        let b = if rb == 1 {
+            other.unsqueeze(-1)?
+        } else {
+            other.clone()
+        };
+        let (m, k) = (a.shape()[a.ndim() - 2], a.shape()[a.ndim() - 1]);
+        let (k2, n) = (b.shape()[b.ndim() - 2], b.shape()[b.ndim() - 1]);
+        if k != k2 {
+            return Err(Error::shape(
+                "matmul",
+                format!(
+                    "inner sizes differ: {:?} @ {:?} ({k} vs {k2})",
+                    self.shape(),
+                    other.shape()
+                ),
+            ));
+        }
+        let batch = broadcast_shapes(
+            "matmul",
+            &a.shape()[..a.ndim() - 2],
+            &b.shape()[..b.ndim() - 2],
+        )
+        .map_err(|_| {
+            Error::shape(
+                "matmul",
+                format!(
+                    "batch axes of {:?} and {:?} do not broadcast",
+                    self.shape(),
+                    other.shape()
+                ),
+            )
+        })?;
+        let nb = numel(&batch);
+        let mut out_shape: Shape = batch.clone();
+        out_shape.push(m);
+        out_shape.push(n);
+        let mut out = ArrayD::<E>::zeros(IxDyn(&[nb, m, n]));
+        let (av, bv) = (a.data.view(), b.data.view());
+        if batch.is_empty() {
+            let mut o = out
+                .index_axis_mut(Axis(0), 0)
+                .into_dimensionality::<Ix2>()
+                .expect("rank 2");
+            general_mat_mul(E::ONE, &as_2d(av), &as_2d(bv), E::ZERO, &mut o);
+        } else {
+            let batch_index = |mut f: usize| {
+                let mut idx: Shape = Shape::from_elem(0, batch.len());
+                for d in (0..batch.len()).rev() {
+                    idx[d] = f % batch[d];
+                    f /= batch[d];
+                }
+                idx
+            };
+            let work = |(i, mut o): (usize, ndarray::ArrayViewMut2<E>)| {
+                let idx = batch_index(i);
+                let x = batch_view(&av, &idx);
+                let y = batch_view(&bv, &idx);
+                general_mat_mul(E::ONE, &x, &y, E::ZERO, &mut o);
+            };
+            let mut out3 = out
+                .view_mut()
+                .into_dimensionality::<ndarray::Ix3>()
+                .expect("rank 3");
+            if nb > 1 && m * n * k < BATCH_PAR_WORK {
+                out3.axis_iter_mut(Axis(0))
+                    .into_par_iter()
+                    .enumerate()
+                    .for_each(work);
+            } else {
+                out3.axis_iter_mut(Axis(0)).enumerate().for_each(work);
+            }
+        }
+        let mut final_shape = out_shape;
+        if rb == 1 {
+            final_shape.remove(final_shape.len() - 1);
+        }
+        if ra == 1 {
+            final_shape.remove(final_shape.len() - 1 - usize::from(rb != 1));
+        }
+        Ok(Self::from_owned(
+            out.into_shape_with_order(IxDyn(&final_shape))
+                .expect("same size"),
+        ))
+    }
+}

@@ -1,0 +1,522 @@
+//! Reductions over any set of axes, and the stable softmax family.
+//!
+//! Every reduction takes `(axes, keepdim)`: `axes` may hold negative axes
+//! (−1 is the last); an empty slice reduces nothing (NumPy's `axis=()`); the
+//! `*_all` forms reduce everything to a scalar. Parallel reductions split the
+//! work into fixed-size chunks and add the partial results in chunk order, so
+//! results do not depend on the number of threads.
+
+use ndarray::{ArrayD, IxDyn};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::kernels::{PAR_CHUNK, PAR_THRESHOLD};
+use crate::shape::{normalize_axes, normalize_axis, Shape};
+use crate::tensor::Tensor;
+
+/// Rows of a tensor laid out as (kept axes..., reduced axes...), row-major.
+struct Rows<E: Float> {
+    data: Vec<E>,
+    inner: usize,
+    out_shape: Shape,
+}
+
+fn to_rows<E: Float>(
+    x: &Tensor<E>,
+    op: &'static str,
+    axes: &[isize],
+    keepdim: bool,
+) -> Result<Rows<E>> {
+    let red = normalize_axes(op, axes, x.shape())?;
+    let nd = x.ndim();
+    let mut perm: Vec<usize> = (0..nd).filter(|a| !red.contains(a)).collect();
+    perm.extend(red.iter().copied());
+    let inner: usize = red.iter().map(|&a| x.shape()[a]).product();
+    let out_shape: Shape = if keepdim {
+        (0..nd)
+            .map(|a| if red.contains(&a) { 1 } else { x.shape()[a] })
+            .collect()
+    } else {
+        (0..nd)
+            .filter(|a| !red.contains(a))
+            .map(|a| x.shape()[a])
+            .collect()
+    };
+    let v = x.data.view().permuted_axes(IxDyn(&perm));
+    let data = match v.as_slice() {
+        Some(s) => s.to_vec(),
+        None => v.iter().copied().collect(),
+    };
+    Ok(Rows {
+        data,
+        inner,
+        out_shape,
+    })
+}
+
+/// Reduces each row with `f`, in parallel over rows when there are many.
+fn reduce_with<E: Float, T: Copy + Send + Sync>(
+    rows: &Rows<E>,
+    f: impl Fn(&[E]) -> T + Sync + Send,
+) -> ArrayD<T> {
+    let outer: usize = rows.out_shape.iter().product();
+    let inner = rows.inner;
+    let v: Vec<T> = if inner == 0 {
+        (0..outer).map(|_| f(&[])).collect()
+    } else if rows.data.len() >= PAR_THRESHOLD && outer > 1 {
+        rows.data
+            .par_chunks(inner)
+            .with_min_len((PAR_CHUNK / inner).max(1))
+            .map(&f)
+            .collect()
+    } else {
+        rows.data.chunks(inner).map(&f).collect()
+    };
+    ArrayD::from_shape_vec(IxDyn(&rows.out_shape), v).expect("sizes match")
+}
+
+/// Sum of a slice: sequential below the threshold, otherwise fixed chunks
+/// summed in parallel and combined in order.
+fn sum_slice<E: Float>(s: &[E]) -> E {
+    if s.len() >= PAR_THRESHOLD {
+        let parts: Vec<E> = s
+            .par_chunks(PAR_CHUNK)
+            .map(|c| c.iter().copied().sum())
+            .collect();
+        parts.into_iter().sum()
+    } else {
+        s.iter().copied().sum()
+    }
+}
+
+fn max_slice<E: Float>(s: &[E]) -> E {
+    s.iter().copied().fold(E::NEG_INFINITY, E::max_nan)
+}
+
+fn min_slice<E: Float>(s: &[E]) -> E {
+    s.iter().copied().fold(E::INFINITY, E::min_nan)
+}
+
+/// Index of the first largest element; a NaN counts as largest.
+fn argmax_slice<E: Float>(s: &[E]) -> usize {
+    let mut best = 0;
+    for (i, &v) in s.iter().enumerate() {
+        if v.is_nan() {
+            return i;
+        }
+        if v > s[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Index of the first smallest element; a NaN counts as smallest.
+fn argmin_slice<E: Float>(s: &[E]) -> usize {
+    let mut best = 0;
+    for (i, &v) in s.iter().enumerate() {
+        if v.is_nan() {
+            return i;
+        }
+        if v < s[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+fn logsumexp_slice<E: Float>(s: &[E]) -> E {
+    let m = max_slice(s);
+    if !m.is_finite() {
+        // All −inf gives −inf; any +inf gives +inf; NaN stays NaN.
+        return m;
+    }
+    m + s.iter().map(|&v| (v - m).exp()).sum::<E>().ln()
+}
+
+fn var_slice<E: Float>(s: &[E], correction: usize) -> E {
+    let n = s.len();
+    let mean = sum_slice(s) / E::from_usize(n);
+    let ss: E = s
+        .iter()
+        .map(|&v| {
+            let d = v - mean;
+            d * d
+        })
+        .sum();
+    // PyTorch returns NaN (with a warning) when n <= correction.
+    if n <= correction {
+        return E::NAN;
+    }
+    ss / E::from_usize(n - correction)
+}
+
+/// Indices of a reduction, as `usize`, shaped like the reduced tensor.
+pub type IndexArray = ndarray::ArrayD<usize>;
+
+impl<E: Float> Tensor<E> {
+    fn reduce(
+        &self,
+        op: &'static str,
+        axes: &[isize],
+        keepdim: bool,
+        f: impl Fn(&[E]) -> E + Sync + Send,
+    ) -> Result<Self> {
+        let rows = to_rows(self, op, axes, keepdim)?;
+        Ok(Self::from_owned(reduce_with(&rows, f)))
+    }
+
+    fn reduce_nonempty(
+        &self,
+        op: &'static str,
+        axes: &[isize],
+        keepdim: bool,
+        f: impl Fn(&[E]) -> E + Sync + Send,
+    ) -> Result<Self> {
+        let red = normalize_axes(op, axes, self.shape())?;
+        if red.iter().any(|&a| self.shape()[a] == 0) {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "cannot reduce over an empty axis of shape {:?} (axes {axes:?})",
+                    self.shape()
+                ),
+            ));
+        }
+        self.reduce(op, axes, keepdim, f)
+    }
+
+    /// Sum over `axes` (`torch.sum(x, dim, keepdim)`).
+    ///
+    /// # Errors
+    /// When an axis is out of range or repeated.
+    pub fn sum(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
+        let red = normalize_axes("sum", axes, self.shape())?;
+        // Reducing the leading axes of contiguous data: add whole rows, which
+        // avoids the transposing copy (the common case of bias gradients).
+        let k = red.len();
+        if k > 0 && self.is_contiguous() && (0..k).all(|a| red.contains(&a)) && k < self.ndim() {
+            let outer: usize = self.shape()[..k].iter().product();
+            let inner: usize = self.shape()[k..].iter().product();
+            let s = self.data.as_slice().expect("contiguous");
+            let mut acc = vec![E::ZERO; inner];
+            let add_rows = |acc: &mut [E], off: usize| {
+                for r in 0..outer {
+                    let row = &s[r * inner + off..r * inner + off + acc.len()];
+                    for (a, &v) in acc.iter_mut().zip(row) {
+                        *a += v;
+                    }
+                }
+            };
+            if s.len() >= PAR_THRESHOLD && inner >= 2 * 64 {
+                acc.par_chunks_mut(64)
+                    .enumerate()
+                    .for_each(|(i, c)| add_rows(c, i * 64));
+            } else {
+                add_rows(&mut acc, 0);
+            }
+            let shape: Shape = if keepdim {
+                (0..self.ndim())
+                    .map(|a| if a < k { 1 } else { self.shape()[a] })
+                    .collect()
+            } else {
+                self.shape()[k..].iter().copied().collect()
+            };
+            return Self::from_vec(acc, shape);
+        }
+        self.reduce("sum", axes, keepdim, sum_slice)
+    }
+
+    /// Sum of all elements, as a scalar tensor.
+    pub fn sum_all(&self) -> Self {
+        match self.data.as_slice() {
+            Some(s) => Self::scalar(sum_slice(s)),
+            None => Self::scalar(sum_slice(&self.to_vec())),
+        }
+    }
+
+    /// Mean over `axes` (NaN for an empty axis, as PyTorch).
+    ///
+    /// # Errors
+    /// When an axis is out of range or repeated.
+    pub fn mean(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
+        let red = normalize_axes("mean", axes, self.shape())?;
+        let n: usize = red.iter().map(|&a| self.shape()[a]).product();
+        Ok(self.sum(axes, keepdim)?.div_scalar(E::from_usize(n)))
+    }
+
+    /// Mean of all elements.
+    pub fn mean_all(&self) -> Self {
+        self.sum_all().div_scalar(E::from_usize(self.len()))
+    }
+
+    /// Product over `axes` (1 for an empty axis).
+    ///
+    /// # Errors
+    /// When an axis is out of range or repeated.
+    pub fn prod(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
+        self.reduce("prod", axes, keepdim, |s| {
+            s.iter().copied().fold(E::ONE, |a, b| a * b)
+        })
+    }
+
+    /// Product of all elements.
+    pub fn prod_all(&self) -> Self {
+        Self::scalar(self.data.iter().copied().fold(E::ONE, |a, b| a * b))
+    }
+
+    /// Maximum over `axes`; NaN propagates.
+    ///
+    /// # Errors
+    /// When an axis is out of range, repeated, or has size 0.
+    pub fn max(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
+        self.reduce_nonempty("max", axes, keepdim, max_slice)
+    }
+
+    /// Maximum of all elements.
+    ///
+    /// # Errors
+    /// When the tensor is empty.
+    pub fn max_all(&self) -> Result<Self> {
+        let all: Vec<isize> = (0..self.ndim() as isize).collect();
+        self.max(&all, false)
+    }
+
+    /// Minimum over `axes`; NaN propagates.
+    ///
+    /// # Errors
+    /// When an axis is out of range, repeated, or has size 0.
+    pub fn min(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
+        self.reduce_nonempty("min", axes, keepdim, min_slice)
+    }
+
+    /// Minimum of all elements.
+    ///
+    /// # Errors
+    /// When the tensor is empty.
+    pub fn min_all(&self) -> Result<Self> {
+        let all: Vec<isize> = (0..self.ndim() as isize).collect();
+        self.min(&all, false)
+    }
+
+    /// Variance over `axes` with Bessel's correction (divides by n − 1), the
+    /// default of `torch.var`; see [`Tensor::var_with`] for other corrections.
+    ///
+    /// # Errors
+    /// When an axis is out of range or repeated.
+    pub fn var(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
+        self.var_with(axes, keepdim, 1)
+    }
+
+    /// Variance dividing by n − `correction` (0 gives the population
+    /// variance, NumPy's default). NaN when n ≤ correction.
+    ///
+    /// # Errors
+    /// When an axis is out of range or repeated.
+    pub fn var_with(&self, axes: &[isize], keepdim: bool, correction: usize) -> Result<Self> {
+        self.reduce("var", axes, keepdim, |s| var_slice(s, correction))
+    }
+
+    /// Standard deviation with Bessel's correction (`torch.std`).
+    ///
+    /// # Errors
+    /// When an axis is out of range or repeated.
+    pub fn std(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
+        Ok(self.var(axes, keepdim)?.sqrt())
+    }
+
+    /// Standard deviation dividing by n − `correction`.
+    ///
+    /// # Errors
+    /// When an axis is out of range or repeated.
+    pub fn std_with(&self, axes: &[isize], keepdim: bool, correction: usize) -> Result<Self> {
+        Ok(self.var_with(axes, keepdim, correction)?.sqrt())
+    }
+
+    /// Variance of all elements with Bessel's correction.
+    pub fn var_all(&self) -> Self {
+        Self::scalar(var_slice(&self.to_vec(), 1))
+    }
+
+    /// Index of the largest element over the flattened axes `axes` (in
+    /// row-major order of those axes); ties give the first, NaN counts as
+    /// largest (`torch.argmax`).
+    ///
+    /// # Errors
+    /// When an axis is out of range, repeated, or has size 0.
+    pub fn argmax(&self, axes: &[isize], keepdim: bool) -> Result<IndexArray> {
+        self.arg_reduce("argmax", axes, keepdim, argmax_slice)
+    }
+
+    /// Index of the smallest element; ties give the first, NaN counts as
+    /// smallest (`torch.argmin`).
+    ///
+    /// # Errors
+    /// When an axis is out of range, repeated, or has size 0.
+    pub fn argmin(&self, axes: &[isize], keepdim: bool) -> Result<IndexArray> {
+        self.arg_reduce("argmin", axes, keepdim, argmin_slice)
+    }
+
+    /// Flat index of the largest element of the whole tensor.
+    ///
+    /// # Errors
+    /// When the tensor is empty.
+    pub fn argmax_all(&self) -> Result<usize> {
+        let all: Vec<isize> = (0..self.ndim() as isize).collect();
+        Ok(*self
+            .argmax(&all, false)?
+            .iter()
+            .next()
+            .expect("scalar result"))
+    }
+
+    /// Flat index of the smallest element of the whole tensor.
+    ///
+    /// # Errors
+    /// When the tensor is empty.
+    pub fn argmin_all(&self) -> Result<usize> {
+        let all: Vec<isize> = (0..self.ndim() as isize).collect();
+        Ok(*self
+            .argmin(&all, false)?
+            .iter()
+            .next()
+            .expect("scalar result"))
+    }
+
+    fn arg_reduce(
+        &self,
+        op: &'static str,
+        axes: &[isize],
+        keepdim: bool,
+        f: fn(&[E]) -> usize,
+    ) -> Result<IndexArray> {
+        let red = normalize_axes(op, axes, self.shape())?;
+        if red.iter().any(|&a| self.shape()[a] == 0) || self.is_empty() {
+            return Err(Error::shape(
+                op,
+                format!("cannot reduce an empty axis of shape {:?}", self.shape()),
+            ));
+        }
+        let rows = to_rows(self, op, axes, keepdim)?;
+        Ok(reduce_with(&rows, f))
+    }
+
+    /// log Σ exp(x) over `axes`, computed as m + log Σ exp(x − m) with m the
+    /// maximum, so large inputs do not overflow (`torch.logsumexp`).
+    ///
+    /// # Errors
+    /// When an axis is out of range or repeated.
+    pub fn logsumexp(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
+        self.reduce("logsumexp", axes, keepdim, logsumexp_slice)
+    }
+
+    /// Applies `f` to each lane along `axis` (a contiguous copy of the lane
+    /// is passed in and written back).
+    fn along_axis(
+        &self,
+        op: &'static str,
+        axis: isize,
+        f: impl Fn(&[E], &mut [E]) + Sync + Send,
+    ) -> Result<Self> {
+        let ax = normalize_axis(op, axis, self.shape())?;
+        let nd = self.ndim();
+        let last = nd - 1;
+        // Move `ax` to the end, work on contiguous rows, move it back.
+        let mut perm: Vec<usize> = (0..nd).filter(|&a| a != ax).collect();
+        perm.push(ax);
+        let moved = self.data.view().permuted_axes(IxDyn(&perm));
+        let src = moved.as_standard_layout();
+        let s = src.as_slice().expect("standard layout");
+        let n = self.shape()[ax];
+        let mut out = vec![E::ZERO; s.len()];
+        if n > 0 {
+            if s.len() >= PAR_THRESHOLD {
+                out.par_chunks_mut(n)
+                    .zip(s.par_chunks(n))
+                    .with_min_len((PAR_CHUNK / n).max(1))
+                    .for_each(|(o, i)| f(i, o));
+            } else {
+                for (o, i) in out.chunks_mut(n).zip(s.chunks(n)) {
+                    f(i, o);
+                }
+            }
+        }
+        let moved_shape: Vec<usize> = perm.iter().map(|&a| self.shape()[a]).collect();
+        let arr = ArrayD::from_shape_vec(IxDyn(&moved_shape), out).expect("sizes match");
+        if ax == last {
+            return Ok(Self::from_owned(arr));
+        }
+        let mut inv = vec![0; nd];
+        for (i, &p) in perm.iter().enumerate() {
+            inv[p] = i;
+        }
+        let back = arr.permuted_axes(IxDyn(&inv));
+        Ok(Self::from_owned(back.as_standard_layout().into_owned()))
+    }
+
+    /// exp(x) / Σ exp(x) along `axis`, shifted by the maximum for stability
+    /// (`torch.softmax`).
+    ///
+    /// # Errors
+    /// When the axis is out of range.
+    pub fn softmax(&self, axis: isize) -> Result<Self> {
+        self.along_axis("softmax", axis, |x, o| {
+            let m = max_slice(x);
+            let m = if m.is_finite() { m } else { E::ZERO };
+            let mut total = E::ZERO;
+            for (oi, &xi) in o.iter_mut().zip(x) {
+                *oi = (xi - m).exp();
+                total += *oi;
+            }
+            for oi in o.iter_mut() {
+                *oi /= total;
+            }
+        })
+    }
+
+    /// x − logsumexp(x) along `axis` (`torch.log_softmax`).
+    ///
+    /// # Errors
+    /// When the axis is out of range.
+    pub fn log_softmax(&self, axis: isize) -> Result<Self> {
+        self.along_axis("log_softmax", axis, |x, o| {
+            let l = logsumexp_slice(x);
+            for (oi, &xi) in o.iter_mut().zip(x) {
+                *oi = xi - l;
+            }
+        })
+    }
+
+    /// Sums a broadcast result back to `shape`: the reverse of
+    /// [`Tensor::broadcast_to`], used by backward rules.
+    ///
+    /// # Errors
+    /// When `self` is not a broadcast of `shape`.
+    pub fn sum_to(&self, shape: &[usize]) -> Result<Self> {
+        if self.shape() == shape {
+            return Ok(self.clone());
+        }
+        let nd = self.ndim();
+        if shape.len() > nd {
+            return Err(Error::shape(
+                "sum_to",
+                format!("cannot sum shape {:?} to {shape:?}", self.shape()),
+            ));
+        }
+        let lead = nd - shape.len();
+        let mut axes: Vec<isize> = (0..lead as isize).collect();
+        for (i, &d) in shape.iter().enumerate() {
+            let s = self.shape()[lead + i];
+            if d == 1 && s != 1 {
+                axes.push((lead + i) as isize);
+            } else if d != s {
+                return Err(Error::shape(
+                    "sum_to",
+                    format!("cannot sum shape {:?} to {shape:?}", self.shape()),
+                ));
+            }
+        }
+        self.sum(&axes, true)?.reshape_usize(shape)
+    }
+}

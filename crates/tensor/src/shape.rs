@@ -1,0 +1,134 @@
+//! Shapes, axes and broadcasting rules.
+
+use smallvec::SmallVec;
+
+use crate::error::{Error, Result};
+
+/// A tensor shape: sizes of each axis, stored inline up to rank 6.
+pub type Shape = SmallVec<[usize; 6]>;
+
+/// Builds a [`Shape`] from anything that views as `&[usize]`.
+pub fn shape_of(dims: impl AsRef<[usize]>) -> Shape {
+    Shape::from_slice(dims.as_ref())
+}
+
+/// Number of elements of a shape (1 for a scalar).
+pub fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+/// Resolves a possibly negative axis against a rank, PyTorch style
+/// (`-1` is the last axis).
+pub fn normalize_axis(op: &'static str, axis: isize, shape: &[usize]) -> Result<usize> {
+    normalize_axis_rank(op, axis, shape.len(), shape)
+}
+
+/// Like [`normalize_axis`] but against a rank that may differ from the
+/// shape's (for `unsqueeze`, which accepts `ndim + 1` positions).
+pub(crate) fn normalize_axis_rank(
+    op: &'static str,
+    axis: isize,
+    rank: usize,
+    shape: &[usize],
+) -> Result<usize> {
+    let r = rank as isize;
+    let a = if axis < 0 { axis + r } else { axis };
+    if a < 0 || a >= r {
+        return Err(Error::Axis {
+            op,
+            axis,
+            shape: shape.to_vec(),
+        });
+    }
+    Ok(a as usize)
+}
+
+/// Resolves a set of axes; duplicates are an error.
+pub fn normalize_axes(op: &'static str, axes: &[isize], shape: &[usize]) -> Result<Shape> {
+    let mut out = Shape::new();
+    for &a in axes {
+        let n = normalize_axis(op, a, shape)?;
+        if out.contains(&n) {
+            return Err(Error::arg(op, format!("axis {a} is repeated in {axes:?}")));
+        }
+        out.push(n);
+    }
+    Ok(out)
+}
+
+/// The NumPy broadcast of two shapes: align on the right, sizes must be
+/// equal or 1.
+pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Shape> {
+    let n = a.len().max(b.len());
+    let mut out = Shape::from_elem(0, n);
+    for i in 0..n {
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
+        out[i] = if da == db || db == 1 {
+            da
+        } else if da == 1 {
+            db
+        } else {
+            return Err(Error::Broadcast {
+                op,
+                lhs: a.to_vec(),
+                rhs: b.to_vec(),
+            });
+        };
+    }
+    Ok(out)
+}
+
+/// Row-major (C order) strides of a shape, in elements.
+pub(crate) fn contiguous_strides(shape: &[usize]) -> Shape {
+    let mut s = Shape::from_elem(1, shape.len());
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcasting_rules() {
+        assert_eq!(
+            broadcast_shapes("t", &[2, 1, 3], &[4, 1])
+                .unwrap()
+                .as_slice(),
+            &[2, 4, 3]
+        );
+        assert_eq!(broadcast_shapes("t", &[], &[3]).unwrap().as_slice(), &[3]);
+        assert_eq!(
+            broadcast_shapes("t", &[0, 1], &[1, 5]).unwrap().as_slice(),
+            &[0, 5]
+        );
+        let e = broadcast_shapes("add", &[2, 3], &[4]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "add: shapes [2, 3] and [4] cannot be broadcast together"
+        );
+    }
+
+    #[test]
+    fn axes_resolve_negative_and_reject_out_of_range() {
+        assert_eq!(normalize_axis("t", -1, &[2, 3]).unwrap(), 1);
+        assert_eq!(normalize_axis("t", 0, &[2, 3]).unwrap(), 0);
+        let e = normalize_axis("sum", 2, &[2, 3]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "sum: axis 2 is out of range for a tensor of shape [2, 3]"
+        );
+        assert!(normalize_axes("t", &[0, -2], &[2, 3]).is_err());
+    }
+}

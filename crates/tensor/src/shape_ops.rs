@@ -1,0 +1,421 @@
+//! Shape and layout ops: views where the layout allows, copies otherwise.
+
+use ndarray::{Axis, IxDyn, Slice};
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::shape::{normalize_axis, normalize_axis_rank, numel, Shape};
+use crate::tensor::Tensor;
+
+impl<E: Float> Tensor<E> {
+    /// Swaps two axes (a view, no copy), as `torch.transpose`.
+    ///
+    /// # Errors
+    /// When an axis is out of range.
+    pub fn transpose(&self, a: isize, b: isize) -> Result<Self> {
+        let a = normalize_axis("transpose", a, self.shape())?;
+        let b = normalize_axis("transpose", b, self.shape())?;
+        let mut d = self.data.clone();
+        d.swap_axes(a, b);
+        Ok(Self::wrap(d))
+    }
+
+    /// Reverses the axes of a tensor of rank ≤ 2 (a view), as `Tensor.t()`.
+    ///
+    /// # Errors
+    /// When the rank is above 2.
+    pub fn t(&self) -> Result<Self> {
+        if self.ndim() > 2 {
+            return Err(Error::shape(
+                "t",
+                format!("expects rank <= 2, got shape {:?}", self.shape()),
+            ));
+        }
+        Ok(Self::wrap(self.data.clone().reversed_axes()))
+    }
+
+    /// Reorders the axes (a view), as `torch.permute`.
+    ///
+    /// # Errors
+    /// When `axes` is not a permutation of `0..ndim`.
+    pub fn permute(&self, axes: &[isize]) -> Result<Self> {
+        let nd = self.ndim();
+        let mut seen = vec![false; nd];
+        let mut p = Vec::with_capacity(nd);
+        if axes.len() != nd {
+            return Err(Error::shape(
+                "permute",
+                format!(
+                    "{axes:?} is not a permutation of the axes of shape {:?}",
+                    self.shape()
+                ),
+            ));
+        }
+        for &a in axes {
+            let a = normalize_axis("permute", a, self.shape())?;
+            if seen[a] {
+                return Err(Error::shape(
+                    "permute",
+                    format!(
+                        "{axes:?} is not a permutation of the axes of shape {:?}",
+                        self.shape()
+                    ),
+                ));
+            }
+            seen[a] = true;
+            p.push(a);
+        }
+        Ok(Self::wrap(self.data.clone().permuted_axes(IxDyn(&p))))
+    }
+
+    /// Gives the tensor a new shape with the same number of elements; one
+    /// size may be −1 and is inferred. A view for contiguous data, a copy
+    /// otherwise (`torch.reshape`).
+    ///
+    /// # Errors
+    /// When the sizes do not match, or more than one −1 or another negative
+    /// size is given.
+    pub fn reshape(&self, shape: impl AsRef<[isize]>) -> Result<Self> {
+        let spec = shape.as_ref();
+        let mut infer = None;
+        let mut known = 1usize;
+        for (i, &d) in spec.iter().enumerate() {
+            if d == -1 {
+                if infer.is_some() {
+                    return Err(Error::shape(
+                        "reshape",
+                        format!("only one size may be -1, got {spec:?}"),
+                    ));
+                }
+                infer = Some(i);
+            } else if d < 0 {
+                return Err(Error::shape("reshape", format!("invalid size in {spec:?}")));
+            } else {
+                known *= d as usize;
+            }
+        }
+        let mut out: Shape = spec.iter().map(|&d| d.max(0) as usize).collect();
+        if let Some(i) = infer {
+            if known == 0 || self.len() % known != 0 {
+                return Err(Error::shape(
+                    "reshape",
+                    format!(
+                        "cannot reshape {:?} ({} elements) to {spec:?}",
+                        self.shape(),
+                        self.len()
+                    ),
+                ));
+            }
+            out[i] = self.len() / known;
+        }
+        self.reshape_usize(&out)
+    }
+
+    /// [`Tensor::reshape`] with explicit sizes.
+    ///
+    /// # Errors
+    /// When the number of elements differs.
+    pub fn reshape_usize(&self, shape: &[usize]) -> Result<Self> {
+        if numel(shape) != self.len() {
+            return Err(Error::shape(
+                "reshape",
+                format!(
+                    "cannot reshape {:?} ({} elements) to {shape:?}",
+                    self.shape(),
+                    self.len()
+                ),
+            ));
+        }
+        if self.is_contiguous() {
+            let d = self
+                .data
+                .clone()
+                .into_shape_with_order(IxDyn(shape))
+                .expect("contiguous reshape");
+            return Ok(Self::wrap(d));
+        }
+        let v = self.to_vec();
+        Self::from_vec(v, shape)
+    }
+
+    /// Removes `axis` if its size is 1 (otherwise returns the tensor
+    /// unchanged, as `torch.squeeze(x, dim)`).
+    ///
+    /// # Errors
+    /// When the axis is out of range.
+    pub fn squeeze(&self, axis: isize) -> Result<Self> {
+        let a = normalize_axis("squeeze", axis, self.shape())?;
+        if self.shape()[a] != 1 {
+            return Ok(self.clone());
+        }
+        Ok(Self::wrap(self.data.clone().index_axis_move(Axis(a), 0)))
+    }
+
+    /// Removes every axis of size 1 (`torch.squeeze(x)`).
+    pub fn squeeze_all(&self) -> Self {
+        let mut d = self.data.clone();
+        for a in (0..self.ndim()).rev() {
+            if self.shape()[a] == 1 {
+                d = d.index_axis_move(Axis(a), 0);
+            }
+        }
+        Self::wrap(d)
+    }
+
+    /// Inserts an axis of size 1 at `axis` (−1 appends), as `torch.unsqueeze`.
+    ///
+    /// # Errors
+    /// When the axis is outside `-(ndim+1)..=ndim`.
+    pub fn unsqueeze(&self, axis: isize) -> Result<Self> {
+        let a = normalize_axis_rank("unsqueeze", axis, self.ndim() + 1, self.shape())?;
+        Ok(Self::wrap(self.data.clone().insert_axis(Axis(a))))
+    }
+
+    /// Broadcasts to `shape` by NumPy's rules (`torch.broadcast_to`). The
+    /// result is materialised: ndarray's shared arrays cannot hold the zero
+    /// strides of a broadcast view.
+    ///
+    /// # Errors
+    /// When the tensor does not broadcast to `shape`.
+    pub fn broadcast_to(&self, shape: impl AsRef<[usize]>) -> Result<Self> {
+        let shape = shape.as_ref();
+        if shape == self.shape() {
+            return Ok(self.clone());
+        }
+        match self.data.broadcast(IxDyn(shape)) {
+            Some(v) => Ok(Self::from_owned(v.as_standard_layout().into_owned())),
+            None => Err(Error::Broadcast {
+                op: "broadcast_to",
+                lhs: self.shape().to_vec(),
+                rhs: shape.to_vec(),
+            }),
+        }
+    }
+
+    /// Merges axes `start..=end` into one (`torch.flatten`); `(0, -1)`
+    /// flattens everything.
+    ///
+    /// # Errors
+    /// When an axis is out of range or start > end.
+    pub fn flatten(&self, start: isize, end: isize) -> Result<Self> {
+        if self.ndim() == 0 {
+            return self.reshape_usize(&[1]);
+        }
+        let s = normalize_axis("flatten", start, self.shape())?;
+        let e = normalize_axis("flatten", end, self.shape())?;
+        if s > e {
+            return Err(Error::arg(
+                "flatten",
+                format!("start axis {start} comes after end axis {end}"),
+            ));
+        }
+        let sh = self.shape();
+        let mut out: Shape = sh[..s].iter().copied().collect();
+        out.push(sh[s..=e].iter().product());
+        out.extend(sh[e + 1..].iter().copied());
+        self.reshape_usize(&out)
+    }
+
+    /// Elements `start, start + step, ...` before `end` along `axis` (a
+    /// view), as Python's `x[..., start:end:step]`. Negative `start`/`end`
+    /// count from the end and out-of-range bounds are clipped, as in Python;
+    /// `end = None` runs to the end.
+    ///
+    /// # Errors
+    /// When the axis is out of range or `step` is not positive.
+    pub fn slice(
+        &self,
+        axis: isize,
+        start: isize,
+        end: Option<isize>,
+        step: usize,
+    ) -> Result<Self> {
+        let a = normalize_axis("slice", axis, self.shape())?;
+        if step == 0 {
+            return Err(Error::arg("slice", "step must be positive, got 0"));
+        }
+        let n = self.shape()[a] as isize;
+        let clip = |v: isize| {
+            let v = if v < 0 { v + n } else { v };
+            v.clamp(0, n)
+        };
+        let s = clip(start);
+        let e = clip(end.unwrap_or(n)).max(s);
+        let mut d = self.data.clone();
+        d.slice_axis_inplace(Axis(a), Slice::new(s, Some(e), step as isize));
+        Ok(Self::wrap(d))
+    }
+
+    /// `length` elements from `start` along `axis` (a view), as `torch.narrow`.
+    ///
+    /// # Errors
+    /// When the range does not fit in the axis.
+    pub fn narrow(&self, axis: isize, start: usize, length: usize) -> Result<Self> {
+        let a = normalize_axis("narrow", axis, self.shape())?;
+        let n = self.shape()[a];
+        if start + length > n {
+            return Err(Error::shape(
+                "narrow",
+                format!(
+                    "range {start}..{} is out of bounds for axis {a} of shape {:?}",
+                    start + length,
+                    self.shape()
+                ),
+            ));
+        }
+        let mut d = self.data.clone();
+        d.slice_axis_inplace(
+            Axis(a),
+            Slice::from(start as isize..(start + length) as isize),
+        );
+        Ok(Self::wrap(d))
+    }
+
+    /// Joins tensors along an existing axis (`torch.cat`).
+    ///
+    /// # Errors
+    /// When the list is empty, ranks differ, or sizes differ off `axis`.
+    pub fn concat(tensors: &[Self], axis: isize) -> Result<Self> {
+        let first = tensors
+            .first()
+            .ok_or_else(|| Error::arg("concat", "needs at least one tensor"))?;
+        let a = normalize_axis("concat", axis, first.shape())?;
+        for t in tensors {
+            let ok = t.ndim() == first.ndim()
+                && t.shape()
+                    .iter()
+                    .zip(first.shape())
+                    .enumerate()
+                    .all(|(i, (x, y))| i == a || x == y);
+            if !ok {
+                return Err(Error::shape(
+                    "concat",
+                    format!(
+                        "shapes {:?} and {:?} differ off axis {a}",
+                        first.shape(),
+                        t.shape()
+                    ),
+                ));
+            }
+        }
+        let views: Vec<_> = tensors.iter().map(|t| t.data.view()).collect();
+        let out = ndarray::concatenate(Axis(a), &views).expect("shapes checked");
+        Ok(Self::from_owned(out))
+    }
+
+    /// Joins equal-shaped tensors along a new axis (`torch.stack`).
+    ///
+    /// # Errors
+    /// When the list is empty or shapes differ.
+    pub fn stack(tensors: &[Self], axis: isize) -> Result<Self> {
+        let first = tensors
+            .first()
+            .ok_or_else(|| Error::arg("stack", "needs at least one tensor"))?;
+        let a = normalize_axis_rank("stack", axis, first.ndim() + 1, first.shape())?;
+        if let Some(t) = tensors.iter().find(|t| t.shape() != first.shape()) {
+            return Err(Error::shape(
+                "stack",
+                format!("shapes {:?} and {:?} differ", first.shape(), t.shape()),
+            ));
+        }
+        let views: Vec<_> = tensors.iter().map(|t| t.data.view()).collect();
+        let out = ndarray::stack(Axis(a), &views).expect("shapes checked");
+        Ok(Self::from_owned(out))
+    }
+
+    /// Splits along `axis` into pieces of the given sizes (views), as
+    /// `torch.split` with a list.
+    ///
+    /// # Errors
+    /// When the sizes do not add up to the axis length.
+    pub fn split_sizes(&self, sizes: &[usize], axis: isize) -> Result<Vec<Self>> {
+        let a = normalize_axis("split", axis, self.shape())?;
+        let total: usize = sizes.iter().sum();
+        if total != self.shape()[a] {
+            return Err(Error::shape(
+                "split",
+                format!(
+                    "sizes {sizes:?} add up to {total}, axis {a} of shape {:?} has {}",
+                    self.shape(),
+                    self.shape()[a]
+                ),
+            ));
+        }
+        let mut start = 0;
+        let mut out = Vec::with_capacity(sizes.len());
+        for &s in sizes {
+            out.push(self.narrow(a as isize, start, s)?);
+            start += s;
+        }
+        Ok(out)
+    }
+
+    /// Splits along `axis` into pieces of `size` (the last may be smaller),
+    /// as `torch.split` with an int.
+    ///
+    /// # Errors
+    /// When `size` is 0 or the axis is out of range.
+    pub fn split(&self, size: usize, axis: isize) -> Result<Vec<Self>> {
+        let a = normalize_axis("split", axis, self.shape())?;
+        if size == 0 {
+            return Err(Error::arg("split", "split size must be positive"));
+        }
+        let n = self.shape()[a];
+        let mut sizes = vec![size; n / size];
+        if n % size != 0 {
+            sizes.push(n % size);
+        }
+        self.split_sizes(&sizes, axis)
+    }
+
+    /// Splits into `chunks` pieces of size ceil(n / chunks) (fewer if the
+    /// axis is short), as `torch.chunk`.
+    ///
+    /// # Errors
+    /// When `chunks` is 0 or the axis is out of range.
+    pub fn chunk(&self, chunks: usize, axis: isize) -> Result<Vec<Self>> {
+        let a = normalize_axis("chunk", axis, self.shape())?;
+        if chunks == 0 {
+            return Err(Error::arg("chunk", "number of chunks must be positive"));
+        }
+        let n = self.shape()[a];
+        if n == 0 {
+            return Ok(vec![self.clone()]);
+        }
+        self.split(n.div_ceil(chunks), axis)
+    }
+
+    /// Pads with a constant: `pads[i] = (before, after)` for axis i, one
+    /// pair per axis, first axis first (NumPy's `np.pad` order; note that
+    /// `torch.nn.functional.pad` lists the last axis first).
+    ///
+    /// # Errors
+    /// When `pads` does not have one pair per axis.
+    pub fn pad(&self, pads: &[(usize, usize)], value: E) -> Result<Self> {
+        if pads.len() != self.ndim() {
+            return Err(Error::shape(
+                "pad",
+                format!(
+                    "needs one (before, after) pair per axis of shape {:?}, got {}",
+                    self.shape(),
+                    pads.len()
+                ),
+            ));
+        }
+        let out_shape: Shape = self
+            .shape()
+            .iter()
+            .zip(pads)
+            .map(|(&n, &(b, a))| n + b + a)
+            .collect();
+        let mut out = ndarray::ArrayD::from_elem(IxDyn(&out_shape), value);
+        {
+            let mut v = out.view_mut();
+            for (i, (&n, &(b, _))) in self.shape().iter().zip(pads).enumerate() {
+                v.slice_axis_inplace(Axis(i), Slice::from(b as isize..(b + n) as isize));
+            }
+            v.assign(&self.data);
+        }
+        Ok(Self::from_owned(out))
+    }
+}

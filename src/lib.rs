@@ -1,0 +1,28 @@
+//! # Tapir
+//!
+//! An autodiff tensor framework with built-in optimizers: tensors
+//! ([`tensor`]), a reverse-mode gradient tape ([`autograd`]) and optimizers
+//! ([`optim`]). This crate only re-exports the member crates; most programs
+//! start with `use tapir::prelude::*;`.
+//!
+//! ```
+//! use tapir::prelude::*;
+//! let mut rng = Rng::seed(0);
+//! let x: Tensor = Tensor::randn([8, 3], &mut rng);
+//! let w: Tensor = Tensor::randn([3, 1], &mut rng);
+//! let y = x.matmul(&w)?;
+//! assert_eq!(y.shape(), &[8, 1]);
+//! # Ok::<(), tapir::tensor::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+pub use tapir_autograd as autograd;
+pub use tapir_optim as optim;
+pub use tapir_tensor as tensor;
+
+/// The names most programs need.
+pub mod prelude {
+    pub use tapir_tensor::{
+        Conv1dParams, Conv2dParams, Float, GeluApprox, Pool2dParams, Rng, Tensor,
+    };
+}
