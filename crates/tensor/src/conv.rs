@@ -3,12 +3,12 @@
 //!
 //! Layouts follow PyTorch: inputs (N, C, H, W), weights (O, C/groups, KH, KW).
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::linalg::gemm_into;
 use crate::reduce::IndexArray;
 use crate::tensor::Tensor;
 
@@ -266,7 +266,7 @@ impl<E: Float> Tensor<E> {
                 let mut og_out =
                     ndarray::ArrayViewMut2::from_shape((og, l), &mut o[gi * og * l..][..og * l])
                         .expect("sizes match");
-                general_mat_mul(E::ONE, &wg, &view2(&cols, ckk, l), E::ZERO, &mut og_out);
+                gemm_into(&wg, &view2(&cols, ckk, l), &mut og_out, false, ge.n <= 1);
             }
             if let Some(b) = &bias_v {
                 for (oc, row) in o.chunks_mut(l).enumerate() {
@@ -311,7 +311,7 @@ impl<E: Float> Tensor<E> {
                 let gyg = view2(&gs[(ni * ge.o + gi * og) * l..][..og * l], og, l);
                 let mut cv =
                     ndarray::ArrayViewMut2::from_shape((ckk, l), &mut cols[..]).expect("sizes");
-                general_mat_mul(E::ONE, &wg.t(), &gyg, E::ZERO, &mut cv);
+                gemm_into(&wg.t(), &gyg, &mut cv, false, ge.n <= 1);
                 col2im_add(&ge, &cols, &mut d[gi * cg * plane..][..cg * plane]);
             }
         };
@@ -364,7 +364,7 @@ impl<E: Float> Tensor<E> {
                         &mut dw[gi * og * ckk..][..og * ckk],
                     )
                     .expect("sizes");
-                    general_mat_mul(E::ONE, &gyg, &view2(&cols, ckk, l).t(), E::ONE, &mut dv);
+                    gemm_into(&gyg, &view2(&cols, ckk, l).t(), &mut dv, true, nchunks <= 1);
                 }
             }
             dw

@@ -1,7 +1,8 @@
 //! Matrix multiplication with NumPy semantics.
 
-use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayD, ArrayView2, ArrayViewD, Axis, Ix2, IxDyn};
+use std::any::TypeId;
+
+use ndarray::{ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, Axis, Ix2, IxDyn};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -12,6 +13,86 @@ use crate::tensor::Tensor;
 /// Per-matrix work (m·k·n) below which a batched matmul runs its matrices in
 /// parallel with rayon; above it each product is threaded inside the GEMM.
 const BATCH_PAR_WORK: usize = 96 * 96 * 96;
+
+/// Products with fewer multiply-adds than this stay on the calling thread.
+const GEMM_PAR_WORK: usize = 48 * 48 * 48;
+
+/// c ← a·b, or c ← c + a·b when `accumulate`, for any strides of `a` and `b`.
+///
+/// f32 and f64 go to the `gemm` crate's kernels (AVX-512/AVX2/FMA picked at
+/// run time), threaded over rayon's pool when `parallel` and the product is
+/// large enough; see docs/performance.md for why this crate.
+pub(crate) fn gemm_into<E: Float>(
+    a: &ArrayView2<'_, E>,
+    b: &ArrayView2<'_, E>,
+    c: &mut ArrayViewMut2<'_, E>,
+    accumulate: bool,
+    parallel: bool,
+) {
+    let (m, k) = a.dim();
+    let (k2, n) = b.dim();
+    assert!(
+        k == k2 && c.dim() == (m, n),
+        "gemm_into: shapes checked by callers"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c.fill(E::ZERO);
+        }
+        return;
+    }
+    let par = if parallel && m * n * k >= GEMM_PAR_WORK {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    let (sa, sb) = (a.strides(), b.strides());
+    let sc = [c.strides()[0], c.strides()[1]];
+    macro_rules! call {
+        ($t:ty) => {{
+            let (zero, one): ($t, $t) = (0.0, 1.0);
+            // SAFETY: the pointers and strides describe the three views
+            // exactly (row stride first in ndarray, column stride first in
+            // gemm's argument order), so every access stays inside them; `c`
+            // is a unique mutable view, so it aliases neither input; E is $t
+            // (checked by the TypeId comparison before this call).
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    c.as_mut_ptr() as *mut $t,
+                    sc[1],
+                    sc[0],
+                    accumulate,
+                    a.as_ptr() as *const $t,
+                    sa[1],
+                    sa[0],
+                    b.as_ptr() as *const $t,
+                    sb[1],
+                    sb[0],
+                    if accumulate { one } else { zero },
+                    one,
+                    false,
+                    false,
+                    false,
+                    par,
+                )
+            }
+        }};
+    }
+    if TypeId::of::<E>() == TypeId::of::<f32>() {
+        call!(f32)
+    } else if TypeId::of::<E>() == TypeId::of::<f64>() {
+        call!(f64)
+    } else {
+        let beta = if accumulate { E::ONE } else { E::ZERO };
+        ndarray::linalg::general_mat_mul(E::ONE, a, b, beta, c);
+    }
+}
 
 fn as_2d<'a, E: Float>(v: ArrayViewD<'a, E>) -> ArrayView2<'a, E> {
     v.into_dimensionality::<Ix2>().expect("rank 2")
@@ -102,7 +183,7 @@ impl<E: Float> Tensor<E> {
                 .index_axis_mut(Axis(0), 0)
                 .into_dimensionality::<Ix2>()
                 .expect("rank 2");
-            general_mat_mul(E::ONE, &as_2d(av), &as_2d(bv), E::ZERO, &mut o);
+            gemm_into(&as_2d(av), &as_2d(bv), &mut o, false, true);
         } else {
             let batch_index = |mut f: usize| {
                 let mut idx: Shape = Shape::from_elem(0, batch.len());
@@ -112,17 +193,20 @@ impl<E: Float> Tensor<E> {
                 }
                 idx
             };
-            let work = |(i, mut o): (usize, ndarray::ArrayViewMut2<E>)| {
+            // Small matrices: one per rayon task, each GEMM single-threaded.
+            // Large ones: one after another, each GEMM threaded.
+            let par_batches = nb > 1 && m * n * k < BATCH_PAR_WORK;
+            let work = |(i, mut o): (usize, ArrayViewMut2<E>)| {
                 let idx = batch_index(i);
                 let x = batch_view(&av, &idx);
                 let y = batch_view(&bv, &idx);
-                general_mat_mul(E::ONE, &x, &y, E::ZERO, &mut o);
+                gemm_into(&x, &y, &mut o, false, !par_batches);
             };
             let mut out3 = out
                 .view_mut()
                 .into_dimensionality::<ndarray::Ix3>()
                 .expect("rank 3");
-            if nb > 1 && m * n * k < BATCH_PAR_WORK {
+            if par_batches {
                 out3.axis_iter_mut(Axis(0))
                     .into_par_iter()
                     .enumerate()
