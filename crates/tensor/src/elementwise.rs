@@ -5,7 +5,7 @@ use ndarray::{IxDyn, Zip};
 
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::kernels::{map, zip_with, PAR_THRESHOLD};
+use crate::kernels::{map, zip_with, PAR_THRESHOLD_CHEAP};
 use crate::shape::broadcast_shapes;
 use crate::tensor::Tensor;
 
@@ -315,7 +315,7 @@ impl<E: Float> Tensor<E> {
         );
         let z = Zip::from(&c).and(&x).and(&y);
         let pick = |&m: &E, &p: &E, &q: &E| if m != E::ZERO { p } else { q };
-        let out = if c.len() >= PAR_THRESHOLD {
+        let out = if c.len() >= PAR_THRESHOLD_CHEAP {
             z.par_map_collect(pick)
         } else {
             z.map_collect(pick)

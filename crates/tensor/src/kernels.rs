@@ -9,14 +9,21 @@ use crate::float::Float;
 use crate::shape::broadcast_shapes;
 use crate::tensor::Tensor;
 
-/// Below this many elements, elementwise kernels stay on the calling thread:
-/// a rayon fork/join costs a few microseconds, more than the math below it
-/// (measured in benches/elementwise.rs; see docs/performance.md).
+/// Below this many elements, unary kernels (mostly transcendental: exp,
+/// tanh, erf, ...), reductions and softmax stay on the calling thread: a
+/// rayon fork/join costs microseconds, more than the math below it. Measured
+/// by examples/par_threshold.rs: rayon pays for `exp` from 16K f32 elements
+/// (1.27× at 16K and 32K, 1.7× from 64K); see docs/performance.md.
 pub const PAR_THRESHOLD: usize = 1 << 15;
+
+/// The same threshold for the cheap binary kernels (`add`, `mul`, masks,
+/// `where_`): memory-bound loops at under 0.3 ns an element, for which rayon
+/// lost up to 2× below 64K elements and won from 128K (1.2×) on.
+pub const PAR_THRESHOLD_CHEAP: usize = 1 << 17;
 
 /// Elements per parallel chunk: large enough to amortise scheduling, small
 /// enough to split work evenly over the cores.
-pub(crate) const PAR_CHUNK: usize = 1 << 13;
+pub const PAR_CHUNK: usize = 1 << 13;
 
 /// Applies `f` to every element.
 pub(crate) fn map<E, F>(x: &ArcArray<E, IxDyn>, f: F) -> ArrayD<E>
@@ -65,7 +72,7 @@ where
 {
     if a.shape() == b.shape() {
         if let (Some(x), Some(y)) = (a.data.as_slice(), b.data.as_slice()) {
-            let v: Vec<E> = if x.len() >= PAR_THRESHOLD {
+            let v: Vec<E> = if x.len() >= PAR_THRESHOLD_CHEAP {
                 x.par_iter()
                     .zip(y.par_iter())
                     .with_min_len(PAR_CHUNK)
@@ -83,7 +90,7 @@ where
     let av = a.data.broadcast(IxDyn(&shape)).expect("checked broadcast");
     let bv = b.data.broadcast(IxDyn(&shape)).expect("checked broadcast");
     let z = Zip::from(&av).and(&bv);
-    let out = if av.len() >= PAR_THRESHOLD {
+    let out = if av.len() >= PAR_THRESHOLD_CHEAP {
         z.par_map_collect(|&p, &q| f(p, q))
     } else {
         z.map_collect(|&p, &q| f(p, q))
