@@ -40,6 +40,15 @@ fn check_index(op: &'static str, i: usize, axis: usize, size: usize) -> Result<(
     Ok(())
 }
 
+/// Flat offset of position `p` with its coordinate on `axis` replaced by `i`.
+fn offset_along(p: &[usize], axis: usize, i: usize, strides: &[usize]) -> usize {
+    p.iter()
+        .zip(strides)
+        .enumerate()
+        .map(|(d, (&pd, &s))| s * if d == axis { i } else { pd })
+        .sum()
+}
+
 impl<E: Float> Tensor<E> {
     /// Picks the slices `idx` along `axis` (`torch.index_select`); with a
     /// weight matrix and axis 0 this is an embedding lookup.
@@ -102,11 +111,7 @@ impl<E: Float> Tensor<E> {
         let mut out = Vec::with_capacity(index.len());
         for (p, &i) in index.indexed_iter() {
             check_index("gather", i, a, n)?;
-            let mut off = 0;
-            for d in 0..p.ndim() {
-                off += st[d] * if d == a { i } else { p[d] };
-            }
-            out.push(xs[off]);
+            out.push(xs[offset_along(p.slice(), a, i, &st)]);
         }
         Self::from_vec(out, index.shape())
     }
@@ -127,11 +132,7 @@ impl<E: Float> Tensor<E> {
         let os = out.as_slice_mut().expect("contiguous");
         for (p, &i) in index.indexed_iter() {
             check_index("scatter_add", i, a, n)?;
-            let mut off = 0;
-            for d in 0..p.ndim() {
-                off += st[d] * if d == a { i } else { p[d] };
-            }
-            os[off] += src.data[&p];
+            os[offset_along(p.slice(), a, i, &st)] += src.data[&p];
         }
         Ok(Self::from_owned(out))
     }

@@ -6,6 +6,8 @@
 //! work into fixed-size chunks and add the partial results in chunk order, so
 //! results do not depend on the number of threads.
 
+use std::borrow::Cow;
+
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 
@@ -15,19 +17,21 @@ use crate::kernels::{PAR_CHUNK, PAR_THRESHOLD};
 use crate::shape::{normalize_axes, normalize_axis, Shape};
 use crate::tensor::Tensor;
 
-/// Rows of a tensor laid out as (kept axes..., reduced axes...), row-major.
-struct Rows<E: Float> {
-    data: Vec<E>,
+/// Rows of a tensor laid out as (kept axes..., reduced axes...), row-major;
+/// borrowed when the tensor already has that layout (reducing trailing axes
+/// of contiguous data), copied otherwise.
+struct Rows<'a, E: Float> {
+    data: Cow<'a, [E]>,
     inner: usize,
     out_shape: Shape,
 }
 
-fn to_rows<E: Float>(
-    x: &Tensor<E>,
+fn to_rows<'a, E: Float>(
+    x: &'a Tensor<E>,
     op: &'static str,
     axes: &[isize],
     keepdim: bool,
-) -> Result<Rows<E>> {
+) -> Result<Rows<'a, E>> {
     let red = normalize_axes(op, axes, x.shape())?;
     let nd = x.ndim();
     let mut perm: Vec<usize> = (0..nd).filter(|a| !red.contains(a)).collect();
@@ -43,10 +47,13 @@ fn to_rows<E: Float>(
             .map(|a| x.shape()[a])
             .collect()
     };
-    let v = x.data.view().permuted_axes(IxDyn(&perm));
-    let data = match v.as_slice() {
-        Some(s) => s.to_vec(),
-        None => v.iter().copied().collect(),
+    let identity = perm.iter().enumerate().all(|(i, &p)| i == p);
+    let data = match x.data.as_slice() {
+        Some(s) if identity => Cow::Borrowed(s),
+        _ => {
+            let v = x.data.view().permuted_axes(IxDyn(&perm));
+            Cow::Owned(v.iter().copied().collect())
+        }
     };
     Ok(Rows {
         data,
@@ -363,12 +370,7 @@ impl<E: Float> Tensor<E> {
     /// # Errors
     /// When the tensor is empty.
     pub fn argmax_all(&self) -> Result<usize> {
-        let all: Vec<isize> = (0..self.ndim() as isize).collect();
-        Ok(*self
-            .argmax(&all, false)?
-            .iter()
-            .next()
-            .expect("scalar result"))
+        self.arg_all("argmax", argmax_slice)
     }
 
     /// Flat index of the smallest element of the whole tensor.
@@ -376,12 +378,13 @@ impl<E: Float> Tensor<E> {
     /// # Errors
     /// When the tensor is empty.
     pub fn argmin_all(&self) -> Result<usize> {
+        self.arg_all("argmin", argmin_slice)
+    }
+
+    fn arg_all(&self, op: &'static str, f: fn(&[E]) -> usize) -> Result<usize> {
         let all: Vec<isize> = (0..self.ndim() as isize).collect();
-        Ok(*self
-            .argmin(&all, false)?
-            .iter()
-            .next()
-            .expect("scalar result"))
+        let r = self.arg_reduce(op, &all, false, f)?;
+        Ok(*r.iter().next().expect("scalar result"))
     }
 
     fn arg_reduce(
