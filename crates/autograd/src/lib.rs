@@ -1,9 +1,46 @@
 //! # tapir-autograd
 //!
-//! The reverse-mode gradient tape of Tapir (`Tape`, `Var`, `Parameter`,
-//! `tape.gradient()`). Not implemented yet: see the autograd issue. The crate
-//! exists so the workspace layout and dependency direction are fixed
-//! (`tensor` ← `autograd` ← `optim`).
+//! Reverse-mode automatic differentiation on a tape: the counterpart of
+//! TensorFlow's `GradientTape` and PyTorch's autograd.
+//!
+//! ```
+//! use tapir_autograd::{Parameter, Tape};
+//! use tapir_tensor::{Rng, Tensor};
+//!
+//! let mut rng = Rng::seed(0);
+//! let w = Parameter::new("w", Tensor::<f32>::randn([4, 3], &mut rng));
+//! let b = Parameter::new("b", Tensor::<f32>::zeros([3]));
+//! let tape = Tape::new();
+//! let x = tape.constant(Tensor::randn([8, 4], &mut rng));
+//! let logits = x.matmul(&tape.watch(&w))? + tape.watch(&b);
+//! let loss = logits.cross_entropy(&[0, 1, 2, 0, 1, 2, 0, 1])?;
+//! let grads = tape.gradient(&loss, [&w, &b])?;
+//! assert_eq!(grads[&w].shape(), &[4, 3]);
+//! assert_eq!(grads[&b].shape(), &[3]);
+//! # Ok::<(), tapir_autograd::Error>(())
+//! ```
+//!
+//! See docs/autograd.md for how the tape works, custom ops, higher-order
+//! gradients and the unconnected-gradient policy.
 #![deny(missing_docs)]
+
+mod custom;
+mod error;
+mod functional;
+mod gradcheck;
+mod gradients;
+mod op;
+mod param;
+mod rules;
+mod tape;
+mod var_ops;
+
+pub use custom::CustomOp;
+pub use error::{Error, Result};
+pub use functional::{hvp, jacobian};
+pub use gradcheck::{gradcheck, CheckFn, GradcheckOptions};
+pub use gradients::{GradientOptions, Gradients, Unconnected};
+pub use param::Parameter;
+pub use tape::{Tape, Var};
 
 pub use tapir_tensor as tensor;

@@ -87,6 +87,9 @@ impl<E: Float> Tensor<E> {
         /// x².
         square, |x| x * x);
     unary!(
+        /// The error function erf x (accurate to about 1e-16 in f64).
+        erf, |x| x.erf());
+    unary!(
         /// sin x.
         sin, |x| x.sin());
     unary!(

@@ -1,0 +1,75 @@
+//! Derivative helpers built on the tape: Jacobians and Hessian–vector
+//! products.
+
+use tapir_tensor::{Float, Tensor};
+
+use crate::error::Result;
+use crate::gradients::{GradientOptions, Unconnected};
+use crate::tape::{Tape, Var};
+
+/// The Jacobian of `f` at `x`: shape `f(x).shape + x.shape`, entry
+/// (i, j) = ∂f(x)ᵢ/∂xⱼ (`torch.autograd.functional.jacobian`). One backward
+/// pass per output element.
+///
+/// ```
+/// use tapir_autograd::jacobian;
+/// use tapir_tensor::Tensor;
+/// let x = Tensor::from_vec(vec![1.0f64, 2.0], [2])?;
+/// let j = jacobian(|v| Ok(v.square()), &x)?; // diag(2x)
+/// assert_eq!(j.to_vec(), vec![2.0, 0.0, 0.0, 4.0]);
+/// # Ok::<(), tapir_autograd::Error>(())
+/// ```
+///
+/// # Errors
+/// Whatever `f` or a backward rule returns.
+pub fn jacobian<E: Float>(
+    f: impl for<'t> Fn(&Var<'t, E>) -> Result<Var<'t, E>>,
+    x: &Tensor<E>,
+) -> Result<Tensor<E>> {
+    let tape = Tape::new();
+    let xv = tape.var(x.clone());
+    let y = f(&xv)?;
+    let m = y.value().len();
+    let mut rows = Vec::with_capacity(m * x.len());
+    for i in 0..m {
+        let mut seed = vec![E::ZERO; m];
+        seed[i] = E::ONE;
+        let opts = GradientOptions {
+            output_grad: Some(Tensor::from_vec(seed, y.shape())?),
+            unconnected: Unconnected::Zero,
+        };
+        let g = tape.gradient_vars(&y, &[&xv], &opts)?;
+        rows.extend(g[0].as_ref().expect("zeros requested").to_vec());
+    }
+    let mut shape = y.shape().to_vec();
+    shape.extend_from_slice(x.shape());
+    Ok(Tensor::from_vec(rows, shape)?)
+}
+
+/// The gradient of a scalar `f` at `x` and the Hessian–vector product
+/// H(x)·v, by differentiating ⟨∇f(x), v⟩ once more (double backward).
+///
+/// # Errors
+/// Whatever `f` or a backward rule returns.
+pub fn hvp<E: Float>(
+    f: impl for<'t> Fn(&Var<'t, E>) -> Result<Var<'t, E>>,
+    x: &Tensor<E>,
+    v: &Tensor<E>,
+) -> Result<(Tensor<E>, Tensor<E>)> {
+    let tape = Tape::new();
+    let xv = tape.var(x.clone());
+    let y = f(&xv)?;
+    let zeros = || xv.lift(x.zeros_like());
+    let g = tape.gradient_graph(&y, &[&xv], None)?[0]
+        .clone()
+        .unwrap_or_else(zeros);
+    let gv = g.mul(&xv.lift(v.clone()))?.sum_all();
+    let opts = GradientOptions {
+        output_grad: None,
+        unconnected: Unconnected::Zero,
+    };
+    let hv = tape.gradient_vars(&gv, &[&xv], &opts)?[0]
+        .clone()
+        .expect("zeros requested");
+    Ok((g.into_value(), hv))
+}

@@ -1,0 +1,385 @@
+//! Every backward rule, one arm per primitive, no catch-all: a primitive
+//! without a rule does not compile.
+//!
+//! Rules are written with the same differentiable `Var` ops users call. In a
+//! first-order pass the Vars are untracked (plain tensor math); with
+//! `gradient_graph` they are tracked, so the backward pass is itself recorded
+//! and can be differentiated again. Constants (masks) enter through
+//! `Var::lift` and carry no gradient.
+
+use smallvec::{smallvec, SmallVec};
+use tapir_tensor::{Float, GeluApprox, Tensor};
+
+use crate::error::{Error, Result};
+use crate::op::Op;
+use crate::tape::Var;
+
+type Grads<'t, E> = SmallVec<[Option<Var<'t, E>>; 2]>;
+
+/// Shape of a reduction's result with `keepdim = true`.
+fn kept_shape(shape: &[usize], axes: &[isize]) -> Result<Vec<usize>> {
+    let red = axes
+        .iter()
+        .map(|&a| tapir_tensor::normalize_axis("backward", a, shape))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(shape
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| if red.contains(&i) { 1 } else { d })
+        .collect())
+}
+
+fn mask<'t, E: Float>(like: &Var<'t, E>, t: Tensor<E>) -> Var<'t, E> {
+    like.lift(t)
+}
+
+/// Gradients of a primitive's inputs, given its inputs `x`, its output `out`
+/// and the gradient `g` of the output. `needs[i]` says whether input i needs
+/// a gradient (expensive rules skip the others).
+pub(crate) fn backward<'t, E: Float>(
+    op: &Op<E>,
+    x: &[Var<'t, E>],
+    out: &Var<'t, E>,
+    g: &Var<'t, E>,
+    needs: &[bool],
+) -> Result<Grads<'t, E>> {
+    let one = |v: Var<'t, E>| -> Grads<'t, E> { smallvec![Some(v)] };
+    Ok(match op {
+        Op::Leaf | Op::Constant => SmallVec::new(),
+        Op::Add => smallvec![Some(g.sum_to(x[0].shape())?), Some(g.sum_to(x[1].shape())?)],
+        Op::Sub => smallvec![
+            Some(g.sum_to(x[0].shape())?),
+            Some(g.neg().sum_to(x[1].shape())?)
+        ],
+        Op::Mul => smallvec![
+            Some(g.mul(&x[1])?.sum_to(x[0].shape())?),
+            Some(g.mul(&x[0])?.sum_to(x[1].shape())?)
+        ],
+        Op::Div => smallvec![
+            Some(g.div(&x[1])?.sum_to(x[0].shape())?),
+            Some(
+                g.mul(&x[0])?
+                    .div(&x[1].square())?
+                    .neg()
+                    .sum_to(x[1].shape())?
+            )
+        ],
+        Op::Pow => {
+            // d/da = b·a^(b−1); d/db = a^b·ln a.
+            let ga = g
+                .mul(&x[1])?
+                .mul(&x[0].pow(&x[1].sub_scalar(E::ONE))?)?
+                .sum_to(x[0].shape())?;
+            let gb = g.mul(out)?.mul(&x[0].log())?.sum_to(x[1].shape())?;
+            smallvec![Some(ga), Some(gb)]
+        }
+        Op::Maximum | Op::Minimum => {
+            let (a, b) = (&x[0].value, &x[1].value);
+            let win = if matches!(op, Op::Maximum) {
+                a.gt(b)?
+            } else {
+                a.lt(b)?
+            };
+            let tie = a.eq(b)?.mul_scalar(E::from_f64(0.5));
+            let wa = win.add(&tie)?;
+            let wb = wa.rsub_scalar(E::ONE);
+            smallvec![
+                Some(g.mul(&mask(g, wa))?.sum_to(x[0].shape())?),
+                Some(g.mul(&mask(g, wb))?.sum_to(x[1].shape())?)
+            ]
+        }
+        Op::Neg => one(g.neg()),
+        Op::AddScalar => one(g.clone()),
+        Op::MulScalar(c) => one(g.mul_scalar(*c)),
+        Op::PowScalar(p) => {
+            let d = if *p == E::from_f64(2.0) {
+                x[0].mul_scalar(*p)
+            } else {
+                x[0].pow_scalar(*p - E::ONE).mul_scalar(*p)
+            };
+            one(g.mul(&d)?)
+        }
+        Op::Exp => one(g.mul(out)?),
+        Op::Log => one(g.div(&x[0])?),
+        Op::Log1p => one(g.div(&x[0].add_scalar(E::ONE))?),
+        Op::Expm1 => one(g.mul(&out.add_scalar(E::ONE))?),
+        Op::Sqrt => one(g.div(&out.mul_scalar(E::from_f64(2.0)))?),
+        Op::Sin => one(g.mul(&x[0].cos())?),
+        Op::Cos => one(g.mul(&x[0].sin())?.neg()),
+        Op::Tanh => one(g.mul(&out.square().rsub_scalar(E::ONE))?),
+        Op::Sigmoid => one(g.mul(&out.mul(&out.rsub_scalar(E::ONE))?)?),
+        Op::Erf => {
+            let k = E::from_f64(std::f64::consts::FRAC_2_SQRT_PI);
+            one(g.mul(&x[0].square().neg().exp().mul_scalar(k))?)
+        }
+        Op::Abs => one(g.mul(&mask(g, x[0].value.sign()))?),
+        Op::Sign => one(g.mul_scalar(E::ZERO)),
+        Op::Relu => {
+            let m = x[0]
+                .value
+                .map(|v| if v > E::ZERO { E::ONE } else { E::ZERO });
+            one(g.mul(&mask(g, m))?)
+        }
+        Op::LeakyRelu(s) => {
+            let s = *s;
+            let m = x[0].value.map(|v| if v > E::ZERO { E::ONE } else { s });
+            one(g.mul(&mask(g, m))?)
+        }
+        Op::Elu(alpha) => {
+            // x > 0: 1; otherwise α·e^x.
+            let pos = x[0]
+                .value
+                .map(|v| if v > E::ZERO { E::ONE } else { E::ZERO });
+            let neg = pos.rsub_scalar(E::ONE).mul_scalar(*alpha);
+            let d = x[0].exp().mul(&mask(g, neg))?.add(&mask(g, pos))?;
+            one(g.mul(&d)?)
+        }
+        Op::Gelu(GeluApprox::None) => {
+            // Φ(x) + x·φ(x), φ(x) = e^(−x²/2)/√(2π).
+            let xv = &x[0];
+            let cdf = xv
+                .mul_scalar(E::from_f64(std::f64::consts::FRAC_1_SQRT_2))
+                .erf()
+                .add_scalar(E::ONE)
+                .mul_scalar(E::from_f64(0.5));
+            let pdf = xv
+                .square()
+                .mul_scalar(E::from_f64(-0.5))
+                .exp()
+                .mul_scalar(E::from_f64(1.0 / (2.0 * std::f64::consts::PI).sqrt()));
+            one(g.mul(&cdf.add(&xv.mul(&pdf)?)?)?)
+        }
+        Op::Gelu(GeluApprox::Tanh) => {
+            // y = ½x(1 + t), t = tanh(k(x + c x³)):
+            // y' = ½(1 + t) + ½x(1 − t²)·k(1 + 3c x²).
+            let k = E::from_f64((2.0 / std::f64::consts::PI).sqrt());
+            let c = E::from_f64(0.044715);
+            let half = E::from_f64(0.5);
+            let xv = &x[0];
+            let x2 = xv.square();
+            let t = xv.add(&xv.mul(&x2)?.mul_scalar(c))?.mul_scalar(k).tanh();
+            let a = t.add_scalar(E::ONE).mul_scalar(half);
+            let b = xv
+                .mul(&t.square().rsub_scalar(E::ONE))?
+                .mul(&x2.mul_scalar(E::from_f64(3.0) * c).add_scalar(E::ONE))?
+                .mul_scalar(half * k);
+            one(g.mul(&a.add(&b)?)?)
+        }
+        Op::Silu => {
+            // σ(x)·(1 + x(1 − σ(x))).
+            let s = x[0].sigmoid();
+            let d = s.mul(&x[0].mul(&s.rsub_scalar(E::ONE))?.add_scalar(E::ONE))?;
+            one(g.mul(&d)?)
+        }
+        Op::Softplus => one(g.mul(&x[0].sigmoid())?),
+        Op::Clamp(lo, hi) => {
+            let (lo, hi) = (*lo, *hi);
+            let m = x[0].value.map(|v| {
+                let inside = lo.is_none_or(|l| v >= l) && hi.is_none_or(|h| v <= h);
+                if inside {
+                    E::ONE
+                } else {
+                    E::ZERO
+                }
+            });
+            one(g.mul(&mask(g, m))?)
+        }
+        Op::Where(cond) => {
+            let m = cond.map(|c| if c != E::ZERO { E::ONE } else { E::ZERO });
+            let not_m = m.rsub_scalar(E::ONE);
+            smallvec![
+                Some(g.mul(&mask(g, m))?.sum_to(x[0].shape())?),
+                Some(g.mul(&mask(g, not_m))?.sum_to(x[1].shape())?)
+            ]
+        }
+        Op::Sum { axes, .. } => {
+            let ks = kept_shape(x[0].shape(), axes)?;
+            one(g.reshape_usize(&ks)?.broadcast_to(x[0].shape())?)
+        }
+        Op::Max { axes, .. } | Op::Min { axes, .. } => {
+            // Tied extremes share the gradient equally (as torch.amax).
+            let ks = kept_shape(x[0].shape(), axes)?;
+            let ext = out.value.reshape_usize(&ks)?;
+            let hit = x[0].value.eq(&ext)?;
+            let count = hit.sum(axes, true)?;
+            let w = hit.div(&count)?;
+            one(g.reshape_usize(&ks)?.mul(&mask(g, w))?)
+        }
+        Op::Prod { axes, .. } => {
+            let ks = kept_shape(x[0].shape(), axes)?;
+            let o = out.reshape_usize(&ks)?;
+            one(g.reshape_usize(&ks)?.mul(&o)?.div(&x[0])?)
+        }
+        Op::LogSumExp { axes, .. } => {
+            let ks = kept_shape(x[0].shape(), axes)?;
+            let o = out.reshape_usize(&ks)?;
+            one(g.reshape_usize(&ks)?.mul(&x[0].sub(&o)?.exp())?)
+        }
+        Op::Softmax(axis) => {
+            let s = g.mul(out)?.sum(&[*axis], true)?;
+            one(out.mul(&g.sub(&s)?)?)
+        }
+        Op::LogSoftmax(axis) => {
+            let s = g.sum(&[*axis], true)?;
+            one(g.sub(&out.exp().mul(&s)?)?)
+        }
+        Op::Matmul => matmul_rule(&x[0], &x[1], g, needs)?,
+        Op::Reshape => one(g.reshape_usize(x[0].shape())?),
+        Op::Permute(p) => {
+            let nd = p.len();
+            let mut inv = vec![0isize; nd];
+            for (i, &a) in p.iter().enumerate() {
+                let a = if a < 0 { a + nd as isize } else { a } as usize;
+                inv[a] = i as isize;
+            }
+            one(g.permute(&inv)?)
+        }
+        Op::BroadcastTo => one(g.sum_to(x[0].shape())?),
+        Op::IndexSelect { axis, idx } => {
+            let shape = x[0].shape().to_vec();
+            one(index_add_zeros(g, *axis, idx, &shape)?)
+        }
+        Op::IndexAddZeros { axis, idx } => one(g.index_select(*axis as isize, idx)?),
+        Op::Concat { axis } => {
+            let mut start = 0;
+            let mut gs = SmallVec::new();
+            for xi in x {
+                let len = xi.shape()[*axis];
+                gs.push(Some(g.narrow(*axis as isize, start, len)?));
+                start += len;
+            }
+            gs
+        }
+        Op::Pad(pads) => {
+            let mut r = g.clone();
+            for (a, &(before, _)) in pads.iter().enumerate() {
+                r = r.narrow(a as isize, before, x[0].shape()[a])?;
+            }
+            one(r)
+        }
+        Op::Gather { axis, idx } => {
+            let zeros = x[0].value.zeros_like();
+            let v = zeros.scatter_add(*axis as isize, idx, &g.value)?;
+            let op = Op::ScatterAddZeros {
+                axis: *axis,
+                idx: idx.clone(),
+            };
+            one(crate::tape::Tape::record("gather backward", op, &[g], v)?)
+        }
+        Op::ScatterAddZeros { axis, idx } => one(g.gather(*axis as isize, idx)?),
+        Op::Conv2d(p) => smallvec![
+            needs[0]
+                .then(|| g.conv2d_input_grad(&x[1], x[0].shape(), *p))
+                .transpose()?,
+            needs[1]
+                .then(|| g.conv2d_weight_grad(&x[0], x[1].shape(), *p))
+                .transpose()?
+        ],
+        Op::Conv2dInputGrad(p) => {
+            // out = Jₓᵀ(gy; w): linear in gy and in w.
+            let (gy, w) = (&x[0], &x[1]);
+            smallvec![
+                needs[0].then(|| g.conv2d(w, None, *p)).transpose()?,
+                needs[1]
+                    .then(|| gy.conv2d_weight_grad(g, w.shape(), *p))
+                    .transpose()?
+            ]
+        }
+        Op::Conv2dWeightGrad(p) => {
+            let (gy, xin) = (&x[0], &x[1]);
+            smallvec![
+                needs[0].then(|| xin.conv2d(g, None, *p)).transpose()?,
+                needs[1]
+                    .then(|| gy.conv2d_input_grad(g, xin.shape(), *p))
+                    .transpose()?
+            ]
+        }
+        Op::AvgPool2d(p) => one(g.avg_pool2d_backward(x[0].shape(), *p)?),
+        Op::AvgPool2dBackward(p) => one(g.avg_pool2d(*p)?),
+        Op::Custom(c) => {
+            let r = c.backward(x, out, g)?;
+            if r.len() != x.len() {
+                return Err(Error::Custom {
+                    name: c.name().to_string(),
+                    msg: format!(
+                        "backward returned {} gradients for {} inputs",
+                        r.len(),
+                        x.len()
+                    ),
+                });
+            }
+            for (gi, xi) in r.iter().zip(x) {
+                if let Some(gi) = gi {
+                    if gi.shape() != xi.shape() {
+                        return Err(Error::Custom {
+                            name: c.name().to_string(),
+                            msg: format!(
+                                "backward returned a gradient of shape {:?} for an input of shape {:?}",
+                                gi.shape(),
+                                xi.shape()
+                            ),
+                        });
+                    }
+                }
+            }
+            r.into_iter().collect()
+        }
+    })
+}
+
+fn index_add_zeros<'t, E: Float>(
+    g: &Var<'t, E>,
+    axis: usize,
+    idx: &std::sync::Arc<[usize]>,
+    shape: &[usize],
+) -> Result<Var<'t, E>> {
+    let v = Tensor::zeros(shape).index_add(axis as isize, idx, &g.value)?;
+    let op = Op::IndexAddZeros {
+        axis,
+        idx: idx.clone(),
+    };
+    crate::tape::Tape::record("index_select backward", op, &[g], v)
+}
+
+/// d(A·B): gA = g·Bᵀ, gB = Aᵀ·g, with 1-D operands promoted to matrices and
+/// broadcast batch axes summed back.
+fn matmul_rule<'t, E: Float>(
+    a: &Var<'t, E>,
+    b: &Var<'t, E>,
+    g: &Var<'t, E>,
+    needs: &[bool],
+) -> Result<Grads<'t, E>> {
+    let a2 = if a.ndim() == 1 {
+        a.unsqueeze(0)?
+    } else {
+        a.clone()
+    };
+    let b2 = if b.ndim() == 1 {
+        b.unsqueeze(-1)?
+    } else {
+        b.clone()
+    };
+    // g in the promoted shape: batch + [m, n].
+    let mut gshape: Vec<usize> = g.shape().to_vec();
+    if a.ndim() == 1 {
+        let at = gshape.len() - usize::from(b.ndim() != 1);
+        gshape.insert(at, 1);
+    }
+    if b.ndim() == 1 {
+        gshape.push(1);
+    }
+    let g2 = g.reshape_usize(&gshape)?;
+    let ga = if needs[0] {
+        let r = g2.matmul(&b2.transpose(-1, -2)?)?.sum_to(a2.shape())?;
+        Some(r.reshape_usize(a.shape())?)
+    } else {
+        None
+    };
+    let gb = if needs[1] {
+        let r = a2.transpose(-1, -2)?.matmul(&g2)?.sum_to(b2.shape())?;
+        Some(r.reshape_usize(b.shape())?)
+    } else {
+        None
+    };
+    Ok(smallvec![ga, gb])
+}

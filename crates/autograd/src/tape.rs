@@ -1,0 +1,509 @@
+//! The tape (a Wengert list of recorded ops) and `Var`, a value on it.
+
+use std::cell::RefCell;
+use std::fmt;
+
+use smallvec::SmallVec;
+use tapir_tensor::{Float, Tensor};
+
+use crate::error::{Error, Result};
+use crate::gradients::{GradientOptions, Gradients, Unconnected};
+use crate::op::Op;
+use crate::param::Parameter;
+use crate::rules::backward;
+
+/// One recorded op: what it was, which nodes fed it, and its value (shared
+/// with the forward result, not copied).
+pub(crate) struct Node<E: Float> {
+    pub(crate) op: Op<E>,
+    pub(crate) inputs: SmallVec<[usize; 2]>,
+    pub(crate) value: Tensor<E>,
+}
+
+/// Records operations on [`Var`]s so that [`Tape::gradient`] can run them
+/// backwards: the counterpart of `tf.GradientTape` (persistent: it can be
+/// asked for gradients any number of times) and of PyTorch's autograd graph.
+///
+/// Each op appends a node in execution order; the backward pass walks the
+/// nodes in reverse, so any Rust control flow in the forward pass (loops,
+/// branches, recursion) is differentiated as it ran. Everything is freed when
+/// the tape is dropped.
+///
+/// ```
+/// use tapir_autograd::{Parameter, Tape};
+/// use tapir_tensor::Tensor;
+/// let w = Parameter::new("w", Tensor::<f64>::from_vec(vec![1.0, 2.0], [2])?);
+/// let tape = Tape::new();
+/// let x = tape.constant(Tensor::from_vec(vec![3.0, 4.0], [2])?);
+/// let loss = x.mul(&tape.watch(&w))?.sum_all(); // 3·w0 + 4·w1
+/// let grads = tape.gradient(&loss, [&w])?;
+/// assert_eq!(grads[&w].to_vec(), vec![3.0, 4.0]);
+/// # Ok::<(), tapir_autograd::Error>(())
+/// ```
+pub struct Tape<E: Float = f32> {
+    pub(crate) nodes: RefCell<Vec<Node<E>>>,
+    /// Every `watch`: the parameter, its leaf node, its shape then.
+    watched: RefCell<Vec<(Parameter<E>, usize, Vec<usize>)>>,
+}
+
+impl<E: Float> Default for Tape<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<E: Float> fmt::Debug for Tape<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tape({} nodes)", self.len())
+    }
+}
+
+/// A value computed under a tape: a tensor plus, when it depends on a
+/// watched parameter or source, the node that produced it.
+///
+/// `Var` offers the differentiable ops of [`Tensor`] under the same names
+/// (`matmul`, `relu`, `softmax`, `sum`, ...). A Var made with
+/// [`Var::untracked`] belongs to no tape: model code written over `Var`
+/// then runs with no recording cost (evaluation, inference).
+#[derive(Clone)]
+pub struct Var<'t, E: Float = f32> {
+    pub(crate) tape: Option<&'t Tape<E>>,
+    pub(crate) id: Option<usize>,
+    pub(crate) value: Tensor<E>,
+}
+
+impl<E: Float> fmt::Debug for Var<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.id {
+            Some(id) => write!(f, "Var(#{id}, {:?})", self.value),
+            None => write!(f, "Var(untracked, {:?})", self.value),
+        }
+    }
+}
+
+impl<'t, E: Float> Var<'t, E> {
+    /// A Var on no tape: every op on it computes values only.
+    pub fn untracked(value: Tensor<E>) -> Self {
+        Var {
+            tape: None,
+            id: None,
+            value,
+        }
+    }
+
+    /// The value.
+    pub fn value(&self) -> &Tensor<E> {
+        &self.value
+    }
+
+    /// The value, consuming the Var.
+    pub fn into_value(self) -> Tensor<E> {
+        self.value
+    }
+
+    /// Shape of the value.
+    pub fn shape(&self) -> &[usize] {
+        self.value.shape()
+    }
+
+    /// Number of axes.
+    pub fn ndim(&self) -> usize {
+        self.value.ndim()
+    }
+
+    /// Whether gradients can flow through this Var (it depends on a watched
+    /// parameter or a source).
+    pub fn is_tracked(&self) -> bool {
+        self.id.is_some()
+    }
+
+    /// The same value, cut from the graph: gradients do not flow through it
+    /// (`tf.stop_gradient`, `Tensor.detach`).
+    pub fn stop_gradient(&self) -> Self {
+        Var {
+            tape: self.tape,
+            id: None,
+            value: self.value.clone(),
+        }
+    }
+
+    /// Alias of [`Var::stop_gradient`] with PyTorch's name.
+    pub fn detach(&self) -> Self {
+        self.stop_gradient()
+    }
+
+    /// A constant on the same tape as `self` (no gradient).
+    pub fn lift(&self, value: Tensor<E>) -> Self {
+        Var {
+            tape: self.tape,
+            id: None,
+            value,
+        }
+    }
+}
+
+fn same_tape<E: Float>(a: &Tape<E>, b: &Tape<E>) -> bool {
+    std::ptr::eq(a, b)
+}
+
+impl<E: Float> Tape<E> {
+    /// An empty tape.
+    pub fn new() -> Self {
+        Tape {
+            nodes: RefCell::new(Vec::new()),
+            watched: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Number of recorded nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.borrow().len()
+    }
+
+    /// Whether nothing has been recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes held by the recorded values (counting shared storage once per
+    /// node that holds it; an upper bound, for leak tests and diagnostics).
+    pub fn value_bytes(&self) -> usize {
+        self.nodes
+            .borrow()
+            .iter()
+            .map(|n| n.value.len() * std::mem::size_of::<E>())
+            .sum()
+    }
+
+    /// A value that is recorded as an input but never differentiated (data,
+    /// labels, masks).
+    pub fn constant(&self, value: Tensor<E>) -> Var<'_, E> {
+        Var {
+            tape: Some(self),
+            id: None,
+            value,
+        }
+    }
+
+    /// Starts tracking a parameter: ops on the returned Var are recorded and
+    /// `gradient` can be asked for this parameter. Watching the same
+    /// parameter several times is fine; the gradients add up.
+    pub fn watch(&self, p: &Parameter<E>) -> Var<'_, E> {
+        let value = p.value();
+        let id = self.push(Op::Leaf, SmallVec::new(), value.clone());
+        self.watched
+            .borrow_mut()
+            .push((p.clone(), id, value.shape().to_vec()));
+        Var {
+            tape: Some(self),
+            id: Some(id),
+            value,
+        }
+    }
+
+    /// A differentiable input that is not a parameter (for gradients with
+    /// respect to data, e.g. saliency maps, or for `jacobian`).
+    pub fn var(&self, value: Tensor<E>) -> Var<'_, E> {
+        let id = self.push(Op::Leaf, SmallVec::new(), value.clone());
+        Var {
+            tape: Some(self),
+            id: Some(id),
+            value,
+        }
+    }
+
+    fn push(&self, op: Op<E>, inputs: SmallVec<[usize; 2]>, value: Tensor<E>) -> usize {
+        let mut nodes = self.nodes.borrow_mut();
+        nodes.push(Node { op, inputs, value });
+        nodes.len() - 1
+    }
+
+    /// Records `op` with `inputs` and the computed `value`. Untracked inputs
+    /// become constant nodes; if no input is tracked nothing is recorded.
+    pub(crate) fn record<'t>(
+        name: &'static str,
+        op: Op<E>,
+        inputs: &[&Var<'t, E>],
+        value: Tensor<E>,
+    ) -> Result<Var<'t, E>> {
+        let mut tape: Option<&'t Tape<E>> = None;
+        let mut tracked = false;
+        for v in inputs {
+            if let Some(t) = v.tape {
+                match tape {
+                    Some(t0) if !same_tape(t0, t) => return Err(Error::TapeMismatch { op: name }),
+                    _ => tape = Some(t),
+                }
+            }
+            tracked |= v.id.is_some();
+        }
+        let Some(t) = tape.filter(|_| tracked) else {
+            return Ok(Var {
+                tape,
+                id: None,
+                value,
+            });
+        };
+        let ids: SmallVec<[usize; 2]> = inputs
+            .iter()
+            .map(|v| {
+                v.id.unwrap_or_else(|| t.push(Op::Constant, SmallVec::new(), v.value.clone()))
+            })
+            .collect();
+        let id = t.push(op, ids, value.clone());
+        Ok(Var {
+            tape: Some(t),
+            id: Some(id),
+            value,
+        })
+    }
+
+    fn check_own(&self, op: &'static str, v: &Var<'_, E>) -> Result<()> {
+        match v.tape {
+            Some(t) if !same_tape(t, self) => Err(Error::TapeMismatch { op }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Gradients of a scalar `target` with respect to `params`, one per
+    /// parameter in order; a parameter that does not reach the target gets
+    /// `None` (see [`Tape::gradient_with`] for other policies).
+    ///
+    /// # Errors
+    /// A non-scalar target, a target from another tape, a parameter whose
+    /// shape changed since `watch`, or a failing backward rule.
+    pub fn gradient<'p>(
+        &self,
+        target: &Var<'_, E>,
+        params: impl IntoIterator<Item = &'p Parameter<E>>,
+    ) -> Result<Gradients<E>>
+    where
+        E: 'p,
+    {
+        self.gradient_with(target, params, &GradientOptions::default())
+    }
+
+    /// [`Tape::gradient`] with options: an output gradient for a non-scalar
+    /// target and the policy for unconnected parameters.
+    ///
+    /// # Errors
+    /// As [`Tape::gradient`], plus an output gradient of the wrong shape and,
+    /// under [`Unconnected::Error`], an unconnected parameter.
+    pub fn gradient_with<'p>(
+        &self,
+        target: &Var<'_, E>,
+        params: impl IntoIterator<Item = &'p Parameter<E>>,
+        opts: &GradientOptions<E>,
+    ) -> Result<Gradients<E>>
+    where
+        E: 'p,
+    {
+        let params: Vec<Parameter<E>> = params.into_iter().cloned().collect();
+        let watched = self.watched.borrow().clone();
+        let mut leaves: Vec<Vec<usize>> = Vec::with_capacity(params.len());
+        for p in &params {
+            let mut ids = Vec::new();
+            for (q, id, shape) in &watched {
+                if q == p {
+                    let now = p.shape();
+                    if &now != shape {
+                        return Err(Error::ParameterShapeChanged {
+                            name: p.name().to_string(),
+                            watched: shape.clone(),
+                            now,
+                        });
+                    }
+                    ids.push(*id);
+                }
+            }
+            leaves.push(ids);
+        }
+        let all: Vec<usize> = leaves.iter().flatten().copied().collect();
+        let grads = self.backward(target, &all, opts.output_grad.as_ref(), false)?;
+        let mut out = Vec::with_capacity(params.len());
+        for (p, ids) in params.into_iter().zip(leaves) {
+            let mut acc: Option<Tensor<E>> = None;
+            for id in ids {
+                if let Some(g) = &grads[id] {
+                    acc = Some(match acc {
+                        None => g.value.clone(),
+                        Some(a) => a.add(&g.value)?,
+                    });
+                }
+            }
+            let acc =
+                self.unconnected(acc, opts.unconnected, p.name(), || p.value().zeros_like())?;
+            out.push((p, acc));
+        }
+        Ok(Gradients::new(out))
+    }
+
+    fn unconnected(
+        &self,
+        g: Option<Tensor<E>>,
+        policy: Unconnected,
+        name: &str,
+        zeros: impl FnOnce() -> Tensor<E>,
+    ) -> Result<Option<Tensor<E>>> {
+        match (g, policy) {
+            (Some(g), _) => Ok(Some(g)),
+            (None, Unconnected::None) => Ok(None),
+            (None, Unconnected::Zero) => Ok(Some(zeros())),
+            (None, Unconnected::Error) => Err(Error::Unconnected {
+                name: name.to_string(),
+            }),
+        }
+    }
+
+    /// Gradients of `target` with respect to Vars made by [`Tape::var`] or
+    /// [`Tape::watch`] (or any tracked intermediate), as tensors.
+    ///
+    /// # Errors
+    /// As [`Tape::gradient_with`].
+    pub fn gradient_vars(
+        &self,
+        target: &Var<'_, E>,
+        sources: &[&Var<'_, E>],
+        opts: &GradientOptions<E>,
+    ) -> Result<Vec<Option<Tensor<E>>>> {
+        let ids = self.source_ids(sources)?;
+        let all: Vec<usize> = ids.iter().flatten().copied().collect();
+        let grads = self.backward(target, &all, opts.output_grad.as_ref(), false)?;
+        ids.iter()
+            .zip(sources)
+            .map(|(id, s)| {
+                let g = id.and_then(|i| grads[i].as_ref().map(|v| v.value.clone()));
+                let name = id.map_or("untracked var".to_string(), |i| format!("var#{i}"));
+                self.unconnected(g, opts.unconnected, &name, || s.value.zeros_like())
+            })
+            .collect()
+    }
+
+    /// Gradients of `target` with respect to `sources`, recorded on this tape
+    /// as Vars so that they can be differentiated again (PyTorch's
+    /// `create_graph=True`, TensorFlow's nested tapes). Unconnected sources
+    /// give `None`.
+    ///
+    /// # Errors
+    /// As [`Tape::gradient_with`].
+    pub fn gradient_graph<'t>(
+        &'t self,
+        target: &Var<'t, E>,
+        sources: &[&Var<'t, E>],
+        output_grad: Option<&Tensor<E>>,
+    ) -> Result<Vec<Option<Var<'t, E>>>> {
+        let ids = self.source_ids(sources)?;
+        let all: Vec<usize> = ids.iter().flatten().copied().collect();
+        let grads = self.backward(target, &all, output_grad, true)?;
+        Ok(ids
+            .iter()
+            .map(|id| id.and_then(|i| grads[i].clone()))
+            .collect())
+    }
+
+    fn source_ids(&self, sources: &[&Var<'_, E>]) -> Result<Vec<Option<usize>>> {
+        sources
+            .iter()
+            .map(|s| {
+                self.check_own("gradient", s)?;
+                Ok(s.id)
+            })
+            .collect()
+    }
+
+    /// The reverse pass. Returns the gradient of every node (by id) that
+    /// lies on a path from a node in `sources` to `target`.
+    fn backward<'t>(
+        &'t self,
+        target: &Var<'_, E>,
+        sources: &[usize],
+        output_grad: Option<&Tensor<E>>,
+        create_graph: bool,
+    ) -> Result<Vec<Option<Var<'t, E>>>> {
+        self.check_own("gradient", target)?;
+        let seed = match output_grad {
+            Some(g) => {
+                if g.shape() != target.shape() {
+                    return Err(Error::OutputGradShape {
+                        got: g.shape().to_vec(),
+                        want: target.shape().to_vec(),
+                    });
+                }
+                g.clone()
+            }
+            None => {
+                if target.value.len() != 1 {
+                    return Err(Error::NonScalarTarget {
+                        shape: target.shape().to_vec(),
+                    });
+                }
+                target.value.ones_like()
+            }
+        };
+        let n = self.len();
+        let mut grads: Vec<Option<Var<'t, E>>> = vec![None; n];
+        let Some(tid) = target.id else {
+            return Ok(grads);
+        };
+        // Which nodes depend on a source: only those need gradients.
+        let mut needed = vec![false; n];
+        for &s in sources {
+            needed[s] = true;
+        }
+        {
+            let nodes = self.nodes.borrow();
+            for i in 0..=tid {
+                if !needed[i] && nodes[i].inputs.iter().any(|&j| needed[j]) {
+                    needed[i] = true;
+                }
+            }
+        }
+        if !needed[tid] {
+            return Ok(grads);
+        }
+        grads[tid] = Some(Var::untracked(seed));
+        let as_var = |id: usize, value: Tensor<E>| {
+            if create_graph {
+                Var {
+                    tape: Some(self),
+                    id: Some(id),
+                    value,
+                }
+            } else {
+                Var::untracked(value)
+            }
+        };
+        for i in (0..=tid).rev() {
+            let Some(g) = grads[i].clone() else { continue };
+            let (op, inputs, value) = {
+                let nodes = self.nodes.borrow();
+                let node = &nodes[i];
+                (node.op.clone(), node.inputs.clone(), node.value.clone())
+            };
+            if inputs.is_empty() {
+                continue;
+            }
+            let in_vars: SmallVec<[Var<'t, E>; 2]> = {
+                let nodes = self.nodes.borrow();
+                inputs
+                    .iter()
+                    .map(|&j| as_var(j, nodes[j].value.clone()))
+                    .collect()
+            };
+            let needs: SmallVec<[bool; 2]> = inputs.iter().map(|&j| needed[j]).collect();
+            let out = as_var(i, value);
+            let gin = backward(&op, &in_vars, &out, &g, &needs)?;
+            for ((&j, gj), &need) in inputs.iter().zip(gin).zip(&needs) {
+                let Some(gj) = gj else { continue };
+                if !need {
+                    continue;
+                }
+                grads[j] = Some(match grads[j].take() {
+                    None => gj,
+                    Some(prev) => prev.add(&gj)?,
+                });
+            }
+        }
+        Ok(grads)
+    }
+}
