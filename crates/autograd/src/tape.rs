@@ -42,8 +42,15 @@ pub(crate) struct Node<E: Float> {
 /// ```
 pub struct Tape<E: Float = f32> {
     pub(crate) nodes: RefCell<Vec<Node<E>>>,
-    /// Every `watch`: the parameter, its leaf node, its shape then.
-    watched: RefCell<Vec<(Parameter<E>, usize, Vec<usize>)>>,
+    watched: RefCell<Vec<Watch<E>>>,
+}
+
+/// One `watch` call: the parameter, its leaf node, and its shape then.
+#[derive(Clone)]
+struct Watch<E: Float> {
+    param: Parameter<E>,
+    node: usize,
+    shape: Vec<usize>,
 }
 
 impl<E: Float> Default for Tape<E> {
@@ -191,9 +198,11 @@ impl<E: Float> Tape<E> {
     pub fn watch(&self, p: &Parameter<E>) -> Var<'_, E> {
         let value = p.value();
         let id = self.push(Op::Leaf, SmallVec::new(), value.clone());
-        self.watched
-            .borrow_mut()
-            .push((p.clone(), id, value.shape().to_vec()));
+        self.watched.borrow_mut().push(Watch {
+            param: p.clone(),
+            node: id,
+            shape: value.shape().to_vec(),
+        });
         Var {
             tape: Some(self),
             id: Some(id),
@@ -303,18 +312,16 @@ impl<E: Float> Tape<E> {
         let mut leaves: Vec<Vec<usize>> = Vec::with_capacity(params.len());
         for p in &params {
             let mut ids = Vec::new();
-            for (q, id, shape) in &watched {
-                if q == p {
-                    let now = p.shape();
-                    if &now != shape {
-                        return Err(Error::ParameterShapeChanged {
-                            name: p.name().to_string(),
-                            watched: shape.clone(),
-                            now,
-                        });
-                    }
-                    ids.push(*id);
+            for w in watched.iter().filter(|w| &w.param == p) {
+                let now = p.shape();
+                if now != w.shape {
+                    return Err(Error::ParameterShapeChanged {
+                        name: p.name().to_string(),
+                        watched: w.shape.clone(),
+                        now,
+                    });
                 }
+                ids.push(w.node);
             }
             leaves.push(ids);
         }

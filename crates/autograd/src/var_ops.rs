@@ -551,7 +551,7 @@ impl<'t, E: Float> Var<'t, E> {
             msg: "needs at least one Var".into(),
         })?;
         // Validates shapes and the axis with the tensor op's messages.
-        Tensor::stack(&[first.value.clone()], axis)?;
+        Tensor::stack(std::slice::from_ref(&first.value), axis)?;
         let up: Vec<Self> = vars
             .iter()
             .map(|v| v.unsqueeze(axis))
