@@ -22,6 +22,7 @@ pub use tapir_tensor as tensor;
 
 /// The names most programs need.
 pub mod prelude {
+    pub use tapir_autograd::{GradientOptions, Gradients, Parameter, Tape, Unconnected, Var};
     pub use tapir_tensor::{
         Conv1dParams, Conv2dParams, Float, GeluApprox, Pool2dParams, Rng, Tensor,
     };

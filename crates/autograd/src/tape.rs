@@ -1,6 +1,6 @@
 //! The tape (a Wengert list of recorded ops) and `Var`, a value on it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 
 use smallvec::SmallVec;
@@ -77,6 +77,10 @@ pub struct Var<'t, E: Float = f32> {
     pub(crate) tape: Option<&'t Tape<E>>,
     pub(crate) id: Option<usize>,
     pub(crate) value: Tensor<E>,
+    /// For an untracked Var on a tape: the constant node that was recorded
+    /// for it the first time a tracked op used it, so that reusing a
+    /// constant (a mask, a batch) records it once.
+    pub(crate) const_node: Cell<Option<usize>>,
 }
 
 impl<E: Float> fmt::Debug for Var<'_, E> {
@@ -95,6 +99,7 @@ impl<'t, E: Float> Var<'t, E> {
             tape: None,
             id: None,
             value,
+            const_node: Cell::new(None),
         }
     }
 
@@ -131,6 +136,7 @@ impl<'t, E: Float> Var<'t, E> {
             tape: self.tape,
             id: None,
             value: self.value.clone(),
+            const_node: Cell::new(None),
         }
     }
 
@@ -145,6 +151,7 @@ impl<'t, E: Float> Var<'t, E> {
             tape: self.tape,
             id: None,
             value,
+            const_node: Cell::new(None),
         }
     }
 }
@@ -189,6 +196,7 @@ impl<E: Float> Tape<E> {
             tape: Some(self),
             id: None,
             value,
+            const_node: Cell::new(None),
         }
     }
 
@@ -207,6 +215,7 @@ impl<E: Float> Tape<E> {
             tape: Some(self),
             id: Some(id),
             value,
+            const_node: Cell::new(None),
         }
     }
 
@@ -218,6 +227,7 @@ impl<E: Float> Tape<E> {
             tape: Some(self),
             id: Some(id),
             value,
+            const_node: Cell::new(None),
         }
     }
 
@@ -251,12 +261,22 @@ impl<E: Float> Tape<E> {
                 tape,
                 id: None,
                 value,
+                const_node: Cell::new(None),
             });
         };
         let ids: SmallVec<[usize; 2]> = inputs
             .iter()
-            .map(|v| {
-                v.id.unwrap_or_else(|| t.push(Op::Constant, SmallVec::new(), v.value.clone()))
+            .map(|v| match (v.id, v.const_node.get()) {
+                (Some(id), _) => id,
+                // The cache is only valid on the Var's own tape.
+                (None, Some(id)) if v.tape.is_some() => id,
+                (None, _) => {
+                    let id = t.push(Op::Constant, SmallVec::new(), v.value.clone());
+                    if v.tape.is_some() {
+                        v.const_node.set(Some(id));
+                    }
+                    id
+                }
             })
             .collect();
         let id = t.push(op, ids, value.clone());
@@ -264,6 +284,7 @@ impl<E: Float> Tape<E> {
             tape: Some(t),
             id: Some(id),
             value,
+            const_node: Cell::new(None),
         })
     }
 
@@ -469,48 +490,96 @@ impl<E: Float> Tape<E> {
             return Ok(grads);
         }
         grads[tid] = Some(Var::untracked(seed));
-        let as_var = |id: usize, value: Tensor<E>| {
-            if create_graph {
-                Var {
+        let mut keep = vec![false; n];
+        for &s in sources {
+            keep[s] = true;
+        }
+        if create_graph {
+            // Rules record onto this tape, so no borrow of the nodes may be
+            // held while they run: copy out what each step needs (cheap
+            // clones of shared tensors).
+            for i in (0..=tid).rev() {
+                let Some(g) = grads[i].clone() else { continue };
+                let (op, inputs, value, in_values) = {
+                    let nodes = self.nodes.borrow();
+                    let node = &nodes[i];
+                    let ins: SmallVec<[Tensor<E>; 2]> = node
+                        .inputs
+                        .iter()
+                        .map(|&j| nodes[j].value.clone())
+                        .collect();
+                    (
+                        node.op.clone(),
+                        node.inputs.clone(),
+                        node.value.clone(),
+                        ins,
+                    )
+                };
+                if inputs.is_empty() {
+                    continue;
+                }
+                let tracked = |id: usize, value: Tensor<E>| Var {
                     tape: Some(self),
                     id: Some(id),
                     value,
-                }
-            } else {
-                Var::untracked(value)
-            }
-        };
-        for i in (0..=tid).rev() {
-            let Some(g) = grads[i].clone() else { continue };
-            let (op, inputs, value) = {
-                let nodes = self.nodes.borrow();
-                let node = &nodes[i];
-                (node.op.clone(), node.inputs.clone(), node.value.clone())
-            };
-            if inputs.is_empty() {
-                continue;
-            }
-            let in_vars: SmallVec<[Var<'t, E>; 2]> = {
-                let nodes = self.nodes.borrow();
-                inputs
+                    const_node: Cell::new(None),
+                };
+                let in_vars: SmallVec<[Var<'t, E>; 2]> = inputs
                     .iter()
-                    .map(|&j| as_var(j, nodes[j].value.clone()))
-                    .collect()
-            };
-            let needs: SmallVec<[bool; 2]> = inputs.iter().map(|&j| needed[j]).collect();
-            let out = as_var(i, value);
-            let gin = backward(&op, &in_vars, &out, &g, &needs)?;
-            for ((&j, gj), &need) in inputs.iter().zip(gin).zip(&needs) {
-                let Some(gj) = gj else { continue };
-                if !need {
+                    .zip(in_values)
+                    .map(|(&j, v)| tracked(j, v))
+                    .collect();
+                let needs: SmallVec<[bool; 2]> = inputs.iter().map(|&j| needed[j]).collect();
+                let gin = backward(&op, &in_vars, &tracked(i, value), &g, &needs)?;
+                accumulate(&mut grads, &inputs, gin, &needs)?;
+            }
+        } else {
+            // First order: rules compute on untracked Vars and never touch
+            // the tape, so the nodes stay borrowed and nothing is cloned
+            // but tensor handles.
+            let nodes = self.nodes.borrow();
+            for i in (0..=tid).rev() {
+                let node = &nodes[i];
+                if node.inputs.is_empty() {
                     continue;
                 }
-                grads[j] = Some(match grads[j].take() {
-                    None => gj,
-                    Some(prev) => prev.add(&gj)?,
-                });
+                let g = if keep[i] {
+                    grads[i].clone()
+                } else {
+                    grads[i].take()
+                };
+                let Some(g) = g else { continue };
+                let in_vars: SmallVec<[Var<'t, E>; 2]> = node
+                    .inputs
+                    .iter()
+                    .map(|&j| Var::untracked(nodes[j].value.clone()))
+                    .collect();
+                let needs: SmallVec<[bool; 2]> = node.inputs.iter().map(|&j| needed[j]).collect();
+                let out = Var::untracked(node.value.clone());
+                let gin = backward(&node.op, &in_vars, &out, &g, &needs)?;
+                accumulate(&mut grads, &node.inputs, gin, &needs)?;
             }
         }
         Ok(grads)
     }
+}
+
+/// Adds each input's gradient into its slot (fan-out sums).
+fn accumulate<'t, E: Float>(
+    grads: &mut [Option<Var<'t, E>>],
+    inputs: &[usize],
+    gin: SmallVec<[Option<Var<'t, E>>; 2]>,
+    needs: &[bool],
+) -> Result<()> {
+    for ((&j, gj), &need) in inputs.iter().zip(gin).zip(needs) {
+        let Some(gj) = gj else { continue };
+        if !need {
+            continue;
+        }
+        grads[j] = Some(match grads[j].take() {
+            None => gj,
+            Some(prev) => prev.add(&gj)?,
+        });
+    }
+    Ok(())
 }

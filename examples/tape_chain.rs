@@ -1,0 +1,32 @@
+//! Prints the tape's cost per op: a chain of 1,000 elementwise ops on a
+//! 16-element tensor, forward and backward, best of many runs. Used by
+//! benches/tape_vs_torch.sh next to the same chain in PyTorch.
+
+use std::time::Instant;
+
+use tapir::autograd::{Parameter, Tape};
+use tapir::prelude::*;
+
+fn chain(x: &Parameter<f32>, c: &Tensor<f32>) -> Tensor<f32> {
+    let tape = Tape::new();
+    let c = tape.constant(c.clone());
+    let mut v = tape.watch(x);
+    for _ in 0..500 {
+        v = v.mul(&c).expect("same shape").tanh();
+    }
+    let loss = v.sum_all();
+    tape.gradient(&loss, [x]).expect("scalar")[x].clone()
+}
+
+fn main() {
+    let mut rng = Rng::seed(0);
+    let x = Parameter::new("x", Tensor::<f32>::randn([16], &mut rng));
+    let c = Tensor::<f32>::uniform([16], 0.9, 1.1, &mut rng);
+    let mut best = f64::INFINITY;
+    for _ in 0..300 {
+        let t = Instant::now();
+        std::hint::black_box(chain(&x, &c));
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    println!("tapir tape_chain us_per_op={:.3}", best * 1e6 / 1000.0);
+}
