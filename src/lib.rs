@@ -20,6 +20,11 @@ pub use tapir_autograd as autograd;
 pub use tapir_optim as optim;
 pub use tapir_tensor as tensor;
 
+/// The README's example, compiled and run as a doctest so it cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeExample;
+
 /// The names most programs need.
 pub mod prelude {
     pub use tapir_autograd::{GradientOptions, Gradients, Parameter, Tape, Unconnected, Var};
