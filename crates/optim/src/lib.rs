@@ -1,8 +1,44 @@
 //! # tapir-optim
 //!
-//! Optimizers, gradient transforms and learning-rate schedules for Tapir.
-//! Not implemented yet: see the optim issue. The crate exists so the
-//! workspace layout and dependency direction are fixed.
+//! Optimizers for Tapir: `opt.apply_gradients(&grads)` turns the tape's
+//! [`Gradients`](tapir_autograd::Gradients) into in-place parameter updates.
+//!
+//! ```
+//! use tapir_autograd::{Parameter, Tape};
+//! use tapir_optim::Adam;
+//! use tapir_tensor::Tensor;
+//!
+//! let w = Parameter::new("w", Tensor::<f64>::from_vec(vec![3.0, -2.0], [2])?);
+//! let mut opt = Adam::new(0.1)?;
+//! for _ in 0..200 {
+//!     let tape = Tape::new();
+//!     let loss = tape.watch(&w).square().sum_all();
+//!     let grads = tape.gradient(&loss, [&w])?;
+//!     opt.apply_gradients(&grads)?;
+//! }
+//! assert!(w.value().abs().max_all()?.item()? < 0.05);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Each optimizer is one fused elementwise pass over parameter, gradient and
+//! state (parallel over chunks for big tensors); gradient transforms
+//! (clipping, skipping non-finite steps, accumulation, L1) run before it; a
+//! [`Schedule`] sets the learning rate. See docs/optimizers.md.
 #![deny(missing_docs)]
 
-pub use tapir_tensor as tensor;
+mod error;
+mod optimizer;
+mod optimizers;
+mod rules;
+mod schedule;
+mod transform;
+
+pub use error::{Error, Result};
+pub use optimizer::{GroupOptions, Optimizer, OptimizerState, ParamState, StepReport, WeightDecay};
+pub use optimizers::{adamw, Adadelta, Adagrad, Adam, Adamax, Nadam, Radam, Rmsprop, Sgd};
+pub use rules::{Kernel, Momentum, Rule};
+pub use schedule::{
+    Constant, Cosine, CosineRestarts, Cyclic, Exponential, FnSchedule, InverseTime, Linear,
+    MultiStep, OneCycle, Polynomial, ReduceOnPlateau, Schedule, Sequential, StepDecay,
+};
+pub use transform::{Accumulator, GradTransform, ParamEma};

@@ -1,0 +1,394 @@
+//! The stateful `Optimizer`: per-parameter state, weight decay, gradient
+//! transforms, a learning-rate schedule, parameter groups, save/restore.
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+use smallvec::SmallVec;
+use tapir_autograd::{Gradients, Parameter};
+use tapir_tensor::{Float, Tensor};
+
+use crate::error::{check, Error, Result};
+use crate::rules::{Kernel, Rule};
+use crate::schedule::Schedule;
+use crate::transform::{ClipMode, GradTransform};
+
+/// Weight decay, as an enum rather than a flag.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum WeightDecay {
+    /// None.
+    #[default]
+    None,
+    /// L2 regularisation added to the gradient, g ← g + λθ (PyTorch's
+    /// `weight_decay` for every optimizer but AdamW).
+    L2(f64),
+    /// Decoupled decay θ ← (1 − αλ)θ before the update (AdamW, Loshchilov &
+    /// Hutter 2019; PyTorch's AdamW and Keras's `weight_decay`).
+    Decoupled(f64),
+}
+
+impl WeightDecay {
+    fn validate(self, optimizer: &'static str) -> Result<()> {
+        match self {
+            WeightDecay::None => Ok(()),
+            WeightDecay::L2(w) | WeightDecay::Decoupled(w) => check(
+                optimizer,
+                "weight_decay",
+                w,
+                w >= 0.0 && w.is_finite(),
+                "must be finite and >= 0",
+            ),
+        }
+    }
+}
+
+/// Hyperparameters that a parameter group overrides.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct GroupOptions {
+    /// Learning-rate factor applied on top of the (scheduled) rate.
+    pub lr_scale: Option<f64>,
+    /// Weight decay for this group.
+    pub weight_decay: Option<WeightDecay>,
+}
+
+struct Group {
+    matches: Box<dyn Fn(&str) -> bool + Send + Sync>,
+    options: GroupOptions,
+}
+
+/// One parameter's optimizer state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamState<E: Float = f32> {
+    /// Steps applied to this parameter (1-based after the first).
+    pub t: u64,
+    /// State tensors (flat, the parameter's length each).
+    pub slots: Vec<Vec<E>>,
+    /// Scalar state.
+    pub scalars: Vec<f64>,
+    /// The parameter's shape.
+    pub shape: Vec<usize>,
+}
+
+/// Everything needed to resume an optimizer: per-parameter state keyed by
+/// parameter name, the step count and the skipped-step counter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptimizerState<E: Float = f32> {
+    /// The rule's name (checked on load).
+    pub rule: String,
+    /// Optimizer steps taken (the schedule position).
+    pub step: u64,
+    /// Steps skipped for non-finite gradients.
+    pub skipped: u64,
+    /// Per-parameter state by parameter name.
+    pub params: Vec<(String, ParamState<E>)>,
+}
+
+/// What one `apply_gradients` did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepReport {
+    /// The learning rate used.
+    pub lr: f64,
+    /// Global gradient norm before clipping, when a global-norm clip ran.
+    pub grad_norm: Option<f64>,
+    /// Whether the step was skipped (non-finite gradient).
+    pub skipped: bool,
+}
+
+/// Elements per parallel chunk of an update.
+const CHUNK: usize = 1 << 16;
+
+/// A stateful optimizer: `opt.apply_gradients(&grads)` updates every
+/// parameter that has a gradient, in place.
+pub struct Optimizer<E: Float = f32> {
+    rule: Box<dyn Rule<E>>,
+    lr: f64,
+    weight_decay: WeightDecay,
+    schedule: Option<Box<dyn Schedule>>,
+    transforms: Vec<GradTransform>,
+    groups: Vec<Group>,
+    state: HashMap<u64, (String, ParamState<E>)>,
+    step: u64,
+    skipped: u64,
+}
+
+impl<E: Float> std::fmt::Debug for Optimizer<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Optimizer({}, lr {}, step {})",
+            self.rule.name(),
+            self.lr,
+            self.step
+        )
+    }
+}
+
+impl<E: Float> Optimizer<E> {
+    /// An optimizer from a rule, a learning rate and a weight decay.
+    ///
+    /// # Errors
+    /// A negative or non-finite learning rate or weight decay.
+    pub fn new(rule: Box<dyn Rule<E>>, lr: f64, weight_decay: WeightDecay) -> Result<Self> {
+        let name = rule.name();
+        check(
+            name,
+            "lr",
+            lr,
+            lr >= 0.0 && lr.is_finite(),
+            "must be finite and >= 0",
+        )?;
+        weight_decay.validate(name)?;
+        Ok(Optimizer {
+            rule,
+            lr,
+            weight_decay,
+            schedule: None,
+            transforms: Vec::new(),
+            groups: Vec::new(),
+            state: HashMap::new(),
+            step: 0,
+            skipped: 0,
+        })
+    }
+
+    /// Drives the learning rate by a schedule (the base rate is the
+    /// optimizer's `lr`).
+    pub fn with_schedule(mut self, s: impl Schedule + 'static) -> Self {
+        self.schedule = Some(Box::new(s));
+        self
+    }
+
+    /// Adds a gradient transform, applied in the order added, before the
+    /// update rule.
+    pub fn with_transform(mut self, t: GradTransform) -> Self {
+        self.transforms.push(t);
+        self
+    }
+
+    /// Parameters whose name satisfies `matches` use `options` (the first
+    /// matching group wins). The usual case: no weight decay on biases and
+    /// norm weights.
+    pub fn with_group(
+        mut self,
+        matches: impl Fn(&str) -> bool + Send + Sync + 'static,
+        options: GroupOptions,
+    ) -> Self {
+        self.groups.push(Group {
+            matches: Box::new(matches),
+            options,
+        });
+        self
+    }
+
+    /// The learning rate the next step will use.
+    pub fn current_lr(&self) -> f64 {
+        match &self.schedule {
+            Some(s) => s.lr(self.step, self.lr),
+            None => self.lr,
+        }
+    }
+
+    /// Reports a metric to a metric-driven schedule (reduce-on-plateau);
+    /// other schedules ignore it.
+    pub fn report_metric(&mut self, metric: f64) {
+        if let Some(s) = &mut self.schedule {
+            s.observe(metric);
+        }
+    }
+
+    /// Optimizer steps taken so far (skipped steps not counted).
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// Steps skipped because a gradient was not finite.
+    pub fn skipped_steps(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Updates every parameter of `grads` that has a gradient; parameters
+    /// without one are skipped (as PyTorch and Keras).
+    ///
+    /// # Errors
+    /// No gradient at all, or a gradient whose shape differs from its
+    /// parameter's.
+    pub fn apply_gradients(&mut self, grads: &Gradients<E>) -> Result<StepReport> {
+        let mut pairs: Vec<(&Parameter<E>, Tensor<E>)> = Vec::new();
+        for (p, g) in grads.iter() {
+            let Some(g) = g else { continue };
+            let shape = p.shape();
+            if g.shape() != shape.as_slice() {
+                return Err(Error::GradientShape {
+                    name: p.name().to_string(),
+                    grad: g.shape().to_vec(),
+                    param: shape,
+                });
+            }
+            pairs.push((p, g.clone()));
+        }
+        if pairs.is_empty() {
+            return Err(Error::NoGradients);
+        }
+        let lr = self.current_lr();
+        let mut report = StepReport {
+            lr,
+            grad_norm: None,
+            skipped: false,
+        };
+        for t in &mut self.transforms {
+            match t.apply(&mut pairs)? {
+                ClipMode::Continue(norm) => {
+                    if norm.is_some() {
+                        report.grad_norm = norm;
+                    }
+                }
+                ClipMode::Skip => {
+                    self.skipped += 1;
+                    report.skipped = true;
+                    return Ok(report);
+                }
+                ClipMode::Wait => return Ok(report),
+            }
+        }
+        for (p, g) in pairs {
+            let opts = self
+                .groups
+                .iter()
+                .find(|gr| (gr.matches)(p.name()))
+                .map(|gr| gr.options)
+                .unwrap_or_default();
+            let plr = lr * opts.lr_scale.unwrap_or(1.0);
+            let wd = opts.weight_decay.unwrap_or(self.weight_decay);
+            let rule = &*self.rule;
+            let (_, st) = self.state.entry(p.id()).or_insert_with(|| {
+                let len: usize = p.shape().iter().product();
+                (
+                    p.name().to_string(),
+                    ParamState {
+                        t: 0,
+                        slots: (0..rule.slots())
+                            .map(|k| vec![E::from_f64(rule.init_slot(k)); len])
+                            .collect(),
+                        scalars: rule.scalars(),
+                        shape: p.shape(),
+                    },
+                )
+            });
+            st.t += 1;
+            let c = rule.coeffs(st.t, plr, &mut st.scalars);
+            let (l2, decay) = match wd {
+                WeightDecay::None => (0.0, 1.0),
+                WeightDecay::L2(w) => (w, 1.0),
+                WeightDecay::Decoupled(w) => (0.0, 1.0 - plr * w),
+            };
+            let k = Kernel {
+                lr: E::from_f64(plr),
+                l2: E::from_f64(l2),
+                decay: E::from_f64(decay),
+                first: st.t == 1,
+                c: c.map(E::from_f64),
+            };
+            let g = g.contiguous();
+            let gs = g.as_slice().expect("contiguous");
+            let slots = &mut st.slots;
+            p.update(|v| {
+                let ps = v.as_mut_slice();
+                run_chunks(rule, ps, gs, slots, &k);
+            });
+        }
+        self.step += 1;
+        Ok(report)
+    }
+
+    /// The optimizer's state, keyed by parameter name, for checkpoints.
+    pub fn state(&self) -> OptimizerState<E> {
+        let mut params: Vec<(String, ParamState<E>)> = self
+            .state
+            .values()
+            .map(|(n, s)| (n.clone(), s.clone()))
+            .collect();
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        OptimizerState {
+            rule: self.rule.name().to_string(),
+            step: self.step,
+            skipped: self.skipped,
+            params,
+        }
+    }
+
+    /// Restores a state saved by [`Optimizer::state`] for these parameters.
+    /// Continuing then gives bit-identical parameters to an uninterrupted
+    /// run.
+    ///
+    /// # Errors
+    /// Another optimizer's state, a parameter missing from `params`, or a
+    /// shape or slot count that does not fit.
+    pub fn load_state(
+        &mut self,
+        state: &OptimizerState<E>,
+        params: &[&Parameter<E>],
+    ) -> Result<()> {
+        if state.rule != self.rule.name() {
+            return Err(Error::State(format!(
+                "state of {} cannot be loaded into {}",
+                state.rule,
+                self.rule.name()
+            )));
+        }
+        let mut new = HashMap::new();
+        for (name, st) in &state.params {
+            let p = params
+                .iter()
+                .find(|p| p.name() == name)
+                .ok_or_else(|| Error::State(format!("no parameter named '{name}'")))?;
+            if p.shape() != st.shape {
+                return Err(Error::State(format!(
+                    "'{name}' has shape {:?}, the state has {:?}",
+                    p.shape(),
+                    st.shape
+                )));
+            }
+            let len: usize = st.shape.iter().product();
+            if st.slots.len() != self.rule.slots() || st.slots.iter().any(|s| s.len() != len) {
+                return Err(Error::State(format!(
+                    "'{name}': the state's slots do not fit {}",
+                    self.rule.name()
+                )));
+            }
+            new.insert(p.id(), (name.clone(), st.clone()));
+        }
+        self.state = new;
+        self.step = state.step;
+        self.skipped = state.skipped;
+        Ok(())
+    }
+}
+
+/// Runs the rule over the flat tensors, in parallel chunks for big ones.
+fn run_chunks<E: Float>(
+    rule: &dyn Rule<E>,
+    p: &mut [E],
+    g: &[E],
+    slots: &mut [Vec<E>],
+    k: &Kernel<E>,
+) {
+    if p.len() < 2 * CHUNK {
+        let mut s: SmallVec<[&mut [E]; 3]> = slots.iter_mut().map(|s| s.as_mut_slice()).collect();
+        rule.apply(p, g, &mut s, k);
+        return;
+    }
+    let mut slot_chunks: Vec<_> = slots.iter_mut().map(|s| s.chunks_mut(CHUNK)).collect();
+    let work: Vec<(&mut [E], &[E], SmallVec<[&mut [E]; 3]>)> = p
+        .chunks_mut(CHUNK)
+        .zip(g.chunks(CHUNK))
+        .map(|(pc, gc)| {
+            let sc = slot_chunks
+                .iter_mut()
+                .map(|it| it.next().expect("slots have the parameter's length"))
+                .collect();
+            (pc, gc, sc)
+        })
+        .collect();
+    work.into_par_iter()
+        .for_each(|(pc, gc, mut sc)| rule.apply(pc, gc, &mut sc, k));
+}

@@ -1,0 +1,236 @@
+//! Gradient transforms applied before the update rule.
+
+use std::collections::HashMap;
+
+use tapir_autograd::Parameter;
+use tapir_tensor::{Float, Tensor};
+
+use crate::error::{check, Result};
+
+/// What a transform tells the optimizer.
+pub(crate) enum ClipMode {
+    /// Go on; carries the global norm when one was computed.
+    Continue(Option<f64>),
+    /// Leave parameters and state untouched and count a skipped step.
+    Skip,
+    /// Accumulating: nothing to apply yet.
+    Wait,
+}
+
+/// A gradient transform (optax's name for the idea), composable in front of
+/// any optimizer with [`crate::Optimizer::with_transform`].
+#[derive(Debug, Clone)]
+pub enum GradTransform {
+    /// Clamp every gradient element to [−c, c] (`clip_grad_value_`).
+    ClipValue(f64),
+    /// Rescale each gradient tensor whose L2 norm exceeds `max` to norm `max`.
+    ClipNorm(f64),
+    /// Rescale all gradients together when their joint L2 norm exceeds `max`
+    /// (`clip_grad_norm_`, optax's `clip_by_global_norm`); the norm before
+    /// clipping is reported in [`crate::StepReport::grad_norm`].
+    ClipGlobalNorm(f64),
+    /// A NaN or ±inf anywhere: skip the whole step, parameters and state
+    /// untouched; counted in [`crate::Optimizer::skipped_steps`].
+    SkipNonFinite,
+    /// L1 regularisation: g ← g + λ·sign(θ).
+    L1(f64),
+    /// Accumulate `k` micro-steps and apply their mean on the k-th.
+    Accumulate(Accumulator),
+}
+
+/// State of [`GradTransform::Accumulate`].
+#[derive(Debug, Clone)]
+pub struct Accumulator {
+    k: usize,
+    seen: usize,
+    sums: HashMap<u64, Tensor<f64>>,
+}
+
+impl GradTransform {
+    /// Clip by value, validated (c ≥ 0).
+    ///
+    /// # Errors
+    /// A negative or non-finite bound.
+    pub fn clip_value(c: f64) -> Result<Self> {
+        check(
+            "clip_value",
+            "c",
+            c,
+            c >= 0.0 && c.is_finite(),
+            "must be finite and >= 0",
+        )?;
+        Ok(GradTransform::ClipValue(c))
+    }
+    /// Clip each tensor's norm, validated (max > 0).
+    ///
+    /// # Errors
+    /// A non-positive bound.
+    pub fn clip_norm(max: f64) -> Result<Self> {
+        check("clip_norm", "max", max, max > 0.0, "must be > 0")?;
+        Ok(GradTransform::ClipNorm(max))
+    }
+    /// Clip the global norm, validated (max > 0).
+    ///
+    /// # Errors
+    /// A non-positive bound.
+    pub fn clip_global_norm(max: f64) -> Result<Self> {
+        check("clip_global_norm", "max", max, max > 0.0, "must be > 0")?;
+        Ok(GradTransform::ClipGlobalNorm(max))
+    }
+    /// L1 regularisation, validated (λ ≥ 0).
+    ///
+    /// # Errors
+    /// A negative λ.
+    pub fn l1(lambda: f64) -> Result<Self> {
+        check("l1", "lambda", lambda, lambda >= 0.0, "must be >= 0")?;
+        Ok(GradTransform::L1(lambda))
+    }
+    /// Accumulation over `k` micro-steps, validated (k ≥ 1).
+    ///
+    /// # Errors
+    /// k = 0.
+    pub fn accumulate(k: usize) -> Result<Self> {
+        check("accumulate", "k", k as f64, k >= 1, "must be >= 1")?;
+        Ok(GradTransform::Accumulate(Accumulator {
+            k,
+            seen: 0,
+            sums: HashMap::new(),
+        }))
+    }
+
+    pub(crate) fn apply<E: Float>(
+        &mut self,
+        pairs: &mut [(&Parameter<E>, Tensor<E>)],
+    ) -> Result<ClipMode> {
+        match self {
+            GradTransform::ClipValue(c) => {
+                let c = E::from_f64(*c);
+                for (_, g) in pairs.iter_mut() {
+                    *g = g.clamp(Some(-c), Some(c))?;
+                }
+            }
+            GradTransform::ClipNorm(max) => {
+                for (_, g) in pairs.iter_mut() {
+                    let n = norm(g);
+                    if n > *max {
+                        *g = g.mul_scalar(E::from_f64(*max / n));
+                    }
+                }
+            }
+            GradTransform::ClipGlobalNorm(max) => {
+                let total = pairs
+                    .iter()
+                    .map(|(_, g)| norm(g).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
+                if total > *max {
+                    // PyTorch's clip_grad_norm_ uses max / (total + 1e-6).
+                    let s = E::from_f64(*max / (total + 1e-6));
+                    for (_, g) in pairs.iter_mut() {
+                        *g = g.mul_scalar(s);
+                    }
+                }
+                return Ok(ClipMode::Continue(Some(total)));
+            }
+            GradTransform::SkipNonFinite => {
+                let bad = pairs
+                    .iter()
+                    .any(|(_, g)| g.to_vec().iter().any(|v| !v.is_finite()));
+                if bad {
+                    return Ok(ClipMode::Skip);
+                }
+            }
+            GradTransform::L1(l) => {
+                let l = E::from_f64(*l);
+                for (p, g) in pairs.iter_mut() {
+                    *g = g.add(&p.value().sign().mul_scalar(l))?;
+                }
+            }
+            GradTransform::Accumulate(acc) => {
+                for (p, g) in pairs.iter() {
+                    let g64: Tensor<f64> = g.cast();
+                    let s = match acc.sums.remove(&p.id()) {
+                        Some(s) => s.add(&g64)?,
+                        None => g64,
+                    };
+                    acc.sums.insert(p.id(), s);
+                }
+                acc.seen += 1;
+                if acc.seen < acc.k {
+                    return Ok(ClipMode::Wait);
+                }
+                let k = acc.k as f64;
+                for (p, g) in pairs.iter_mut() {
+                    if let Some(s) = acc.sums.remove(&p.id()) {
+                        *g = s.div_scalar(k).cast();
+                    }
+                }
+                acc.seen = 0;
+                acc.sums.clear();
+            }
+        }
+        Ok(ClipMode::Continue(None))
+    }
+}
+
+fn norm<E: Float>(g: &Tensor<E>) -> f64 {
+    g.to_vec()
+        .iter()
+        .map(|v| v.to_f64().powi(2))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// Exponential moving average of parameters (Polyak averaging):
+/// a ← d·a + (1 − d)·θ after each step; [`ParamEma::swap`] exchanges the
+/// averages and the live weights (call it again to swap back), for evaluation.
+#[derive(Debug)]
+pub struct ParamEma<E: Float = f32> {
+    decay: f64,
+    avg: Vec<(Parameter<E>, Tensor<E>)>,
+}
+
+impl<E: Float> ParamEma<E> {
+    /// Averages of `params`, starting at their current values.
+    ///
+    /// # Errors
+    /// A decay outside [0, 1].
+    pub fn new(params: &[&Parameter<E>], decay: f64) -> Result<Self> {
+        check(
+            "ParamEma",
+            "decay",
+            decay,
+            (0.0..=1.0).contains(&decay),
+            "must lie in [0, 1]",
+        )?;
+        Ok(ParamEma {
+            decay,
+            avg: params.iter().map(|p| ((*p).clone(), p.value())).collect(),
+        })
+    }
+
+    /// Folds the current parameter values into the averages.
+    ///
+    /// # Errors
+    /// A parameter whose shape changed.
+    pub fn update(&mut self) -> Result<()> {
+        let d = E::from_f64(self.decay);
+        for (p, a) in &mut self.avg {
+            *a = a.mul_scalar(d).add(&p.value().mul_scalar(E::ONE - d))?;
+        }
+        Ok(())
+    }
+
+    /// Swaps averaged and live weights.
+    pub fn swap(&mut self) {
+        for (p, a) in &mut self.avg {
+            let live = p.value();
+            p.set(std::mem::replace(a, live));
+        }
+    }
+
+    /// The averaged value of a parameter.
+    pub fn average(&self, p: &Parameter<E>) -> Option<&Tensor<E>> {
+        self.avg.iter().find(|(q, _)| q == p).map(|(_, a)| a)
+    }
+}
