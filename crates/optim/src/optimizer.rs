@@ -364,6 +364,10 @@ impl<E: Float> Optimizer<E> {
     }
 }
 
+/// One parallel work item: a chunk of the parameter, of the gradient and of
+/// each state slot, at the same offsets.
+type Chunk<'a, E> = (&'a mut [E], &'a [E], SmallVec<[&'a mut [E]; 3]>);
+
 /// Runs the rule over the flat tensors, in parallel chunks for big ones.
 fn run_chunks<E: Float>(
     rule: &dyn Rule<E>,
@@ -378,7 +382,7 @@ fn run_chunks<E: Float>(
         return;
     }
     let mut slot_chunks: Vec<_> = slots.iter_mut().map(|s| s.chunks_mut(CHUNK)).collect();
-    let work: Vec<(&mut [E], &[E], SmallVec<[&mut [E]; 3]>)> = p
+    let work: Vec<Chunk<'_, E>> = p
         .chunks_mut(CHUNK)
         .zip(g.chunks(CHUNK))
         .map(|(pc, gc)| {

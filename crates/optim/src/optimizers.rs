@@ -1,5 +1,10 @@
 //! The optimizers: config structs with PyTorch's defaults, validated when
 //! built into an [`Optimizer`].
+//!
+//! `Adam::new(lr)` returns the built `Optimizer` rather than the config: it
+//! is the one-line form of the design's public API (`let mut opt =
+//! Adam::new(1e-3)?`), and the configs are plain structs built with `build`.
+#![allow(clippy::new_ret_no_self)]
 
 use tapir_tensor::Float;
 

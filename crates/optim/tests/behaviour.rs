@@ -1,0 +1,274 @@
+//! Transforms, validation, skipping, groups, accumulation, EMA and
+//! save/restore, with exact expected values.
+
+use tapir_autograd::{Gradients, Parameter, Tape};
+use tapir_optim::*;
+use tapir_tensor::Tensor;
+
+fn t(v: &[f64]) -> Tensor<f64> {
+    Tensor::from_vec(v.to_vec(), [v.len()]).unwrap()
+}
+
+fn grads(pairs: &[(&Parameter<f64>, Option<Tensor<f64>>)]) -> Gradients<f64> {
+    Gradients::from_pairs(
+        pairs
+            .iter()
+            .map(|(p, g)| ((*p).clone(), g.clone()))
+            .collect(),
+    )
+}
+
+#[test]
+fn hyperparameters_are_validated_when_built() {
+    let e = Adam::new::<f32>(-0.1).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Adam: lr = -0.1 is invalid: must be finite and >= 0"
+    );
+    let e = Adam {
+        beta1: 1.0,
+        ..Default::default()
+    }
+    .build::<f32>()
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Adam: beta1 = 1 is invalid: must lie in [0, 1)"
+    );
+    let e = Rmsprop {
+        eps: 0.0,
+        ..Default::default()
+    }
+    .build::<f32>()
+    .unwrap_err();
+    assert!(e.to_string().contains("eps = 0"), "{e}");
+    let e = Sgd {
+        momentum: Momentum::HeavyBall {
+            momentum: 1.5,
+            dampening: 0.0,
+        },
+        ..Default::default()
+    }
+    .build::<f32>()
+    .unwrap_err();
+    assert!(e.to_string().contains("momentum = 1.5"), "{e}");
+    assert!(Sgd {
+        weight_decay: WeightDecay::L2(-1.0),
+        ..Default::default()
+    }
+    .build::<f32>()
+    .is_err());
+    assert!(GradTransform::clip_global_norm(0.0).is_err());
+    assert!(GradTransform::accumulate(0).is_err());
+    assert!(ParamEma::<f32>::new(&[], 1.5).is_err());
+}
+
+#[test]
+fn parameters_without_gradients_are_skipped_and_none_at_all_is_an_error() {
+    let a = Parameter::new("a", t(&[1.0]));
+    let b = Parameter::new("b", t(&[1.0]));
+    let mut opt = Sgd::new::<f64>(0.5).unwrap();
+    opt.apply_gradients(&grads(&[(&a, Some(t(&[2.0]))), (&b, None)]))
+        .unwrap();
+    assert_eq!(a.value().to_vec(), vec![0.0]);
+    assert_eq!(b.value().to_vec(), vec![1.0]);
+    let e = opt.apply_gradients(&grads(&[(&b, None)])).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "apply_gradients: no parameter has a gradient"
+    );
+    let e = opt
+        .apply_gradients(&grads(&[(&a, Some(t(&[1.0, 2.0])))]))
+        .unwrap_err();
+    assert!(matches!(e, Error::GradientShape { .. }), "{e}");
+}
+
+#[test]
+fn clipping_gives_exact_values() {
+    let a = Parameter::new("a", t(&[0.0, 0.0]));
+    let b = Parameter::new("b", t(&[0.0]));
+    let g = || grads(&[(&a, Some(t(&[3.0, -4.0]))), (&b, Some(t(&[12.0])))]);
+    // By value: clamp to [-1, 1], then SGD lr 1.
+    let mut opt = Sgd::new::<f64>(1.0)
+        .unwrap()
+        .with_transform(GradTransform::clip_value(1.0).unwrap());
+    opt.apply_gradients(&g()).unwrap();
+    assert_eq!(a.value().to_vec(), vec![-1.0, 1.0]);
+    assert_eq!(b.value().to_vec(), vec![-1.0]);
+    // Per-tensor norm 2.5: a has norm 5 -> halved; b has norm 12 -> 2.5.
+    a.set(t(&[0.0, 0.0]));
+    b.set(t(&[0.0]));
+    let mut opt = Sgd::new::<f64>(1.0)
+        .unwrap()
+        .with_transform(GradTransform::clip_norm(2.5).unwrap());
+    opt.apply_gradients(&g()).unwrap();
+    assert_eq!(a.value().to_vec(), vec![-1.5, 2.0]);
+    assert_eq!(b.value().to_vec(), vec![-2.5]);
+    // Global norm: √(9 + 16 + 144) = 13; clip to 6.5 halves everything
+    // (PyTorch's max/(norm + 1e-6)), and the norm before clipping is reported.
+    a.set(t(&[0.0, 0.0]));
+    b.set(t(&[0.0]));
+    let mut opt = Sgd::new::<f64>(1.0)
+        .unwrap()
+        .with_transform(GradTransform::clip_global_norm(6.5).unwrap());
+    let r = opt.apply_gradients(&g()).unwrap();
+    assert_eq!(r.grad_norm, Some(13.0));
+    let s = 6.5 / (13.0 + 1e-6);
+    assert_eq!(a.value().to_vec(), vec![-3.0 * s, 4.0 * s]);
+    assert_eq!(b.value().to_vec(), vec![-12.0 * s]);
+}
+
+#[test]
+fn non_finite_steps_are_skipped_leaving_parameters_and_state_untouched() {
+    let a = Parameter::new("a", t(&[1.0, 2.0]));
+    let mut opt = Adam::new::<f64>(0.1)
+        .unwrap()
+        .with_transform(GradTransform::SkipNonFinite)
+        .with_transform(GradTransform::clip_global_norm(1.0).unwrap());
+    opt.apply_gradients(&grads(&[(&a, Some(t(&[0.5, 0.5])))]))
+        .unwrap();
+    let (before, state) = (a.value(), opt.state());
+    let r = opt
+        .apply_gradients(&grads(&[(&a, Some(t(&[f64::INFINITY, 0.0])))]))
+        .unwrap();
+    assert!(r.skipped);
+    assert_eq!(opt.skipped_steps(), 1);
+    assert_eq!(a.value(), before);
+    assert_eq!(opt.state().params, state.params);
+    assert_eq!(opt.steps(), 1);
+    let r = opt
+        .apply_gradients(&grads(&[(&a, Some(t(&[f64::NAN, 0.0])))]))
+        .unwrap();
+    assert!(r.skipped);
+    assert_eq!(opt.skipped_steps(), 2);
+}
+
+#[test]
+fn accumulation_applies_the_mean_on_the_kth_micro_step() {
+    let a = Parameter::new("a", t(&[1.0]));
+    let mut opt = Sgd::new::<f64>(0.5)
+        .unwrap()
+        .with_transform(GradTransform::accumulate(3).unwrap());
+    for g in [1.0, 2.0] {
+        opt.apply_gradients(&grads(&[(&a, Some(t(&[g])))])).unwrap();
+        assert_eq!(
+            a.value().to_vec(),
+            vec![1.0],
+            "nothing applied before the 3rd"
+        );
+    }
+    opt.apply_gradients(&grads(&[(&a, Some(t(&[6.0])))]))
+        .unwrap();
+    assert_eq!(a.value().to_vec(), vec![1.0 - 0.5 * 3.0]);
+    assert_eq!(opt.steps(), 1);
+}
+
+#[test]
+fn l1_adds_the_sign_of_the_weights() {
+    let a = Parameter::new("a", t(&[2.0, -3.0, 0.0]));
+    let mut opt = Sgd::new::<f64>(1.0)
+        .unwrap()
+        .with_transform(GradTransform::l1(0.25).unwrap());
+    opt.apply_gradients(&grads(&[(&a, Some(t(&[0.0, 0.0, 1.0])))]))
+        .unwrap();
+    assert_eq!(a.value().to_vec(), vec![1.75, -2.75, -1.0]);
+}
+
+#[test]
+fn groups_select_hyperparameters_by_name() {
+    // AdamW with zero gradients only decays; the bias group has no decay
+    // and half the learning rate.
+    let w = Parameter::new("layer.weight", t(&[1.0]));
+    let b = Parameter::new("layer.bias", t(&[1.0]));
+    let mut opt = Adam::adamw(0.1, 0.5).build::<f64>().unwrap().with_group(
+        |name| name.ends_with("bias"),
+        GroupOptions {
+            lr_scale: Some(0.5),
+            weight_decay: Some(WeightDecay::None),
+        },
+    );
+    opt.apply_gradients(&grads(&[(&w, Some(t(&[0.0]))), (&b, Some(t(&[0.0])))]))
+        .unwrap();
+    assert_eq!(w.value().to_vec(), vec![1.0 - 0.1 * 0.5]);
+    assert_eq!(b.value().to_vec(), vec![1.0]);
+    let b2 = Parameter::new("bias", t(&[0.0]));
+    let mut opt = Sgd::new::<f64>(1.0).unwrap().with_group(
+        |n| n == "bias",
+        GroupOptions {
+            lr_scale: Some(0.5),
+            weight_decay: None,
+        },
+    );
+    opt.apply_gradients(&grads(&[(&b2, Some(t(&[1.0])))]))
+        .unwrap();
+    assert_eq!(b2.value().to_vec(), vec![-0.5]);
+}
+
+fn train(opt: &mut Optimizer<f64>, w: &Parameter<f64>, steps: usize) {
+    for _ in 0..steps {
+        let tape = Tape::new();
+        let loss = tape.watch(w).sin().mul(&tape.watch(w)).unwrap().sum_all();
+        opt.apply_gradients(&tape.gradient(&loss, [w]).unwrap())
+            .unwrap();
+    }
+}
+
+#[test]
+fn restoring_state_continues_bit_identically() {
+    let make = || {
+        Adam {
+            lr: 0.05,
+            amsgrad: true,
+            ..Default::default()
+        }
+        .build::<f64>()
+        .unwrap()
+        .with_schedule(Cosine {
+            t_max: 40,
+            eta_min: 0.0,
+        })
+    };
+    let w = Parameter::new("w", t(&[0.3, -1.2, 2.0]));
+    let mut a = make();
+    train(&mut a, &w, 20);
+    let saved = a.state();
+    let mid = w.value();
+    train(&mut a, &w, 20);
+    let straight = w.value();
+
+    let w2 = Parameter::new("w", mid);
+    let mut b = make();
+    b.load_state(&saved, &[&w2]).unwrap();
+    assert_eq!(b.steps(), 20);
+    train(&mut b, &w2, 20);
+    assert_eq!(w2.value().to_vec(), straight.to_vec(), "bit-identical");
+
+    // States that do not fit are errors.
+    let other = Parameter::new("other", t(&[0.0, 0.0, 0.0]));
+    let e = make().load_state(&saved, &[&other]).unwrap_err();
+    assert_eq!(e.to_string(), "load_state: no parameter named 'w'");
+    let short = Parameter::new("w", t(&[0.0]));
+    assert!(make().load_state(&saved, &[&short]).is_err());
+    let e = Sgd::new::<f64>(0.1)
+        .unwrap()
+        .load_state(&saved, &[&w2])
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("state of Adam cannot be loaded into SGD"),
+        "{e}"
+    );
+}
+
+#[test]
+fn parameter_ema_averages_and_swaps() {
+    let w = Parameter::new("w", t(&[0.0]));
+    let mut ema = ParamEma::new(&[&w], 0.5).unwrap();
+    w.set(t(&[4.0]));
+    ema.update().unwrap();
+    assert_eq!(ema.average(&w).unwrap().to_vec(), vec![2.0]);
+    ema.swap();
+    assert_eq!(w.value().to_vec(), vec![2.0]);
+    ema.swap();
+    assert_eq!(w.value().to_vec(), vec![4.0]);
+}
