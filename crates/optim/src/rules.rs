@@ -152,23 +152,31 @@ impl<E: Float> Rule<E> for AdamRule {
     fn apply(&self, p: &mut [E], g: &[E], s: &mut [&mut [E]], k: &Kernel<E>) {
         let [step, bc2_sqrt, b1, b2, eps, _] = k.c;
         let (one_b1, one_b2) = (E::ONE - b1, E::ONE - b2);
+        let inv_bc2_sqrt = E::ONE / bc2_sqrt;
         let (m, rest) = s.split_at_mut(1);
         let (v, vmax) = rest.split_at_mut(1);
         let (m, v) = (&mut *m[0], &mut *v[0]);
-        for i in 0..p.len() {
-            let gi = decayed(&mut p[i], g[i], k);
-            m[i] += one_b1 * (gi - m[i]);
-            v[i] = v[i] * b2 + one_b2 * gi * gi;
-            let vi = if self.amsgrad {
-                let mx = &mut vmax[0][i];
-                if v[i] > *mx {
-                    *mx = v[i];
+        // Iterators rather than indices so that the loop has no bounds
+        // checks and vectorises; the AMSGrad branch is hoisted out of it.
+        let moments = |pi: &mut E, gi: E, mi: &mut E, vi: &mut E| {
+            let gi = decayed(pi, gi, k);
+            *mi += one_b1 * (gi - *mi);
+            *vi = *vi * b2 + one_b2 * gi * gi;
+        };
+        let it = p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut());
+        if self.amsgrad {
+            for ((((pi, &gi), mi), vi), xi) in it.zip(vmax[0].iter_mut()) {
+                moments(pi, gi, mi, vi);
+                if *vi > *xi {
+                    *xi = *vi;
                 }
-                *mx
-            } else {
-                v[i]
-            };
-            p[i] -= step * m[i] / (vi.sqrt() / bc2_sqrt + eps);
+                *pi -= step * *mi / (xi.sqrt() * inv_bc2_sqrt + eps);
+            }
+        } else {
+            for (((pi, &gi), mi), vi) in it {
+                moments(pi, gi, mi, vi);
+                *pi -= step * *mi / (vi.sqrt() * inv_bc2_sqrt + eps);
+            }
         }
     }
 }
