@@ -4,21 +4,9 @@
 //!
 //! Run: `cargo run --release --example fit_line`
 
-use tapir::autograd::Error;
 use tapir::prelude::*;
 
-/// One gradient-descent step on every parameter.
-fn sgd_step(params: &[&Parameter], grads: &Gradients, lr: f32) -> Result<(), Error> {
-    for p in params {
-        if let Some(g) = grads.get(p) {
-            let step = g.mul_scalar(lr);
-            p.update(|v| v.sub(&step).map(|n| *v = n))?;
-        }
-    }
-    Ok(())
-}
-
-fn main() -> Result<(), Error> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rng = Rng::seed(0);
     let n = 256;
     // y = sin(3x) + noise on [-1, 1].
@@ -32,7 +20,7 @@ fn main() -> Result<(), Error> {
     let b2 = Parameter::new("b2", Tensor::zeros([1]));
     let params = [&w1, &b1, &w2, &b2];
 
-    let lr = 0.1;
+    let mut opt = Sgd::new(0.1)?; // θ ← θ − α∇L
     let mut first = None;
     let mut last = 0.0;
     for step in 0..=2000 {
@@ -41,7 +29,7 @@ fn main() -> Result<(), Error> {
         let pred = h.tanh().matmul(&tape.watch(&w2))? + tape.watch(&b2);
         let loss = pred.mse(&tape.constant(y.clone()))?;
         let grads = tape.gradient(&loss, params)?;
-        sgd_step(&params, &grads, lr)?;
+        opt.apply_gradients(&grads)?;
         last = loss.value().item()?;
         first.get_or_insert(last);
         if step % 400 == 0 {

@@ -28,6 +28,10 @@ pub struct ReadmeExample;
 /// The names most programs need.
 pub mod prelude {
     pub use tapir_autograd::{GradientOptions, Gradients, Parameter, Tape, Unconnected, Var};
+    pub use tapir_optim::{
+        Adadelta, Adagrad, Adam, Adamax, GradTransform, Momentum, Nadam, Optimizer, Radam, Rmsprop,
+        Schedule, Sgd, WeightDecay,
+    };
     pub use tapir_tensor::{
         Conv1dParams, Conv2dParams, Float, GeluApprox, Pool2dParams, Rng, Tensor,
     };
