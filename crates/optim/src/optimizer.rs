@@ -79,6 +79,8 @@ pub struct OptimizerState<E: Float = f32> {
     pub step: u64,
     /// Steps skipped for non-finite gradients.
     pub skipped: u64,
+    /// The schedule's own state (reduce-on-plateau's counters), if any.
+    pub schedule: Vec<f64>,
     /// Per-parameter state by parameter name.
     pub params: Vec<(String, ParamState<E>)>,
 }
@@ -312,6 +314,11 @@ impl<E: Float> Optimizer<E> {
             rule: self.rule.name().to_string(),
             step: self.step,
             skipped: self.skipped,
+            schedule: self
+                .schedule
+                .as_ref()
+                .map(|s| s.state())
+                .unwrap_or_default(),
             params,
         }
     }
@@ -360,6 +367,9 @@ impl<E: Float> Optimizer<E> {
         self.state = new;
         self.step = state.step;
         self.skipped = state.skipped;
+        if let Some(s) = &mut self.schedule {
+            s.set_state(&state.schedule);
+        }
         Ok(())
     }
 }

@@ -150,31 +150,115 @@ impl<E: Float> Rule<E> for AdamRule {
         [lr / bc1, bc2.sqrt(), self.beta1, self.beta2, self.eps, 0.0]
     }
     fn apply(&self, p: &mut [E], g: &[E], s: &mut [&mut [E]], k: &Kernel<E>) {
-        let [step, bc2_sqrt, b1, b2, eps, _] = k.c;
-        let (one_b1, one_b2) = (E::ONE - b1, E::ONE - b2);
-        let inv_bc2_sqrt = E::ONE / bc2_sqrt;
         let (m, rest) = s.split_at_mut(1);
         let (v, vmax) = rest.split_at_mut(1);
-        let (m, v) = (&mut *m[0], &mut *v[0]);
-        // Iterators rather than indices so that the loop has no bounds
-        // checks and vectorises; the AMSGrad branch is hoisted out of it.
-        let moments = |pi: &mut E, gi: E, mi: &mut E, vi: &mut E| {
-            let gi = decayed(pi, gi, k);
-            *mi += one_b1 * (gi - *mi);
-            *vi = *vi * b2 + one_b2 * gi * gi;
+        let vmax = if self.amsgrad {
+            Some(&mut *vmax[0])
+        } else {
+            None
         };
-        let it = p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut());
-        if self.amsgrad {
-            for ((((pi, &gi), mi), vi), xi) in it.zip(vmax[0].iter_mut()) {
-                moments(pi, gi, mi, vi);
+        adam_dispatch(p, g, m[0], v[0], vmax, k);
+    }
+}
+
+/// The Adam loop, compiled for the widest vector unit found at run time.
+///
+/// The crate is built for baseline x86-64 (SSE2); this streaming loop is
+/// memory- and divide-bound, and AVX2/AVX-512 halve or quarter its
+/// instruction count. `adam_loop` is `#[inline(always)]`, so each
+/// `target_feature` wrapper gets its own vectorised copy.
+fn adam_dispatch<E: Float>(
+    p: &mut [E],
+    g: &[E],
+    m: &mut [E],
+    v: &mut [E],
+    vmax: Option<&mut [E]>,
+    k: &Kernel<E>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { adam_avx512(p, g, m, v, vmax, k) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+            return unsafe { adam_avx2(p, g, m, v, vmax, k) };
+        }
+    }
+    adam_loop(p, g, m, v, vmax, k)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn adam_avx512<E: Float>(
+    p: &mut [E],
+    g: &[E],
+    m: &mut [E],
+    v: &mut [E],
+    vmax: Option<&mut [E]>,
+    k: &Kernel<E>,
+) {
+    adam_loop(p, g, m, v, vmax, k)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn adam_avx2<E: Float>(
+    p: &mut [E],
+    g: &[E],
+    m: &mut [E],
+    v: &mut [E],
+    vmax: Option<&mut [E]>,
+    k: &Kernel<E>,
+) {
+    adam_loop(p, g, m, v, vmax, k)
+}
+
+/// θ ← θ − (α/bc1)·m/(√v/√bc2 + ε) over zipped slices (no bounds checks),
+/// with the AMSGrad and weight-decay branches hoisted out of the loop.
+#[inline(always)]
+fn adam_loop<E: Float>(
+    p: &mut [E],
+    g: &[E],
+    m: &mut [E],
+    v: &mut [E],
+    vmax: Option<&mut [E]>,
+    k: &Kernel<E>,
+) {
+    let [step, bc2_sqrt, b1, b2, eps, _] = k.c;
+    let (one_b1, one_b2) = (E::ONE - b1, E::ONE - b2);
+    let inv_bc2_sqrt = E::ONE / bc2_sqrt;
+    let (l2, decay) = (k.l2, k.decay);
+    let plain = l2 == E::ZERO && decay == E::ONE;
+    let it = p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut());
+    match vmax {
+        Some(vmax) => {
+            for ((((pi, &gi), mi), vi), xi) in it.zip(vmax.iter_mut()) {
+                let gi = gi + l2 * *pi;
+                *pi *= decay;
+                *mi += one_b1 * (gi - *mi);
+                *vi = *vi * b2 + one_b2 * gi * gi;
                 if *vi > *xi {
                     *xi = *vi;
                 }
                 *pi -= step * *mi / (xi.sqrt() * inv_bc2_sqrt + eps);
             }
-        } else {
+        }
+        None if plain => {
             for (((pi, &gi), mi), vi) in it {
-                moments(pi, gi, mi, vi);
+                *mi += one_b1 * (gi - *mi);
+                *vi = *vi * b2 + one_b2 * gi * gi;
+                *pi -= step * *mi / (vi.sqrt() * inv_bc2_sqrt + eps);
+            }
+        }
+        None => {
+            for (((pi, &gi), mi), vi) in it {
+                let gi = gi + l2 * *pi;
+                *pi *= decay;
+                *mi += one_b1 * (gi - *mi);
+                *vi = *vi * b2 + one_b2 * gi * gi;
                 *pi -= step * *mi / (vi.sqrt() * inv_bc2_sqrt + eps);
             }
         }

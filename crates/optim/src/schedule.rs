@@ -11,6 +11,13 @@ pub trait Schedule: Send {
     fn lr(&self, t: u64, base: f64) -> f64;
     /// A metric reported after a step (only reduce-on-plateau uses it).
     fn observe(&mut self, _metric: f64) {}
+    /// Internal state beyond the step count, for checkpoints (empty for the
+    /// schedules that are functions of the step alone).
+    fn state(&self) -> Vec<f64> {
+        Vec::new()
+    }
+    /// Restores what [`Schedule::state`] returned.
+    fn set_state(&mut self, _state: &[f64]) {}
 }
 
 /// The base rate times `factor` for the first `steps` steps, then the base
@@ -189,6 +196,27 @@ impl Schedule for Sequential {
             s.observe(metric);
         }
     }
+    fn state(&self) -> Vec<f64> {
+        // Each part's state, prefixed by its length.
+        let mut out = Vec::new();
+        for s in &self.schedules {
+            let st = s.state();
+            out.push(st.len() as f64);
+            out.extend(st);
+        }
+        out
+    }
+    fn set_state(&mut self, state: &[f64]) {
+        let mut rest = state;
+        for s in &mut self.schedules {
+            let Some((&n, tail)) = rest.split_first() else {
+                return;
+            };
+            let n = (n as usize).min(tail.len());
+            s.set_state(&tail[..n]);
+            rest = &tail[n..];
+        }
+    }
 }
 
 /// The one-cycle policy (Smith 2018) as `OneCycleLR` with cosine annealing,
@@ -329,6 +357,17 @@ impl Schedule for ReduceOnPlateau {
             self.scale *= self.factor;
             self.cooling = self.cooldown;
             self.bad = 0;
+        }
+    }
+    fn state(&self) -> Vec<f64> {
+        vec![self.best, self.bad as f64, self.cooling as f64, self.scale]
+    }
+    fn set_state(&mut self, state: &[f64]) {
+        if let [best, bad, cooling, scale] = *state {
+            self.best = best;
+            self.bad = bad as u64;
+            self.cooling = cooling as u64;
+            self.scale = scale;
         }
     }
 }

@@ -78,6 +78,12 @@ impl Schedule for Boxed {
     fn observe(&mut self, m: f64) {
         self.0.observe(m)
     }
+    fn state(&self) -> Vec<f64> {
+        self.0.state()
+    }
+    fn set_state(&mut self, s: &[f64]) {
+        self.0.set_state(s)
+    }
 }
 
 #[test]
@@ -118,4 +124,34 @@ fn inverse_time_and_closures() {
     assert_eq!(s.lr(20, 1.0), 0.5);
     let f = FnSchedule(|t, base| base / (1 + t) as f64);
     assert_eq!(f.lr(3, 2.0), 0.5);
+}
+
+#[test]
+fn a_plateau_schedule_resumes_exactly_from_saved_state() {
+    let c = parse_fixtures(FIXTURES)
+        .into_iter()
+        .find(|c| c.name == "reduce_on_plateau")
+        .unwrap();
+    let want = c.t::<f64>("lrs").to_vec();
+    let metrics = c.t::<f64>("metrics").to_vec();
+    let p = Parameter::new("p", Tensor::<f64>::zeros([1]));
+    let g = || Gradients::from_pairs(vec![(p.clone(), Some(Tensor::zeros([1])))]);
+    let make = || {
+        Sgd::new::<f64>(0.1)
+            .unwrap()
+            .with_schedule(ReduceOnPlateau::new(0.5, 5, 1e-4, 2, 0.001))
+    };
+    let mut a = make();
+    for &m in &metrics[..40] {
+        a.apply_gradients(&g()).unwrap();
+        a.report_metric(m);
+    }
+    // Resume mid-plateau (the rate was last cut at step 37, cooldown running).
+    let mut b = make();
+    b.load_state(&a.state(), &[&p]).unwrap();
+    for t in 40..200 {
+        assert!((b.current_lr() - want[t]).abs() < 1e-12, "step {t}");
+        b.apply_gradients(&g()).unwrap();
+        b.report_metric(metrics[t]);
+    }
 }

