@@ -60,3 +60,14 @@ pub(crate) fn check(
         })
     }
 }
+
+/// A learning rate must be finite and non-negative.
+pub(crate) fn check_lr(optimizer: &'static str, lr: f64) -> Result<()> {
+    check(
+        optimizer,
+        "lr",
+        lr,
+        lr >= 0.0 && lr.is_finite(),
+        "must be finite and >= 0",
+    )
+}

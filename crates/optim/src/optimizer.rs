@@ -8,7 +8,7 @@ use smallvec::SmallVec;
 use tapir_autograd::{Gradients, Parameter};
 use tapir_tensor::{Float, Tensor};
 
-use crate::error::{check, Error, Result};
+use crate::error::{check, check_lr, Error, Result};
 use crate::rules::{Kernel, Rule};
 use crate::schedule::Schedule;
 use crate::transform::{ClipMode, GradTransform};
@@ -132,13 +132,7 @@ impl<E: Float> Optimizer<E> {
     /// A negative or non-finite learning rate or weight decay.
     pub fn new(rule: Box<dyn Rule<E>>, lr: f64, weight_decay: WeightDecay) -> Result<Self> {
         let name = rule.name();
-        check(
-            name,
-            "lr",
-            lr,
-            lr >= 0.0 && lr.is_finite(),
-            "must be finite and >= 0",
-        )?;
+        check_lr(name, lr)?;
         weight_decay.validate(name)?;
         Ok(Optimizer {
             rule,

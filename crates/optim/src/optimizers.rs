@@ -8,19 +8,10 @@
 
 use tapir_tensor::Float;
 
-use crate::error::{check, Result};
+use crate::error::{check, check_lr, Result};
 use crate::optimizer::{Optimizer, WeightDecay};
 use crate::rules::*;
 
-fn lr_ok(name: &'static str, lr: f64) -> Result<()> {
-    check(
-        name,
-        "lr",
-        lr,
-        lr >= 0.0 && lr.is_finite(),
-        "must be finite and >= 0",
-    )
-}
 fn beta_ok(name: &'static str, which: &'static str, b: f64) -> Result<()> {
     check(
         name,
@@ -80,7 +71,7 @@ impl Sgd {
     /// # Errors
     /// A hyperparameter outside its domain, named with its value.
     pub fn build<E: Float>(self) -> Result<Optimizer<E>> {
-        lr_ok("SGD", self.lr)?;
+        check_lr("SGD", self.lr)?;
         match self.momentum {
             Momentum::None => {}
             Momentum::HeavyBall {
@@ -185,7 +176,7 @@ impl Adam {
     /// # Errors
     /// A hyperparameter outside its domain, named with its value.
     pub fn build<E: Float>(self) -> Result<Optimizer<E>> {
-        lr_ok("Adam", self.lr)?;
+        check_lr("Adam", self.lr)?;
         beta_ok("Adam", "beta1", self.beta1)?;
         beta_ok("Adam", "beta2", self.beta2)?;
         eps_ok("Adam", self.eps)?;
@@ -235,7 +226,7 @@ macro_rules! simple_config {
             /// A hyperparameter outside its domain, named with its value.
             pub fn build<E: Float>(self) -> Result<Optimizer<E>> {
                 let $s = self;
-                lr_ok($label, $s.lr)?;
+                check_lr($label, $s.lr)?;
                 let rule: Box<dyn Rule<E>> = $build;
                 Optimizer::new(rule, $s.lr, $s.weight_decay)
             }
@@ -327,7 +318,7 @@ impl Rmsprop {
     /// # Errors
     /// A hyperparameter outside its domain.
     pub fn build_centered<E: Float>(self) -> Result<Optimizer<E>> {
-        lr_ok("RMSprop", self.lr)?;
+        check_lr("RMSprop", self.lr)?;
         beta_ok("RMSprop", "alpha", self.alpha)?;
         eps_ok("RMSprop", self.eps)?;
         check(
