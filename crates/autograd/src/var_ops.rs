@@ -198,6 +198,34 @@ impl<'t, E: Float> Var<'t, E> {
     pub fn lt(&self, other: &Self) -> Result<Tensor<E>> {
         Ok(self.value.lt(&other.value)?)
     }
+    /// Mask of `self >= other`.
+    ///
+    /// # Errors
+    /// When the shapes do not broadcast.
+    pub fn ge(&self, other: &Self) -> Result<Tensor<E>> {
+        Ok(self.value.ge(&other.value)?)
+    }
+    /// Mask of `self <= other`.
+    ///
+    /// # Errors
+    /// When the shapes do not broadcast.
+    pub fn le(&self, other: &Self) -> Result<Tensor<E>> {
+        Ok(self.value.le(&other.value)?)
+    }
+    /// Mask of `self == other`.
+    ///
+    /// # Errors
+    /// When the shapes do not broadcast.
+    pub fn eq(&self, other: &Self) -> Result<Tensor<E>> {
+        Ok(self.value.eq(&other.value)?)
+    }
+    /// Mask of `self != other`.
+    ///
+    /// # Errors
+    /// When the shapes do not broadcast.
+    pub fn ne(&self, other: &Self) -> Result<Tensor<E>> {
+        Ok(self.value.ne(&other.value)?)
+    }
 
     /// Picks `a` where `cond` is non-zero, `b` elsewhere (`torch.where`).
     ///
@@ -247,6 +275,25 @@ impl<'t, E: Float> Var<'t, E> {
             axes: axes.to_vec(),
         };
         Tape::record("max", op, &[self], v)
+    }
+    /// Maximum of all elements; tied maxima share the gradient equally.
+    ///
+    /// # Errors
+    /// When the tensor is empty.
+    pub fn max_all(&self) -> Result<Self> {
+        self.max(&all_axes(self.ndim()), false)
+    }
+    /// Minimum of all elements; tied minima share the gradient equally.
+    ///
+    /// # Errors
+    /// When the tensor is empty.
+    pub fn min_all(&self) -> Result<Self> {
+        self.min(&all_axes(self.ndim()), false)
+    }
+    /// Product of all elements (see [`Var::prod`] for its gradient).
+    pub fn prod_all(&self) -> Self {
+        self.prod(&all_axes(self.ndim()), false)
+            .expect("all axes are valid")
     }
     /// Minimum over `axes`; tied minima share the gradient equally.
     ///
@@ -566,6 +613,22 @@ impl<'t, E: Float> Var<'t, E> {
     pub fn pad(&self, pads: &[(usize, usize)], value: E) -> Result<Self> {
         let v = self.value.pad(pads, value)?;
         Tape::record("pad", Op::Pad(pads.to_vec()), &[self], v)
+    }
+    /// `self` with the slices of `src` added at `idx` along `axis`
+    /// (`torch.index_add`); differentiable in both.
+    ///
+    /// # Errors
+    /// When an index is out of range or `src` has the wrong shape.
+    pub fn index_add(&self, axis: isize, idx: &[usize], src: &Self) -> Result<Self> {
+        // Validates shapes and indices with the tensor op's messages.
+        let v = self.value.zeros_like().index_add(axis, idx, &src.value)?;
+        let a = tapir_tensor::normalize_axis("index_add", axis, self.shape())?;
+        let op = Op::IndexAddZeros {
+            axis: a,
+            idx: idx.into(),
+        };
+        let added = Tape::record("index_add", op, &[src], v)?;
+        self.add(&added)
     }
     /// `torch.gather` along `axis`.
     ///

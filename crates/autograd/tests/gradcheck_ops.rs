@@ -207,6 +207,12 @@ fn table() -> Vec<Case> {
             let idx = indices(vec![0, 1, 2, 0, 0, 2, 0, 0, 1, 2], [2, 5])?;
             Ok(v[0].scatter_add(0, &idx, &v[1])?.square())
         }),
+        case("index_add", vec![n(&[4, 3]), n(&[3, 3])], |v| {
+            Ok(v[0].index_add(0, &[1, 3, 1], &v[1])?.square())
+        }),
+        case("max_min_prod_all", vec![d(&[2, 3])], |v| {
+            v[0].max_all()?.add(&v[0].min_all()?)?.add(&v[0].prod_all())
+        }),
         case("cross_entropy", vec![n(&[4, 3])], |v| {
             v[0].cross_entropy(&[0, 2, 1, 2])
         }),
