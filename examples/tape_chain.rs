@@ -4,19 +4,10 @@
 
 use std::time::Instant;
 
-use tapir::autograd::{Parameter, Tape};
 use tapir::prelude::*;
 
-fn chain(x: &Parameter<f32>, c: &Tensor<f32>) -> Tensor<f32> {
-    let tape = Tape::new();
-    let c = tape.constant(c.clone());
-    let mut v = tape.watch(x);
-    for _ in 0..500 {
-        v = v.mul(&c).expect("same shape").tanh();
-    }
-    let loss = v.sum_all();
-    tape.gradient(&loss, [x]).expect("scalar")[x].clone()
-}
+#[path = "../benches/common/tape_chain.rs"]
+mod tape_chain;
 
 fn main() {
     let mut rng = Rng::seed(0);
@@ -25,7 +16,7 @@ fn main() {
     let mut best = f64::INFINITY;
     for _ in 0..300 {
         let t = Instant::now();
-        std::hint::black_box(chain(&x, &c));
+        std::hint::black_box(tape_chain::chain(&x, &c));
         best = best.min(t.elapsed().as_secs_f64());
     }
     println!("tapir tape_chain us_per_op={:.3}", best * 1e6 / 1000.0);
