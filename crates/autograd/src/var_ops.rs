@@ -36,6 +36,18 @@ macro_rules! binary {
     };
 }
 
+macro_rules! mask {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        ///
+        /// # Errors
+        /// When the shapes do not broadcast.
+        pub fn $name(&self, other: &Self) -> Result<Tensor<E>> {
+            Ok(self.value.$name(&other.value)?)
+        }
+    };
+}
+
 fn all_axes(n: usize) -> Vec<isize> {
     (0..n as isize).collect()
 }
@@ -183,49 +195,25 @@ impl<'t, E: Float> Var<'t, E> {
         self.mul_scalar(E::ONE / c)
     }
 
-    /// Mask of `self > other` as a constant tensor (comparisons are not
-    /// differentiable).
-    ///
-    /// # Errors
-    /// When the shapes do not broadcast.
-    pub fn gt(&self, other: &Self) -> Result<Tensor<E>> {
-        Ok(self.value.gt(&other.value)?)
-    }
-    /// Mask of `self < other`.
-    ///
-    /// # Errors
-    /// When the shapes do not broadcast.
-    pub fn lt(&self, other: &Self) -> Result<Tensor<E>> {
-        Ok(self.value.lt(&other.value)?)
-    }
-    /// Mask of `self >= other`.
-    ///
-    /// # Errors
-    /// When the shapes do not broadcast.
-    pub fn ge(&self, other: &Self) -> Result<Tensor<E>> {
-        Ok(self.value.ge(&other.value)?)
-    }
-    /// Mask of `self <= other`.
-    ///
-    /// # Errors
-    /// When the shapes do not broadcast.
-    pub fn le(&self, other: &Self) -> Result<Tensor<E>> {
-        Ok(self.value.le(&other.value)?)
-    }
-    /// Mask of `self == other`.
-    ///
-    /// # Errors
-    /// When the shapes do not broadcast.
-    pub fn eq(&self, other: &Self) -> Result<Tensor<E>> {
-        Ok(self.value.eq(&other.value)?)
-    }
-    /// Mask of `self != other`.
-    ///
-    /// # Errors
-    /// When the shapes do not broadcast.
-    pub fn ne(&self, other: &Self) -> Result<Tensor<E>> {
-        Ok(self.value.ne(&other.value)?)
-    }
+    mask!(
+        /// Mask of `self > other` as a constant tensor (comparisons are not
+        /// differentiable).
+        gt);
+    mask!(
+        /// Mask of `self < other`.
+        lt);
+    mask!(
+        /// Mask of `self >= other`.
+        ge);
+    mask!(
+        /// Mask of `self <= other`.
+        le);
+    mask!(
+        /// Mask of `self == other`.
+        eq);
+    mask!(
+        /// Mask of `self != other`.
+        ne);
 
     /// Picks `a` where `cond` is non-zero, `b` elsewhere (`torch.where`).
     ///

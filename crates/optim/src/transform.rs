@@ -135,7 +135,7 @@ impl GradTransform {
             GradTransform::SkipNonFinite => {
                 let bad = pairs
                     .iter()
-                    .any(|(_, g)| g.to_vec().iter().any(|v| !v.is_finite()));
+                    .any(|(_, g)| g.view().iter().any(|v| !v.is_finite()));
                 if bad {
                     return Ok(ClipMode::Skip);
                 }
@@ -174,7 +174,7 @@ impl GradTransform {
 }
 
 fn norm<E: Float>(g: &Tensor<E>) -> f64 {
-    g.to_vec()
+    g.view()
         .iter()
         .map(|v| v.to_f64().powi(2))
         .sum::<f64>()
