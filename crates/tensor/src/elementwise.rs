@@ -28,17 +28,6 @@ macro_rules! unary {
     };
 }
 
-/// Numerically stable logistic function.
-#[inline]
-pub(crate) fn sigmoid_scalar<E: Float>(x: E) -> E {
-    if x >= E::ZERO {
-        E::ONE / (E::ONE + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (E::ONE + e)
-    }
-}
-
 impl<E: Float> Tensor<E> {
     /// Applies a function to every element (parallel for large tensors).
     pub fn map<F: Fn(E) -> E + Sync + Send>(&self, f: F) -> Self {
@@ -100,13 +89,13 @@ impl<E: Float> Tensor<E> {
         tanh, |x| x.tanh());
     unary!(
         /// 1/(1 + e^−x), computed without overflow for large |x|.
-        sigmoid, |x| sigmoid_scalar(x));
+        sigmoid, |x| x.sigmoid());
     unary!(
         /// max(x, 0). The gradient at 0 is taken as 0 (PyTorch's choice).
         relu, |x| if x > E::ZERO { x } else { E::ZERO });
     unary!(
         /// x·sigmoid(x) (`torch.nn.functional.silu`).
-        silu, |x| x * sigmoid_scalar(x));
+        silu, |x| x * x.sigmoid());
     unary!(
         /// ln(1 + e^x), computed as max(x, 0) + ln(1 + e^−|x|) so it never
         /// overflows (PyTorch switches to x above 20; the results agree to

@@ -74,6 +74,8 @@ pub trait Float:
     fn cos(self) -> Self;
     /// Hyperbolic tangent.
     fn tanh(self) -> Self;
+    /// The logistic function 1/(1 + e^−x), without overflow for any x.
+    fn sigmoid(self) -> Self;
     /// x^y for a real exponent.
     fn powf(self, y: Self) -> Self;
     /// x^n for an integer exponent.
@@ -96,7 +98,7 @@ pub trait Float:
 }
 
 macro_rules! impl_float {
-    ($t:ident) => {
+    ($t:ident, exp: $exp:path, tanh: $tanh:path, sigmoid: $sigmoid:path) => {
         impl Float for $t {
             const NAME: &'static str = stringify!($t);
             const ZERO: Self = 0.0;
@@ -122,7 +124,7 @@ macro_rules! impl_float {
             }
             #[inline]
             fn exp(self) -> Self {
-                $t::exp(self)
+                $exp(self)
             }
             #[inline]
             fn ln(self) -> Self {
@@ -165,7 +167,11 @@ macro_rules! impl_float {
             }
             #[inline]
             fn tanh(self) -> Self {
-                $t::tanh(self)
+                $tanh(self)
+            }
+            #[inline]
+            fn sigmoid(self) -> Self {
+                $sigmoid(self)
             }
             #[inline]
             fn powf(self, y: Self) -> Self {
@@ -211,8 +217,27 @@ macro_rules! impl_float {
     };
 }
 
-impl_float!(f32);
-impl_float!(f64);
+// f32 uses the vectorizable kernels of `fastmath` (libm's scalar calls
+// dominated small-tensor ops); f64 keeps the C library's, which the
+// reference tests compare to 1e-10.
+impl_float!(
+    f32,
+    exp: crate::fastmath::exp_f32,
+    tanh: crate::fastmath::tanh_f32,
+    sigmoid: crate::fastmath::sigmoid_f32
+);
+impl_float!(f64, exp: f64::exp, tanh: f64::tanh, sigmoid: sigmoid_f64);
+
+/// Numerically stable logistic function in f64.
+#[inline]
+fn sigmoid_f64(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
 
 /// erf(x) in f64, accurate to a few ulps.
 ///

@@ -26,6 +26,7 @@
 mod conv;
 mod elementwise;
 mod error;
+mod fastmath;
 mod float;
 mod index;
 pub mod kernels;
