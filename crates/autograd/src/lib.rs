@@ -26,6 +26,7 @@
 
 mod custom;
 mod error;
+mod fast;
 mod functional;
 mod gradcheck;
 mod gradients;

@@ -9,6 +9,8 @@ use tapir_tensor::{Conv2dParams, Float, GeluApprox, IndexArray, Pool2dParams, Te
 use crate::custom::CustomOp;
 
 /// A recorded primitive and the non-tensor data its backward rule needs.
+/// Large payloads are boxed: every node stores an `Op`, so its size is
+/// paid on each recorded op.
 /// Shapes are not stored: the rule reads them from the input and output
 /// values.
 #[derive(Clone)]
@@ -48,7 +50,7 @@ pub(crate) enum Op<E: Float> {
     Softplus,
     Clamp(Option<E>, Option<E>),
     /// `where_(cond, a, b)`; the condition is data, not an input.
-    Where(Tensor<E>),
+    Where(Box<Tensor<E>>),
     Sum {
         axes: Vec<isize>,
     },
@@ -95,13 +97,13 @@ pub(crate) enum Op<E: Float> {
         idx: Arc<IndexArray>,
     },
     /// Inputs (x, w).
-    Conv2d(Conv2dParams),
+    Conv2d(Box<Conv2dParams>),
     /// Inputs (output gradient, w); output shaped like the conv input.
-    Conv2dInputGrad(Conv2dParams),
+    Conv2dInputGrad(Box<Conv2dParams>),
     /// Inputs (output gradient, x); output shaped like the weight.
-    Conv2dWeightGrad(Conv2dParams),
-    AvgPool2d(Pool2dParams),
+    Conv2dWeightGrad(Box<Conv2dParams>),
+    AvgPool2d(Box<Pool2dParams>),
     /// Input: output gradient; output shaped like the pooling input.
-    AvgPool2dBackward(Pool2dParams),
+    AvgPool2dBackward(Box<Pool2dParams>),
     Custom(Arc<dyn CustomOp<E>>),
 }

@@ -297,33 +297,33 @@ pub(crate) fn backward<'t, E: Float>(
         Op::ScatterAddZeros { axis, idx } => one(g.gather(*axis as isize, idx)?),
         Op::Conv2d(p) => smallvec![
             needs[0]
-                .then(|| g.conv2d_input_grad(&x[1], x[0].shape(), *p))
+                .then(|| g.conv2d_input_grad(&x[1], x[0].shape(), **p))
                 .transpose()?,
             needs[1]
-                .then(|| g.conv2d_weight_grad(&x[0], x[1].shape(), *p))
+                .then(|| g.conv2d_weight_grad(&x[0], x[1].shape(), **p))
                 .transpose()?
         ],
         Op::Conv2dInputGrad(p) => {
             // out = Jₓᵀ(gy; w): linear in gy and in w.
             let (gy, w) = (&x[0], &x[1]);
             smallvec![
-                needs[0].then(|| g.conv2d(w, None, *p)).transpose()?,
+                needs[0].then(|| g.conv2d(w, None, **p)).transpose()?,
                 needs[1]
-                    .then(|| gy.conv2d_weight_grad(g, w.shape(), *p))
+                    .then(|| gy.conv2d_weight_grad(g, w.shape(), **p))
                     .transpose()?
             ]
         }
         Op::Conv2dWeightGrad(p) => {
             let (gy, xin) = (&x[0], &x[1]);
             smallvec![
-                needs[0].then(|| xin.conv2d(g, None, *p)).transpose()?,
+                needs[0].then(|| xin.conv2d(g, None, **p)).transpose()?,
                 needs[1]
-                    .then(|| gy.conv2d_input_grad(g, xin.shape(), *p))
+                    .then(|| gy.conv2d_input_grad(g, xin.shape(), **p))
                     .transpose()?
             ]
         }
-        Op::AvgPool2d(p) => one(g.avg_pool2d_backward(x[0].shape(), *p)?),
-        Op::AvgPool2dBackward(p) => one(g.avg_pool2d(*p)?),
+        Op::AvgPool2d(p) => one(g.avg_pool2d_backward(x[0].shape(), **p)?),
+        Op::AvgPool2dBackward(p) => one(g.avg_pool2d(**p)?),
         Op::Custom(c) => {
             let r = c.backward(x, out, g)?;
             if r.len() != x.len() {

@@ -20,6 +20,54 @@ pub(crate) struct Node<E: Float> {
     pub(crate) value: Tensor<E>,
 }
 
+/// Nodes per chunk of the tape's storage.
+const CHUNK: usize = 256;
+
+/// The tape's nodes in fixed-size chunks: appending never moves recorded
+/// nodes (a growing `Vec` copied every node again at each doubling).
+pub(crate) struct Nodes<E: Float> {
+    chunks: Vec<Vec<Node<E>>>,
+    len: usize,
+}
+
+impl<E: Float> Nodes<E> {
+    fn new() -> Self {
+        Nodes {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, node: Node<E>) -> usize {
+        if self.len % CHUNK == 0 {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        self.chunks
+            .last_mut()
+            .expect("a chunk with room")
+            .push(node);
+        self.len += 1;
+        self.len - 1
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Node<E>> {
+        self.chunks.iter().flatten()
+    }
+}
+
+impl<E: Float> std::ops::Index<usize> for Nodes<E> {
+    type Output = Node<E>;
+    #[inline]
+    fn index(&self, i: usize) -> &Node<E> {
+        &self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+
 /// Records operations on [`Var`]s so that [`Tape::gradient`] can run them
 /// backwards: the counterpart of `tf.GradientTape` (persistent: it can be
 /// asked for gradients any number of times) and of PyTorch's autograd graph.
@@ -41,7 +89,7 @@ pub(crate) struct Node<E: Float> {
 /// # Ok::<(), tapir_autograd::Error>(())
 /// ```
 pub struct Tape<E: Float = f32> {
-    pub(crate) nodes: RefCell<Vec<Node<E>>>,
+    pub(crate) nodes: RefCell<Nodes<E>>,
     watched: RefCell<Vec<Watch<E>>>,
 }
 
@@ -164,7 +212,7 @@ impl<E: Float> Tape<E> {
     /// An empty tape.
     pub fn new() -> Self {
         Tape {
-            nodes: RefCell::new(Vec::new()),
+            nodes: RefCell::new(Nodes::new()),
             watched: RefCell::new(Vec::new()),
         }
     }
@@ -232,9 +280,7 @@ impl<E: Float> Tape<E> {
     }
 
     fn push(&self, op: Op<E>, inputs: SmallVec<[usize; 2]>, value: Tensor<E>) -> usize {
-        let mut nodes = self.nodes.borrow_mut();
-        nodes.push(Node { op, inputs, value });
-        nodes.len() - 1
+        self.nodes.borrow_mut().push(Node { op, inputs, value })
     }
 
     /// Records `op` with `inputs` and the computed `value`. Untracked inputs
@@ -264,9 +310,9 @@ impl<E: Float> Tape<E> {
                 const_node: Cell::new(None),
             });
         };
-        let ids: SmallVec<[usize; 2]> = inputs
-            .iter()
-            .map(|v| match (v.id, v.const_node.get()) {
+        let mut ids: SmallVec<[usize; 2]> = SmallVec::new();
+        for v in inputs {
+            ids.push(match (v.id, v.const_node.get()) {
                 (Some(id), _) => id,
                 // The cache is only valid on the Var's own tape.
                 (None, Some(id)) if v.tape.is_some() => id,
@@ -277,8 +323,8 @@ impl<E: Float> Tape<E> {
                     }
                     id
                 }
-            })
-            .collect();
+            });
+        }
         let id = t.push(op, ids, value.clone());
         Ok(Var {
             tape: Some(t),
@@ -347,15 +393,15 @@ impl<E: Float> Tape<E> {
             leaves.push(ids);
         }
         let all: Vec<usize> = leaves.iter().flatten().copied().collect();
-        let grads = self.backward(target, &all, opts.output_grad.as_ref(), false)?;
+        let grads = self.backward(target, &all, opts.output_grad.as_ref())?;
         let mut out = Vec::with_capacity(params.len());
         for (p, ids) in params.into_iter().zip(leaves) {
             let mut acc: Option<Tensor<E>> = None;
             for id in ids {
                 if let Some(g) = &grads[id] {
                     acc = Some(match acc {
-                        None => g.value.clone(),
-                        Some(a) => a.add(&g.value)?,
+                        None => g.clone(),
+                        Some(a) => a.add(g)?,
                     });
                 }
             }
@@ -396,11 +442,11 @@ impl<E: Float> Tape<E> {
     ) -> Result<Vec<Option<Tensor<E>>>> {
         let ids = self.source_ids(sources)?;
         let all: Vec<usize> = ids.iter().flatten().copied().collect();
-        let grads = self.backward(target, &all, opts.output_grad.as_ref(), false)?;
+        let grads = self.backward(target, &all, opts.output_grad.as_ref())?;
         ids.iter()
             .zip(sources)
             .map(|(id, s)| {
-                let g = id.and_then(|i| grads[i].as_ref().map(|v| v.value.clone()));
+                let g = id.and_then(|i| grads[i].clone());
                 let name = id.map_or("untracked var".to_string(), |i| format!("var#{i}"));
                 self.unconnected(g, opts.unconnected, &name, || s.value.zeros_like())
             })
@@ -422,7 +468,7 @@ impl<E: Float> Tape<E> {
     ) -> Result<Vec<Option<Var<'t, E>>>> {
         let ids = self.source_ids(sources)?;
         let all: Vec<usize> = ids.iter().flatten().copied().collect();
-        let grads = self.backward(target, &all, output_grad, true)?;
+        let grads = self.backward_graph(target, &all, output_grad)?;
         Ok(ids
             .iter()
             .map(|id| id.and_then(|i| grads[i].clone()))
@@ -439,15 +485,15 @@ impl<E: Float> Tape<E> {
             .collect()
     }
 
-    /// The reverse pass. Returns the gradient of every node (by id) that
-    /// lies on a path from a node in `sources` to `target`.
-    fn backward<'t>(
-        &'t self,
+    /// The seed gradient of `target` and, per node, whether it lies on a
+    /// path from a source (only those need gradients). `None` when the
+    /// target does not depend on any source.
+    fn prepare(
+        &self,
         target: &Var<'_, E>,
         sources: &[usize],
         output_grad: Option<&Tensor<E>>,
-        create_graph: bool,
-    ) -> Result<Vec<Option<Var<'t, E>>>> {
+    ) -> Result<Option<Pass<E>>> {
         self.check_own("gradient", target)?;
         let seed = match output_grad {
             Some(g) => {
@@ -468,101 +514,150 @@ impl<E: Float> Tape<E> {
                 target.value.ones_like()
             }
         };
-        let n = self.len();
-        let mut grads: Vec<Option<Var<'t, E>>> = vec![None; n];
         let Some(tid) = target.id else {
-            return Ok(grads);
+            return Ok(None);
         };
-        // Which nodes depend on a source: only those need gradients.
-        let mut needed = vec![false; n];
+        let mut needed = vec![false; self.len()];
         for &s in sources {
             needed[s] = true;
         }
-        {
-            let nodes = self.nodes.borrow();
-            for i in 0..=tid {
-                if !needed[i] && nodes[i].inputs.iter().any(|&j| needed[j]) {
-                    needed[i] = true;
-                }
+        let nodes = self.nodes.borrow();
+        for i in 0..=tid {
+            if !needed[i] && nodes[i].inputs.iter().any(|&j| needed[j]) {
+                needed[i] = true;
             }
         }
-        if !needed[tid] {
+        Ok(needed[tid].then_some((seed, tid, needed)))
+    }
+
+    /// The first-order reverse pass. Returns the gradient of every node (by
+    /// id) that lies on a path from a node in `sources` to `target`.
+    ///
+    /// Rules compute on plain tensors and never touch the tape, so the
+    /// nodes stay borrowed and nothing is cloned but tensor handles; the
+    /// common elementwise rules take the fast paths of `fast.rs`.
+    fn backward(
+        &self,
+        target: &Var<'_, E>,
+        sources: &[usize],
+        output_grad: Option<&Tensor<E>>,
+    ) -> Result<Vec<Option<Tensor<E>>>> {
+        let mut grads: Vec<Option<Tensor<E>>> = vec![None; self.len()];
+        let Some((seed, tid, needed)) = self.prepare(target, sources, output_grad)? else {
             return Ok(grads);
-        }
-        grads[tid] = Some(Var::untracked(seed));
-        let mut keep = vec![false; n];
+        };
+        grads[tid] = Some(seed);
+        let mut keep = vec![false; self.len()];
         for &s in sources {
             keep[s] = true;
         }
-        if create_graph {
-            // Rules record onto this tape, so no borrow of the nodes may be
-            // held while they run: copy out what each step needs (cheap
-            // clones of shared tensors).
-            for i in (0..=tid).rev() {
-                let Some(g) = grads[i].clone() else { continue };
-                let (op, inputs, value, in_values) = {
-                    let nodes = self.nodes.borrow();
-                    let node = &nodes[i];
-                    let ins: SmallVec<[Tensor<E>; 2]> = node
-                        .inputs
-                        .iter()
-                        .map(|&j| nodes[j].value.clone())
-                        .collect();
-                    (
-                        node.op.clone(),
-                        node.inputs.clone(),
-                        node.value.clone(),
-                        ins,
-                    )
-                };
-                if inputs.is_empty() {
-                    continue;
-                }
-                let tracked = |id: usize, value: Tensor<E>| Var {
-                    tape: Some(self),
-                    id: Some(id),
-                    value,
-                    const_node: Cell::new(None),
-                };
-                let in_vars: SmallVec<[Var<'t, E>; 2]> = inputs
-                    .iter()
-                    .zip(in_values)
-                    .map(|(&j, v)| tracked(j, v))
-                    .collect();
-                let needs: SmallVec<[bool; 2]> = inputs.iter().map(|&j| needed[j]).collect();
-                let gin = backward(&op, &in_vars, &tracked(i, value), &g, &needs)?;
-                accumulate(&mut grads, &inputs, gin, &needs)?;
+        let nodes = self.nodes.borrow();
+        for i in (0..=tid).rev() {
+            let node = &nodes[i];
+            if node.inputs.is_empty() {
+                continue;
             }
-        } else {
-            // First order: rules compute on untracked Vars and never touch
-            // the tape, so the nodes stay borrowed and nothing is cloned
-            // but tensor handles.
-            let nodes = self.nodes.borrow();
-            for i in (0..=tid).rev() {
-                let node = &nodes[i];
-                if node.inputs.is_empty() {
-                    continue;
+            // A source's gradient is the result; other nodes' are consumed.
+            let g = if keep[i] {
+                grads[i].clone()
+            } else {
+                grads[i].take()
+            };
+            let Some(g) = g else { continue };
+            let mut needs: SmallVec<[bool; 2]> = SmallVec::new();
+            let mut ins: SmallVec<[&Tensor<E>; 2]> = SmallVec::new();
+            for &j in &node.inputs {
+                needs.push(needed[j]);
+                ins.push(&nodes[j].value);
+            }
+            let gin = match crate::fast::backward(&node.op, &ins, &node.value, g, &needs) {
+                Ok(r) => r?,
+                Err(g) => {
+                    let in_vars: SmallVec<[Var<'_, E>; 2]> =
+                        ins.iter().map(|t| Var::untracked((*t).clone())).collect();
+                    let out = Var::untracked(node.value.clone());
+                    let gv = Var::untracked(g);
+                    backward(&node.op, &in_vars, &out, &gv, &needs)?
+                        .into_iter()
+                        .map(|v| v.map(Var::into_value))
+                        .collect()
                 }
-                let g = if keep[i] {
-                    grads[i].clone()
-                } else {
-                    grads[i].take()
+            };
+            for ((&j, gj), &need) in node.inputs.iter().zip(gin).zip(&needs) {
+                let Some(gj) = gj.filter(|_| need) else {
+                    continue;
                 };
-                let Some(g) = g else { continue };
-                let in_vars: SmallVec<[Var<'t, E>; 2]> = node
-                    .inputs
-                    .iter()
-                    .map(|&j| Var::untracked(nodes[j].value.clone()))
-                    .collect();
-                let needs: SmallVec<[bool; 2]> = node.inputs.iter().map(|&j| needed[j]).collect();
-                let out = Var::untracked(node.value.clone());
-                let gin = backward(&node.op, &in_vars, &out, &g, &needs)?;
-                accumulate(&mut grads, &node.inputs, gin, &needs)?;
+                grads[j] = Some(match grads[j].take() {
+                    None => gj,
+                    // Fan-out: sum in place when the storage is not shared.
+                    Some(prev) if prev.shape() == gj.shape() => {
+                        prev.zip_map_into(&gj, |a, b| a + b)?
+                    }
+                    Some(prev) => prev.add(&gj)?,
+                });
             }
         }
         Ok(grads)
     }
+
+    /// The reverse pass recorded on this tape (`create_graph`): rules run
+    /// on tracked Vars, so the gradients can be differentiated again.
+    fn backward_graph<'t>(
+        &'t self,
+        target: &Var<'_, E>,
+        sources: &[usize],
+        output_grad: Option<&Tensor<E>>,
+    ) -> Result<Vec<Option<Var<'t, E>>>> {
+        let mut grads: Vec<Option<Var<'t, E>>> = vec![None; self.len()];
+        let Some((seed, tid, needed)) = self.prepare(target, sources, output_grad)? else {
+            return Ok(grads);
+        };
+        grads[tid] = Some(Var::untracked(seed));
+        // Rules record onto this tape, so no borrow of the nodes may be
+        // held while they run: copy out what each step needs (cheap clones
+        // of shared tensors).
+        for i in (0..=tid).rev() {
+            let Some(g) = grads[i].clone() else { continue };
+            let (op, inputs, value, in_values) = {
+                let nodes = self.nodes.borrow();
+                let node = &nodes[i];
+                let ins: SmallVec<[Tensor<E>; 2]> = node
+                    .inputs
+                    .iter()
+                    .map(|&j| nodes[j].value.clone())
+                    .collect();
+                (
+                    node.op.clone(),
+                    node.inputs.clone(),
+                    node.value.clone(),
+                    ins,
+                )
+            };
+            if inputs.is_empty() {
+                continue;
+            }
+            let tracked = |id: usize, value: Tensor<E>| Var {
+                tape: Some(self),
+                id: Some(id),
+                value,
+                const_node: Cell::new(None),
+            };
+            let in_vars: SmallVec<[Var<'t, E>; 2]> = inputs
+                .iter()
+                .zip(in_values)
+                .map(|(&j, v)| tracked(j, v))
+                .collect();
+            let needs: SmallVec<[bool; 2]> = inputs.iter().map(|&j| needed[j]).collect();
+            let gin = backward(&op, &in_vars, &tracked(i, value), &g, &needs)?;
+            accumulate(&mut grads, &inputs, gin, &needs)?;
+        }
+        Ok(grads)
+    }
 }
+
+/// What a reverse pass starts from: the seed gradient, the target's node,
+/// and which nodes need gradients.
+type Pass<E> = (Tensor<E>, usize, Vec<bool>);
 
 /// Adds each input's gradient into its slot (fan-out sums).
 fn accumulate<'t, E: Float>(

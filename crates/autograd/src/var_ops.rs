@@ -221,7 +221,7 @@ impl<'t, E: Float> Var<'t, E> {
     /// When the shapes do not broadcast or the Vars are on different tapes.
     pub fn where_(cond: &Tensor<E>, a: &Self, b: &Self) -> Result<Self> {
         let v = Tensor::where_(cond, &a.value, &b.value)?;
-        Tape::record("where_", Op::Where(cond.clone()), &[a, b], v)
+        Tape::record("where_", Op::Where(Box::new(cond.clone())), &[a, b], v)
     }
 
     /// Sum over `axes`.
@@ -654,7 +654,7 @@ impl<'t, E: Float> Var<'t, E> {
     /// When the shapes do not fit.
     pub fn conv2d(&self, weight: &Self, bias: Option<&Self>, p: Conv2dParams) -> Result<Self> {
         let v = self.value.conv2d(&weight.value, None, p)?;
-        let y = Tape::record("conv2d", Op::Conv2d(p), &[self, weight], v)?;
+        let y = Tape::record("conv2d", Op::Conv2d(Box::new(p)), &[self, weight], v)?;
         match bias {
             None => Ok(y),
             Some(b) => Var::add(&y, &b.reshape_usize(&[b.value.len(), 1, 1])?),
@@ -676,7 +676,7 @@ impl<'t, E: Float> Var<'t, E> {
             .conv2d_input_grad(&weight.value, input_shape, p)?;
         Tape::record(
             "conv2d_input_grad",
-            Op::Conv2dInputGrad(p),
+            Op::Conv2dInputGrad(Box::new(p)),
             &[self, weight],
             v,
         )
@@ -696,7 +696,7 @@ impl<'t, E: Float> Var<'t, E> {
             .conv2d_weight_grad(&input.value, weight_shape, p)?;
         Tape::record(
             "conv2d_weight_grad",
-            Op::Conv2dWeightGrad(p),
+            Op::Conv2dWeightGrad(Box::new(p)),
             &[self, input],
             v,
         )
@@ -760,7 +760,7 @@ impl<'t, E: Float> Var<'t, E> {
     /// When the input is not 4-D or the window does not fit.
     pub fn avg_pool2d(&self, p: Pool2dParams) -> Result<Self> {
         let v = self.value.avg_pool2d(p)?;
-        Tape::record("avg_pool2d", Op::AvgPool2d(p), &[self], v)
+        Tape::record("avg_pool2d", Op::AvgPool2d(Box::new(p)), &[self], v)
     }
     /// The adjoint of [`Var::avg_pool2d`], as a differentiable op.
     ///
@@ -768,7 +768,12 @@ impl<'t, E: Float> Var<'t, E> {
     /// When the shapes do not fit.
     pub fn avg_pool2d_backward(&self, input_shape: &[usize], p: Pool2dParams) -> Result<Self> {
         let v = self.value.avg_pool2d_backward(input_shape, p)?;
-        Tape::record("avg_pool2d_backward", Op::AvgPool2dBackward(p), &[self], v)
+        Tape::record(
+            "avg_pool2d_backward",
+            Op::AvgPool2dBackward(Box::new(p)),
+            &[self],
+            v,
+        )
     }
 
     /// Mean softmax cross-entropy between logits (N, C) and class indices

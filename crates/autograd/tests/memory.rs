@@ -50,7 +50,7 @@ fn memory_does_not_grow_over_a_thousand_steps() {
     }
     // Nothing but the parameter itself holds its storage after the tapes died.
     let mut v = w.value();
-    let p = v.as_shared().as_ptr();
+    let p = v.view().as_ptr();
     drop(w);
     assert_eq!(v.as_mut_slice().as_ptr(), p, "storage was still shared");
 }

@@ -31,7 +31,7 @@ macro_rules! unary {
 impl<E: Float> Tensor<E> {
     /// Applies a function to every element (parallel for large tensors).
     pub fn map<F: Fn(E) -> E + Sync + Send>(&self, f: F) -> Self {
-        Self::from_owned(map(&self.data, f))
+        map(self, f)
     }
 
     /// Applies a function pairwise after broadcasting.
@@ -40,6 +40,46 @@ impl<E: Float> Tensor<E> {
     /// When the shapes do not broadcast.
     pub fn zip_map<F: Fn(E, E) -> E + Sync + Send>(&self, other: &Self, f: F) -> Result<Self> {
         zip_with("zip_map", self, other, f)
+    }
+
+    /// [`Tensor::map`] that consumes `self` and writes the results into its
+    /// storage when no other tensor shares it (no allocation); otherwise
+    /// the same as `map`.
+    pub fn map_into<F: Fn(E) -> E + Sync + Send>(mut self, f: F) -> Self {
+        match self.unique_slice_mut() {
+            Some(s) if s.len() < crate::kernels::PAR_THRESHOLD => {
+                for v in s {
+                    *v = f(*v);
+                }
+                self
+            }
+            _ => self.map(f),
+        }
+    }
+
+    /// [`Tensor::zip_map`] that consumes `self` and writes the results into
+    /// its storage when no other tensor shares it and `other` has the same
+    /// shape (no allocation); otherwise the same as `zip_map`.
+    ///
+    /// # Errors
+    /// When the shapes do not broadcast.
+    pub fn zip_map_into<F: Fn(E, E) -> E + Sync + Send>(
+        mut self,
+        other: &Self,
+        f: F,
+    ) -> Result<Self> {
+        if let Some(y) = other.as_slice() {
+            let same = self.shape() == other.shape();
+            if let Some(x) = self.unique_slice_mut().filter(|_| same) {
+                if x.len() < crate::kernels::PAR_THRESHOLD_CHEAP {
+                    for (p, &q) in x.iter_mut().zip(y) {
+                        *p = f(*p, q);
+                    }
+                    return Ok(self);
+                }
+            }
+        }
+        self.zip_map(other, f)
     }
 
     unary!(
@@ -300,10 +340,11 @@ impl<E: Float> Tensor<E> {
         let s = broadcast_shapes("where_", cond.shape(), a.shape())?;
         let s = broadcast_shapes("where_", &s, b.shape())?;
         let d = IxDyn(&s);
+        let (cn, an, bn) = (cond.nd(), a.nd(), b.nd());
         let (c, x, y) = (
-            cond.data.broadcast(d.clone()).expect("checked"),
-            a.data.broadcast(d.clone()).expect("checked"),
-            b.data.broadcast(d).expect("checked"),
+            cn.broadcast(d.clone()).expect("checked"),
+            an.broadcast(d.clone()).expect("checked"),
+            bn.broadcast(d).expect("checked"),
         );
         let z = Zip::from(&c).and(&x).and(&y);
         let pick = |&m: &E, &p: &E, &q: &E| if m != E::ZERO { p } else { q };

@@ -60,7 +60,7 @@ impl<E: Float> Tensor<E> {
         for &i in idx {
             check_index("index_select", i, a, self.shape()[a])?;
         }
-        Ok(Self::from_owned(self.data.select(Axis(a), idx)))
+        Ok(Self::from_owned(self.nd().select(Axis(a), idx)))
     }
 
     /// Adds the slices of `src` into `self` at positions `idx` along `axis`,
@@ -87,10 +87,11 @@ impl<E: Float> Tensor<E> {
         for &i in idx {
             check_index("index_add", i, a, self.shape()[a])?;
         }
-        let mut out = self.data.to_owned();
+        let mut out = self.nd().to_owned();
+        let src_nd = src.nd();
         for (k, &i) in idx.iter().enumerate() {
             let mut dst = out.index_axis_mut(Axis(a), i);
-            dst += &src.data.index_axis(Axis(a), k);
+            dst += &src_nd.index_axis(Axis(a), k);
         }
         Ok(Self::from_owned(out))
     }
@@ -130,9 +131,10 @@ impl<E: Float> Tensor<E> {
         let st = contiguous_strides(self.shape());
         let n = self.shape()[a];
         let os = out.as_slice_mut().expect("contiguous");
+        let src_nd = src.nd();
         for (p, &i) in index.indexed_iter() {
             check_index("scatter_add", i, a, n)?;
-            os[offset_along(p.slice(), a, i, &st)] += src.data[&p];
+            os[offset_along(p.slice(), a, i, &st)] += src_nd[&p];
         }
         Ok(Self::from_owned(out))
     }

@@ -1,7 +1,7 @@
 //! Shared elementwise kernels: contiguous fast paths, broadcasting, and
 //! rayon above a size threshold.
 
-use ndarray::{ArcArray, Array, ArrayD, IxDyn, Zip};
+use ndarray::{IxDyn, Zip};
 use rayon::prelude::*;
 
 use crate::error::Result;
@@ -26,40 +26,33 @@ pub const PAR_THRESHOLD_CHEAP: usize = 1 << 17;
 pub const PAR_CHUNK: usize = 1 << 13;
 
 /// Applies `f` to every element.
-pub(crate) fn map<E, F>(x: &ArcArray<E, IxDyn>, f: F) -> ArrayD<E>
+#[inline]
+pub(crate) fn map<E, F>(x: &Tensor<E>, f: F) -> Tensor<E>
 where
     E: Float,
     F: Fn(E) -> E + Sync + Send,
 {
-    map_to(x, f)
-}
-
-/// Applies `f` to every element, producing another element type.
-pub(crate) fn map_to<E, T, F>(x: &ArcArray<E, IxDyn>, f: F) -> ArrayD<T>
-where
-    E: Float,
-    T: Copy + Send + Sync,
-    F: Fn(E) -> T + Sync + Send,
-{
-    if let Some(s) = x.as_slice() {
-        let v: Vec<T> = if s.len() >= PAR_THRESHOLD {
-            s.par_iter()
-                .with_min_len(PAR_CHUNK)
-                .map(|&v| f(v))
-                .collect()
-        } else {
-            s.iter().map(|&v| f(v)).collect()
-        };
-        return Array::from_shape_vec(x.raw_dim(), v).expect("same length");
-    }
-    if x.len() >= PAR_THRESHOLD {
-        Zip::from(x).par_map_collect(|&v| f(v))
-    } else {
-        x.map(|&v| f(v))
-    }
+    let v: Vec<E> = match x.as_slice() {
+        Some(s) if s.len() >= PAR_THRESHOLD => s
+            .par_iter()
+            .with_min_len(PAR_CHUNK)
+            .map(|&v| f(v))
+            .collect(),
+        // One allocation, written in place (a sized iterator).
+        Some(s) => return Tensor::from_slice_like(s.iter().map(|&v| f(v)).collect(), x),
+        None => {
+            let nd = x.nd();
+            if nd.len() >= PAR_THRESHOLD {
+                return Tensor::from_owned(Zip::from(&nd).par_map_collect(|&v| f(v)));
+            }
+            return Tensor::from_owned(nd.map(|&v| f(v)));
+        }
+    };
+    Tensor::from_contiguous(v, x.shape())
 }
 
 /// Applies `f` pairwise after NumPy broadcasting.
+#[inline]
 pub(crate) fn zip_with<E, F>(
     op: &'static str,
     a: &Tensor<E>,
@@ -70,25 +63,40 @@ where
     E: Float,
     F: Fn(E, E) -> E + Sync + Send,
 {
-    if a.shape() == b.shape() {
-        if let (Some(x), Some(y)) = (a.data.as_slice(), b.data.as_slice()) {
-            let v: Vec<E> = if x.len() >= PAR_THRESHOLD_CHEAP {
-                x.par_iter()
-                    .zip(y.par_iter())
-                    .with_min_len(PAR_CHUNK)
-                    .map(|(&p, &q)| f(p, q))
-                    .collect()
-            } else {
-                x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect()
-            };
-            return Ok(Tensor::from_owned(
-                Array::from_shape_vec(a.data.raw_dim(), v).expect("same length"),
-            ));
+    if same_shape(a.shape(), b.shape()) {
+        if let (Some(x), Some(y)) = (a.as_slice(), b.as_slice()) {
+            if x.len() < PAR_THRESHOLD_CHEAP {
+                let buf = x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect();
+                return Ok(Tensor::from_slice_like(buf, a));
+            }
+            let v: Vec<E> = x
+                .par_iter()
+                .zip(y.par_iter())
+                .with_min_len(PAR_CHUNK)
+                .map(|(&p, &q)| f(p, q))
+                .collect();
+            return Ok(Tensor::from_contiguous(v, a.shape()));
         }
     }
+    zip_broadcast(op, a, b, f)
+}
+
+/// Shape equality without a `memcmp` call (shapes are a few words).
+#[inline]
+fn same_shape(a: &[usize], b: &[usize]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// The general (broadcasting or strided) case of [`zip_with`].
+fn zip_broadcast<E, F>(op: &'static str, a: &Tensor<E>, b: &Tensor<E>, f: F) -> Result<Tensor<E>>
+where
+    E: Float,
+    F: Fn(E, E) -> E + Sync + Send,
+{
     let shape = broadcast_shapes(op, a.shape(), b.shape())?;
-    let av = a.data.broadcast(IxDyn(&shape)).expect("checked broadcast");
-    let bv = b.data.broadcast(IxDyn(&shape)).expect("checked broadcast");
+    let (an, bn) = (a.nd(), b.nd());
+    let av = an.broadcast(IxDyn(&shape)).expect("checked broadcast");
+    let bv = bn.broadcast(IxDyn(&shape)).expect("checked broadcast");
     let z = Zip::from(&av).and(&bv);
     let out = if av.len() >= PAR_THRESHOLD_CHEAP {
         z.par_map_collect(|&p, &q| f(p, q))

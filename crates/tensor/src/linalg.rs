@@ -177,7 +177,7 @@ impl<E: Float> Tensor<E> {
         out_shape.push(m);
         out_shape.push(n);
         let mut out = ArrayD::<E>::zeros(IxDyn(&[nb, m, n]));
-        let (av, bv) = (a.data.view(), b.data.view());
+        let (av, bv) = (a.nd(), b.nd());
         if batch.is_empty() {
             let mut o = out
                 .index_axis_mut(Axis(0), 0)

@@ -48,10 +48,10 @@ fn to_rows<'a, E: Float>(
             .collect()
     };
     let identity = perm.iter().enumerate().all(|(i, &p)| i == p);
-    let data = match x.data.as_slice() {
+    let data = match x.as_slice() {
         Some(s) if identity => Cow::Borrowed(s),
         _ => {
-            let v = x.data.view().permuted_axes(IxDyn(&perm));
+            let v = x.nd().permuted_axes(IxDyn(&perm));
             Cow::Owned(v.iter().copied().collect())
         }
     };
@@ -206,7 +206,7 @@ impl<E: Float> Tensor<E> {
         if k > 0 && self.is_contiguous() && (0..k).all(|a| red.contains(&a)) && k < self.ndim() {
             let outer: usize = self.shape()[..k].iter().product();
             let inner: usize = self.shape()[k..].iter().product();
-            let s = self.data.as_slice().expect("contiguous");
+            let s = self.as_slice().expect("contiguous");
             let mut acc = vec![E::ZERO; inner];
             let add_rows = |acc: &mut [E], off: usize| {
                 for r in 0..outer {
@@ -237,7 +237,7 @@ impl<E: Float> Tensor<E> {
 
     /// Sum of all elements, as a scalar tensor.
     pub fn sum_all(&self) -> Self {
-        match self.data.as_slice() {
+        match self.as_slice() {
             Some(s) => Self::scalar(sum_slice(s)),
             None => Self::scalar(sum_slice(&self.to_vec())),
         }
@@ -270,7 +270,7 @@ impl<E: Float> Tensor<E> {
 
     /// Product of all elements.
     pub fn prod_all(&self) -> Self {
-        Self::scalar(self.data.iter().copied().fold(E::ONE, |a, b| a * b))
+        Self::scalar(self.nd().iter().copied().fold(E::ONE, |a, b| a * b))
     }
 
     /// Maximum over `axes`; NaN propagates.
@@ -428,7 +428,7 @@ impl<E: Float> Tensor<E> {
         // Move `ax` to the end, work on contiguous rows, move it back.
         let mut perm: Vec<usize> = (0..nd).filter(|&a| a != ax).collect();
         perm.push(ax);
-        let moved = self.data.view().permuted_axes(IxDyn(&perm));
+        let moved = self.nd().permuted_axes(IxDyn(&perm));
         let src = moved.as_standard_layout();
         let s = src.as_slice().expect("standard layout");
         let n = self.shape()[ax];

@@ -5,7 +5,7 @@ use ndarray::{Axis, IxDyn, Slice};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::shape::{normalize_axis, normalize_axis_rank, numel, Shape};
-use crate::tensor::Tensor;
+use crate::tensor::{row_major_strides, Dims, Tensor};
 
 impl<E: Float> Tensor<E> {
     /// Swaps two axes (a view, no copy), as `torch.transpose`.
@@ -15,9 +15,10 @@ impl<E: Float> Tensor<E> {
     pub fn transpose(&self, a: isize, b: isize) -> Result<Self> {
         let a = normalize_axis("transpose", a, self.shape())?;
         let b = normalize_axis("transpose", b, self.shape())?;
-        let mut d = self.data.clone();
-        d.swap_axes(a, b);
-        Ok(Self::wrap(d))
+        let (mut sh, mut st, off) = self.layout();
+        sh.swap(a, b);
+        st.swap(a, b);
+        Ok(self.with_layout(sh, st, off))
     }
 
     /// Reverses the axes of a tensor of rank ≤ 2 (a view), as `Tensor.t()`.
@@ -31,7 +32,10 @@ impl<E: Float> Tensor<E> {
                 format!("expects rank <= 2, got shape {:?}", self.shape()),
             ));
         }
-        Ok(Self::wrap(self.data.clone().reversed_axes()))
+        let (mut sh, mut st, off) = self.layout();
+        sh.reverse();
+        st.reverse();
+        Ok(self.with_layout(sh, st, off))
     }
 
     /// Reorders the axes (a view), as `torch.permute`.
@@ -65,7 +69,9 @@ impl<E: Float> Tensor<E> {
             seen[a] = true;
             p.push(a);
         }
-        Ok(Self::wrap(self.data.clone().permuted_axes(IxDyn(&p))))
+        let sh = p.iter().map(|&a| self.shape()[a]).collect();
+        let st = p.iter().map(|&a| self.strides()[a]).collect();
+        Ok(self.with_layout(sh, st, self.layout().2))
     }
 
     /// Gives the tensor a new shape with the same number of elements; one
@@ -127,12 +133,8 @@ impl<E: Float> Tensor<E> {
             ));
         }
         if self.is_contiguous() {
-            let d = self
-                .data
-                .clone()
-                .into_shape_with_order(IxDyn(shape))
-                .expect("contiguous reshape");
-            return Ok(Self::wrap(d));
+            let st = row_major_strides(shape);
+            return Ok(self.with_layout(Dims::from_slice(shape), st, self.layout().2));
         }
         let v = self.to_vec();
         Self::from_vec(v, shape)
@@ -148,18 +150,22 @@ impl<E: Float> Tensor<E> {
         if self.shape()[a] != 1 {
             return Ok(self.clone());
         }
-        Ok(Self::wrap(self.data.clone().index_axis_move(Axis(a), 0)))
+        let (mut sh, mut st, off) = self.layout();
+        sh.remove(a);
+        st.remove(a);
+        Ok(self.with_layout(sh, st, off))
     }
 
     /// Removes every axis of size 1 (`torch.squeeze(x)`).
     pub fn squeeze_all(&self) -> Self {
-        let mut d = self.data.clone();
+        let (mut sh, mut st, off) = self.layout();
         for a in (0..self.ndim()).rev() {
-            if self.shape()[a] == 1 {
-                d = d.index_axis_move(Axis(a), 0);
+            if sh[a] == 1 {
+                sh.remove(a);
+                st.remove(a);
             }
         }
-        Self::wrap(d)
+        self.with_layout(sh, st, off)
     }
 
     /// Inserts an axis of size 1 at `axis` (−1 appends), as `torch.unsqueeze`.
@@ -168,7 +174,13 @@ impl<E: Float> Tensor<E> {
     /// When the axis is outside `-(ndim+1)..=ndim`.
     pub fn unsqueeze(&self, axis: isize) -> Result<Self> {
         let a = normalize_axis_rank("unsqueeze", axis, self.ndim() + 1, self.shape())?;
-        Ok(Self::wrap(self.data.clone().insert_axis(Axis(a))))
+        let (mut sh, mut st, off) = self.layout();
+        // Any stride serves an axis of size 1; the row-major one keeps a
+        // contiguous tensor contiguous.
+        let inner = st.get(a).map_or(1, |&s| s * sh[a] as isize);
+        sh.insert(a, 1);
+        st.insert(a, inner);
+        Ok(self.with_layout(sh, st, off))
     }
 
     /// Broadcasts to `shape` by NumPy's rules (`torch.broadcast_to`). The
@@ -182,7 +194,7 @@ impl<E: Float> Tensor<E> {
         if shape == self.shape() {
             return Ok(self.clone());
         }
-        match self.data.broadcast(IxDyn(shape)) {
+        match self.nd().broadcast(IxDyn(shape)) {
             Some(v) => Ok(Self::from_owned(v.as_standard_layout().into_owned())),
             None => Err(Error::Broadcast {
                 op: "broadcast_to",
@@ -241,9 +253,12 @@ impl<E: Float> Tensor<E> {
         };
         let s = clip(start);
         let e = clip(end.unwrap_or(n)).max(s);
-        let mut d = self.data.clone();
-        d.slice_axis_inplace(Axis(a), Slice::new(s, Some(e), step as isize));
-        Ok(Self::wrap(d))
+        let (mut sh, mut st, off) = self.layout();
+        let (s, e) = (s as usize, e as usize);
+        sh[a] = (e - s).div_ceil(step);
+        let off = off + s * st[a] as usize;
+        st[a] *= step as isize;
+        Ok(self.with_layout(sh, st, off))
     }
 
     /// `length` elements from `start` along `axis` (a view), as `torch.narrow`.
@@ -263,12 +278,10 @@ impl<E: Float> Tensor<E> {
                 ),
             ));
         }
-        let mut d = self.data.clone();
-        d.slice_axis_inplace(
-            Axis(a),
-            Slice::from(start as isize..(start + length) as isize),
-        );
-        Ok(Self::wrap(d))
+        let (mut sh, st, off) = self.layout();
+        sh[a] = length;
+        let off = off + start * st[a] as usize;
+        Ok(self.with_layout(sh, st, off))
     }
 
     /// Joins tensors along an existing axis (`torch.cat`).
@@ -298,7 +311,7 @@ impl<E: Float> Tensor<E> {
                 ));
             }
         }
-        let views: Vec<_> = tensors.iter().map(|t| t.data.view()).collect();
+        let views: Vec<_> = tensors.iter().map(|t| t.nd()).collect();
         let out = ndarray::concatenate(Axis(a), &views).expect("shapes checked");
         Ok(Self::from_owned(out))
     }
@@ -318,7 +331,7 @@ impl<E: Float> Tensor<E> {
                 format!("shapes {:?} and {:?} differ", first.shape(), t.shape()),
             ));
         }
-        let views: Vec<_> = tensors.iter().map(|t| t.data.view()).collect();
+        let views: Vec<_> = tensors.iter().map(|t| t.nd()).collect();
         let out = ndarray::stack(Axis(a), &views).expect("shapes checked");
         Ok(Self::from_owned(out))
     }
@@ -414,7 +427,7 @@ impl<E: Float> Tensor<E> {
             for (i, (&n, &(b, _))) in self.shape().iter().zip(pads).enumerate() {
                 v.slice_axis_inplace(Axis(i), Slice::from(b as isize..(b + n) as isize));
             }
-            v.assign(&self.data);
+            v.assign(&self.nd());
         }
         Ok(Self::from_owned(out))
     }

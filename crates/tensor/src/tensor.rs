@@ -2,7 +2,10 @@
 
 use std::fmt;
 
-use ndarray::{ArcArray, Array, ArrayD, ArrayViewD, IxDyn};
+use std::sync::Arc;
+
+use ndarray::{ArcArray, Array, ArrayD, ArrayView, ArrayViewD, IxDyn, ShapeBuilder};
+use smallvec::SmallVec;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -29,20 +32,199 @@ use crate::shape::{numel, shape_of, Shape};
 /// assert_eq!(c.sum_all().item()?, 141.0);
 /// # Ok::<(), tapir_tensor::Error>(())
 /// ```
-#[derive(Clone)]
 pub struct Tensor<E: Float = f32> {
-    pub(crate) data: ArcArray<E, IxDyn>,
+    /// The storage, shared by clones and views.
+    buf: Storage<E>,
+    shape: Dims,
+    /// Element strides, never negative (0 only on axes of size ≤ 1 or in
+    /// empty tensors).
+    strides: Strides,
+    /// Index in `buf` of the first element.
+    offset: usize,
+}
+
+impl<E: Float> Clone for Tensor<E> {
+    /// O(1): shares the storage.
+    #[inline]
+    fn clone(&self) -> Self {
+        Tensor {
+            buf: self.buf.clone(),
+            shape: copy_small(&self.shape),
+            strides: copy_small(&self.strides),
+            offset: self.offset,
+        }
+    }
+}
+
+/// A tensor's elements: one allocation for the results of elementwise
+/// kernels (header and data together), or an adopted `Vec` (no copy when
+/// ndarray or a caller hands one over).
+pub(crate) enum Storage<E> {
+    Slice(Arc<[E]>),
+    Vec(Arc<Vec<E>>),
+}
+
+impl<E> Clone for Storage<E> {
+    #[inline]
+    fn clone(&self) -> Self {
+        match self {
+            Storage::Slice(a) => Storage::Slice(Arc::clone(a)),
+            Storage::Vec(a) => Storage::Vec(Arc::clone(a)),
+        }
+    }
+}
+
+impl<E: Clone> Storage<E> {
+    #[inline]
+    fn as_slice(&self) -> &[E] {
+        match self {
+            Storage::Slice(a) => a,
+            Storage::Vec(a) => a,
+        }
+    }
+
+    /// The elements, mutably, when no other tensor shares them.
+    fn get_mut(&mut self) -> Option<&mut [E]> {
+        match self {
+            Storage::Slice(a) => Arc::get_mut(a),
+            Storage::Vec(a) => Arc::get_mut(a).map(|v| v.as_mut_slice()),
+        }
+    }
+
+    /// The elements as a `Vec`: moved out when unshared, copied otherwise.
+    fn into_vec(self) -> Vec<E> {
+        match self {
+            Storage::Vec(a) => Arc::try_unwrap(a).unwrap_or_else(|a| a.as_ref().clone()),
+            Storage::Slice(a) => a.to_vec(),
+        }
+    }
+}
+
+impl<E: Clone> std::ops::Deref for Storage<E> {
+    type Target = [E];
+    #[inline]
+    fn deref(&self) -> &[E] {
+        self.as_slice()
+    }
+}
+
+/// Copies a few words into an inline small vector with plain moves (both
+/// `SmallVec::clone` and `from_slice` end in a `memcpy` call, which
+/// dominated cloning a small tensor).
+#[inline]
+fn copy_small<T: Copy + Default>(s: &[T]) -> SmallVec<[T; 4]> {
+    let z = T::default();
+    let (buf, len) = match *s {
+        [] => ([z; 4], 0),
+        [a] => ([a, z, z, z], 1),
+        [a, b] => ([a, b, z, z], 2),
+        [a, b, c] => ([a, b, c, z], 3),
+        [a, b, c, d] => ([a, b, c, d], 4),
+        _ => return SmallVec::from_slice(s),
+    };
+    SmallVec::from_buf_and_len(buf, len)
+}
+
+/// Axis sizes, inline up to rank 4 (every op on a rank ≤ 4 tensor
+/// allocates nothing but its buffer).
+pub(crate) type Dims = SmallVec<[usize; 4]>;
+/// Element strides, as [`Dims`].
+pub(crate) type Strides = SmallVec<[isize; 4]>;
+
+/// Row-major strides of a shape.
+pub(crate) fn row_major_strides(shape: &[usize]) -> Strides {
+    let mut st: Strides = SmallVec::from_elem(0, shape.len());
+    let mut acc = 1usize;
+    for (s, &n) in st.iter_mut().zip(shape).rev() {
+        *s = acc as isize;
+        acc *= n;
+    }
+    st
 }
 
 impl<E: Float> Tensor<E> {
-    pub(crate) fn wrap(data: ArcArray<E, IxDyn>) -> Self {
-        Tensor { data }
+    /// A row-major tensor over `v`; the caller guarantees the length.
+    #[inline]
+    pub(crate) fn from_contiguous(v: Vec<E>, shape: &[usize]) -> Self {
+        debug_assert_eq!(v.len(), numel(shape));
+        Tensor {
+            buf: Storage::Vec(Arc::new(v)),
+            shape: Dims::from_slice(shape),
+            strides: row_major_strides(shape),
+            offset: 0,
+        }
     }
 
-    pub(crate) fn from_owned(data: ArrayD<E>) -> Self {
+    /// A tensor over `buf` with the layout of `like`, which must be
+    /// contiguous and have `buf.len()` elements (the result of an
+    /// elementwise kernel over `like`).
+    #[inline]
+    pub(crate) fn from_slice_like(buf: Arc<[E]>, like: &Tensor<E>) -> Self {
+        debug_assert!(like.is_contiguous() && buf.len() == like.len());
         Tensor {
-            data: data.into_shared(),
+            buf: Storage::Slice(buf),
+            shape: copy_small(&like.shape),
+            // Contiguous strides may differ from row-major ones only on
+            // axes of size 1, which are never stepped along.
+            strides: copy_small(&like.strides),
+            offset: 0,
         }
+    }
+
+    /// Takes over an owned ndarray array's buffer without copying.
+    pub(crate) fn from_owned(a: ArrayD<E>) -> Self {
+        if a.strides().iter().any(|&s| s < 0) {
+            return Self::from_owned(a.as_standard_layout().into_owned());
+        }
+        let shape = Dims::from_slice(a.shape());
+        let strides = Strides::from_slice(a.strides());
+        let (v, offset) = a.into_raw_vec_and_offset();
+        Tensor {
+            buf: Storage::Vec(Arc::new(v)),
+            shape,
+            strides,
+            offset: offset.unwrap_or(0),
+        }
+    }
+
+    /// A tensor sharing this one's storage with another layout. The layout
+    /// must address only elements inside the storage.
+    pub(crate) fn with_layout(&self, shape: Dims, strides: Strides, offset: usize) -> Self {
+        let n = numel(&shape);
+        // An empty tensor addresses nothing; pin it to the start.
+        let offset = if n == 0 { 0 } else { offset };
+        debug_assert!(
+            n == 0
+                || offset
+                    + shape
+                        .iter()
+                        .zip(&strides)
+                        .map(|(&d, &s)| (d - 1) * s as usize)
+                        .sum::<usize>()
+                    < self.buf.len()
+        );
+        Tensor {
+            buf: self.buf.clone(),
+            shape,
+            strides,
+            offset,
+        }
+    }
+
+    /// The layout: sizes, strides and offset of the first element.
+    pub(crate) fn layout(&self) -> (Dims, Strides, usize) {
+        (self.shape.clone(), self.strides.clone(), self.offset)
+    }
+
+    /// A borrowed ndarray view of the elements.
+    pub(crate) fn nd(&self) -> ArrayViewD<'_, E> {
+        let strides: Dims = self.strides.iter().map(|&s| s as usize).collect();
+        let shape = IxDyn(&self.shape).strides(IxDyn(&strides));
+        // SAFETY: every constructor keeps each index of the shape inside
+        // `buf` at non-negative strides (see `with_layout`), `buf` is not
+        // written while shared (`as_mut_slice` copies first), and the view
+        // borrows `self`, which keeps `buf` alive.
+        unsafe { ArrayView::from_shape_ptr(shape, self.buf.as_ptr().add(self.offset)) }
     }
 
     /// Builds a tensor from row-major data.
@@ -60,9 +242,7 @@ impl<E: Float> Tensor<E> {
                 expected,
             });
         }
-        Ok(Self::from_owned(
-            Array::from_shape_vec(IxDyn(shape), data).expect("length checked"),
-        ))
+        Ok(Self::from_contiguous(data, shape))
     }
 
     /// Builds a tensor by copying a slice (see [`Tensor::from_vec`]).
@@ -75,12 +255,13 @@ impl<E: Float> Tensor<E> {
 
     /// A rank-0 tensor holding `v`.
     pub fn scalar(v: E) -> Self {
-        Self::from_owned(ArrayD::from_elem(IxDyn(&[]), v))
+        Self::from_contiguous(vec![v], &[])
     }
 
     /// A tensor of the given shape filled with `v` (`torch.full`).
     pub fn full(shape: impl AsRef<[usize]>, v: E) -> Self {
-        Self::from_owned(ArrayD::from_elem(IxDyn(shape.as_ref()), v))
+        let shape = shape.as_ref();
+        Self::from_contiguous(vec![v; numel(shape)], shape)
     }
 
     /// Zeros of the given shape.
@@ -188,43 +369,50 @@ impl<E: Float> Tensor<E> {
         Self::from_owned(a)
     }
 
-    /// Wraps a shared ndarray array without copying.
+    /// Converts a shared ndarray array (copies only if it is shared).
     pub fn from_shared(a: ArcArray<E, IxDyn>) -> Self {
-        Self::wrap(a)
+        Self::from_owned(a.into_owned())
     }
 
     /// Converts to an owned ndarray array; copies only if the storage is
-    /// shared with another tensor.
+    /// shared with another tensor or holds more than this tensor's elements.
     pub fn into_array(self) -> ArrayD<E> {
-        self.data.into_owned()
+        let whole = self.offset == 0 && self.len() == self.buf.len();
+        if whole && self.is_contiguous() {
+            let shape = self.shape;
+            return Array::from_shape_vec(IxDyn(&shape), self.buf.into_vec())
+                .expect("length matches");
+        }
+        self.nd().to_owned()
     }
 
     /// A borrowed ndarray view (no copy).
     pub fn view(&self) -> ArrayViewD<'_, E> {
-        self.data.view()
-    }
-
-    /// The underlying shared ndarray array.
-    pub fn as_shared(&self) -> &ArcArray<E, IxDyn> {
-        &self.data
+        self.nd()
     }
 
     /// The elements in row-major order.
     pub fn to_vec(&self) -> Vec<E> {
-        match self.data.as_slice() {
+        match self.as_slice() {
             Some(s) => s.to_vec(),
-            None => self.data.iter().copied().collect(),
+            None => self.nd().iter().copied().collect(),
         }
     }
 
     /// The row-major elements as a slice, when the layout is contiguous.
+    #[inline]
     pub fn as_slice(&self) -> Option<&[E]> {
-        self.data.as_slice()
+        if self.is_contiguous() {
+            Some(&self.buf[self.offset..self.offset + self.len()])
+        } else {
+            None
+        }
     }
 
     /// The sizes of the axes.
+    #[inline]
     pub fn shape(&self) -> &[usize] {
-        self.data.shape()
+        &self.shape
     }
 
     /// The shape as an owned [`Shape`].
@@ -232,29 +420,44 @@ impl<E: Float> Tensor<E> {
         shape_of(self.shape())
     }
 
-    /// Element strides of each axis (0 on broadcast axes).
+    /// Element strides of each axis.
+    #[inline]
     pub fn strides(&self) -> &[isize] {
-        self.data.strides()
+        &self.strides
     }
 
     /// Number of axes.
+    #[inline]
     pub fn ndim(&self) -> usize {
-        self.data.ndim()
+        self.shape.len()
     }
 
     /// Number of elements.
+    #[inline]
     pub fn len(&self) -> usize {
-        self.data.len()
+        numel(&self.shape)
     }
 
     /// Whether the tensor has no elements.
+    #[inline]
     pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
+        self.len() == 0
     }
 
     /// Whether the elements lie in row-major order without gaps.
+    #[inline]
     pub fn is_contiguous(&self) -> bool {
-        self.data.is_standard_layout()
+        let mut want = 1usize;
+        for (&n, &s) in self.shape.iter().zip(&self.strides).rev() {
+            if n == 0 {
+                return true;
+            }
+            if n != 1 && s as usize != want {
+                return false;
+            }
+            want *= n;
+        }
+        true
     }
 
     /// A row-major copy when the layout is not already row-major; otherwise
@@ -263,7 +466,7 @@ impl<E: Float> Tensor<E> {
         if self.is_contiguous() {
             self.clone()
         } else {
-            Self::from_owned(self.data.as_standard_layout().into_owned())
+            Self::from_contiguous(self.to_vec(), &self.shape)
         }
     }
 
@@ -281,7 +484,7 @@ impl<E: Float> Tensor<E> {
                 ),
             ));
         }
-        Ok(*self.data.iter().next().expect("one element"))
+        Ok(self.buf[self.offset])
     }
 
     /// The element at a multi-index.
@@ -310,23 +513,41 @@ impl<E: Float> Tensor<E> {
                 });
             }
         }
-        Ok(self.data[index])
+        let off: usize = index
+            .iter()
+            .zip(&self.strides)
+            .map(|(&i, &s)| i * s as usize)
+            .sum();
+        Ok(self.buf[self.offset + off])
     }
 
     /// Converts the elements to another float type (`f32` ↔ `f64`).
     pub fn cast<F: Float>(&self) -> Tensor<F> {
-        Tensor::from_owned(self.data.map(|&v| F::from_f64(v.to_f64())))
+        let v = self.to_vec().into_iter().map(|v| F::from_f64(v.to_f64()));
+        Tensor::from_contiguous(v.collect(), &self.shape)
+    }
+
+    /// The elements, mutably, when the layout is contiguous and no other
+    /// tensor shares the storage; `None` otherwise (nothing is copied).
+    #[inline]
+    pub(crate) fn unique_slice_mut(&mut self) -> Option<&mut [E]> {
+        if !self.is_contiguous() {
+            return None;
+        }
+        let (off, n) = (self.offset, self.len());
+        self.buf.get_mut().map(|b| &mut b[off..off + n])
     }
 
     /// Mutable access to the elements, copying first if the storage is
     /// shared (copy-on-write) or not contiguous.
     pub fn as_mut_slice(&mut self) -> &mut [E] {
-        if !self.data.is_standard_layout() {
-            self.data = self.data.as_standard_layout().into_owned().into_shared();
+        let n = self.len();
+        if !self.is_contiguous() || self.buf.get_mut().is_none() {
+            *self = Self::from_contiguous(self.to_vec(), &self.shape);
         }
-        self.data
-            .as_slice_mut()
-            .expect("standard layout is contiguous")
+        let off = self.offset;
+        let buf = self.buf.get_mut().expect("unique after the copy");
+        &mut buf[off..off + n]
     }
 }
 
@@ -349,20 +570,20 @@ impl<E: Float> fmt::Debug for Tensor<E> {
             "Tensor<{}>(shape={:?}, {})",
             E::NAME,
             self.shape(),
-            self.data
+            self.nd()
         )
     }
 }
 
 impl<E: Float> fmt::Display for Tensor<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.data, f)
+        fmt::Display::fmt(&self.nd(), f)
     }
 }
 
 /// Equal shapes and equal elements (NaN ≠ NaN, as for floats).
 impl<E: Float> PartialEq for Tensor<E> {
     fn eq(&self, other: &Self) -> bool {
-        self.data == other.data
+        self.shape == other.shape && self.nd() == other.nd()
     }
 }

@@ -78,7 +78,7 @@ fn ndarray_conversion_does_not_copy_unshared_data() {
     let a = ndarray::ArrayD::<f32>::zeros(ndarray::IxDyn(&[3, 4]));
     let p = a.as_ptr();
     let t = Tensor::from_array(a);
-    assert_eq!(t.as_shared().as_ptr(), p);
+    assert_eq!(t.view().as_ptr(), p);
     let back = t.into_array();
     assert_eq!(back.as_ptr(), p);
 }
@@ -87,7 +87,7 @@ fn ndarray_conversion_does_not_copy_unshared_data() {
 fn clones_and_views_share_storage_and_copy_on_write() {
     let a = t(&[1., 2., 3., 4., 5., 6.], &[2, 3]);
     let v = a.transpose(0, 1).unwrap();
-    assert_eq!(v.as_shared().as_ptr(), a.as_shared().as_ptr());
+    assert_eq!(v.view().as_ptr(), a.view().as_ptr());
     assert!(!v.is_contiguous());
     let mut b = a.clone();
     b.as_mut_slice()[0] = 100.0;
@@ -99,7 +99,7 @@ fn clones_and_views_share_storage_and_copy_on_write() {
     assert_eq!(b.at([0, 0]).unwrap(), 100.0);
     let r = a.reshape([3, -1]).unwrap();
     assert_eq!(r.shape(), &[3, 2]);
-    assert_eq!(r.as_shared().as_ptr(), a.as_shared().as_ptr());
+    assert_eq!(r.view().as_ptr(), a.view().as_ptr());
 }
 
 #[test]
