@@ -29,8 +29,7 @@ pub(crate) fn backward<E: Float>(
     g: Tensor<E>,
     needs: &[bool],
 ) -> std::result::Result<Result<TensorGrads<E>>, Tensor<E>> {
-    let shape = g.shape();
-    if x.iter().any(|t| t.shape() != shape) {
+    if x.iter().any(|t| !t.same_shape(&g)) {
         return Err(g);
     }
     // `g` is consumed: its storage is reused for the last gradient computed

@@ -590,9 +590,7 @@ impl<E: Float> Tape<E> {
                 grads[j] = Some(match grads[j].take() {
                     None => gj,
                     // Fan-out: sum in place when the storage is not shared.
-                    Some(prev) if prev.shape() == gj.shape() => {
-                        prev.zip_map_into(&gj, |a, b| a + b)?
-                    }
+                    Some(prev) if prev.same_shape(&gj) => prev.zip_map_into(&gj, |a, b| a + b)?,
                     Some(prev) => prev.add(&gj)?,
                 });
             }

@@ -48,9 +48,7 @@ impl<E: Float> Tensor<E> {
     pub fn map_into<F: Fn(E) -> E + Sync + Send>(mut self, f: F) -> Self {
         match self.unique_slice_mut() {
             Some(s) if s.len() < crate::kernels::PAR_THRESHOLD => {
-                for v in s {
-                    *v = f(*v);
-                }
+                crate::kernels::map_inplace(s, &f);
                 self
             }
             _ => self.map(f),
@@ -69,12 +67,10 @@ impl<E: Float> Tensor<E> {
         f: F,
     ) -> Result<Self> {
         if let Some(y) = other.as_slice() {
-            let same = self.shape() == other.shape();
+            let same = self.same_shape(other);
             if let Some(x) = self.unique_slice_mut().filter(|_| same) {
                 if x.len() < crate::kernels::PAR_THRESHOLD_CHEAP {
-                    for (p, &q) in x.iter_mut().zip(y) {
-                        *p = f(*p, q);
-                    }
+                    crate::kernels::zip_inplace(x, y, &f);
                     return Ok(self);
                 }
             }

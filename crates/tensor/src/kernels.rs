@@ -1,6 +1,9 @@
 //! Shared elementwise kernels: contiguous fast paths, broadcasting, and
 //! rayon above a size threshold.
 
+use std::mem::MaybeUninit;
+use std::sync::Arc;
+
 use ndarray::{IxDyn, Zip};
 use rayon::prelude::*;
 
@@ -25,6 +28,141 @@ pub const PAR_THRESHOLD_CHEAP: usize = 1 << 17;
 /// enough to split work evenly over the cores.
 pub const PAR_CHUNK: usize = 1 << 13;
 
+/// Whether the AVX2 + FMA copies of the small loops below may run.
+#[inline]
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+// The loops of the small (single-threaded) elementwise kernels. Each is
+// `#[inline(always)]` and instantiated twice: as is (baseline x86-64: SSE2)
+// and inside an AVX2 + FMA `target_feature` wrapper chosen at run time,
+// which doubles the vector width of `exp`/`tanh`/`sigmoid` and friends.
+// Rust never contracts `a * b + c` into an FMA, so both copies give the
+// same bits.
+
+#[inline(always)]
+fn map_loop<E: Float, F: Fn(E) -> E>(s: &[E], out: &mut [MaybeUninit<E>], f: &F) {
+    for (o, &v) in out.iter_mut().zip(s) {
+        o.write(f(v));
+    }
+}
+
+#[inline(always)]
+fn zip_loop<E: Float, F: Fn(E, E) -> E>(x: &[E], y: &[E], out: &mut [MaybeUninit<E>], f: &F) {
+    for ((o, &p), &q) in out.iter_mut().zip(x).zip(y) {
+        o.write(f(p, q));
+    }
+}
+
+#[inline(always)]
+fn map_inplace_loop<E: Float, F: Fn(E) -> E>(s: &mut [E], f: &F) {
+    for v in s {
+        *v = f(*v);
+    }
+}
+
+#[inline(always)]
+fn zip_inplace_loop<E: Float, F: Fn(E, E) -> E>(x: &mut [E], y: &[E], f: &F) {
+    for (p, &q) in x.iter_mut().zip(y) {
+        *p = f(*p, q);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn map_avx2<E: Float, F: Fn(E) -> E>(s: &[E], out: &mut [MaybeUninit<E>], f: &F) {
+    map_loop(s, out, f)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn zip_avx2<E: Float, F: Fn(E, E) -> E>(
+    x: &[E],
+    y: &[E],
+    out: &mut [MaybeUninit<E>],
+    f: &F,
+) {
+    zip_loop(x, y, out, f)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn map_inplace_avx2<E: Float, F: Fn(E) -> E>(s: &mut [E], f: &F) {
+    map_inplace_loop(s, f)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn zip_inplace_avx2<E: Float, F: Fn(E, E) -> E>(x: &mut [E], y: &[E], f: &F) {
+    zip_inplace_loop(x, y, f)
+}
+
+/// `f` of each element into a new single allocation.
+#[inline]
+fn map_small<E: Float, F: Fn(E) -> E>(s: &[E], f: &F) -> Arc<[E]> {
+    let mut buf = Arc::<[E]>::new_uninit_slice(s.len());
+    let out = Arc::get_mut(&mut buf).expect("a new allocation is unique");
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+        unsafe { map_avx2(s, out, f) };
+        // SAFETY: the loop wrote every element.
+        return unsafe { buf.assume_init() };
+    }
+    map_loop(s, out, f);
+    // SAFETY: the loop wrote every element.
+    unsafe { buf.assume_init() }
+}
+
+/// `f` of each pair (equal lengths) into a new single allocation.
+#[inline]
+fn zip_small<E: Float, F: Fn(E, E) -> E>(x: &[E], y: &[E], f: &F) -> Arc<[E]> {
+    debug_assert_eq!(x.len(), y.len());
+    let mut buf = Arc::<[E]>::new_uninit_slice(x.len());
+    let out = Arc::get_mut(&mut buf).expect("a new allocation is unique");
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+        unsafe { zip_avx2(x, y, out, f) };
+        // SAFETY: the loop wrote every element (x and y have equal lengths).
+        return unsafe { buf.assume_init() };
+    }
+    zip_loop(x, y, out, f);
+    // SAFETY: the loop wrote every element (x and y have equal lengths).
+    unsafe { buf.assume_init() }
+}
+
+/// `s[i] = f(s[i])`.
+#[inline]
+pub(crate) fn map_inplace<E: Float, F: Fn(E) -> E>(s: &mut [E], f: &F) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+        return unsafe { map_inplace_avx2(s, f) };
+    }
+    map_inplace_loop(s, f)
+}
+
+/// `x[i] = f(x[i], y[i])` (equal lengths).
+#[inline]
+pub(crate) fn zip_inplace<E: Float, F: Fn(E, E) -> E>(x: &mut [E], y: &[E], f: &F) {
+    debug_assert_eq!(x.len(), y.len());
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+        return unsafe { zip_inplace_avx2(x, y, f) };
+    }
+    zip_inplace_loop(x, y, f)
+}
+
 /// Applies `f` to every element.
 #[inline]
 pub(crate) fn map<E, F>(x: &Tensor<E>, f: F) -> Tensor<E>
@@ -39,7 +177,7 @@ where
             .map(|&v| f(v))
             .collect(),
         // One allocation, written in place (a sized iterator).
-        Some(s) => return Tensor::from_slice_like(s.iter().map(|&v| f(v)).collect(), x),
+        Some(s) => return Tensor::from_slice_like(map_small(s, &f), x),
         None => {
             let nd = x.nd();
             if nd.len() >= PAR_THRESHOLD {
@@ -63,11 +201,10 @@ where
     E: Float,
     F: Fn(E, E) -> E + Sync + Send,
 {
-    if same_shape(a.shape(), b.shape()) {
+    if a.same_shape(b) {
         if let (Some(x), Some(y)) = (a.as_slice(), b.as_slice()) {
             if x.len() < PAR_THRESHOLD_CHEAP {
-                let buf = x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect();
-                return Ok(Tensor::from_slice_like(buf, a));
+                return Ok(Tensor::from_slice_like(zip_small(x, y, &f), a));
             }
             let v: Vec<E> = x
                 .par_iter()
@@ -79,12 +216,6 @@ where
         }
     }
     zip_broadcast(op, a, b, f)
-}
-
-/// Shape equality without a `memcmp` call (shapes are a few words).
-#[inline]
-fn same_shape(a: &[usize], b: &[usize]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// The general (broadcasting or strided) case of [`zip_with`].
@@ -104,4 +235,44 @@ where
         z.map_collect(|&p, &q| f(p, q))
     };
     Ok(Tensor::from_owned(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::Rng;
+
+    fn bits<E: Float>(v: &[E]) -> Vec<u64> {
+        v.iter().map(|x| x.to_f64().to_bits()).collect()
+    }
+
+    /// The dispatched loops (AVX2 + FMA where the CPU has them) give the
+    /// bits of plain scalar evaluation, for new buffers and in place.
+    #[test]
+    fn simd_copies_match_scalar_math() {
+        let mut rng = Rng::seed(3);
+        let x = Tensor::<f32>::uniform([1000], -30.0, 30.0, &mut rng);
+        let y = Tensor::<f32>::uniform([1000], 0.5, 2.0, &mut rng);
+        let (xs, ys) = (x.to_vec(), y.to_vec());
+        let scalar = |f: fn(f32) -> f32| bits(&xs.iter().map(|&v| f(v)).collect::<Vec<_>>());
+        assert_eq!(bits(&x.tanh().to_vec()), scalar(Float::tanh));
+        assert_eq!(bits(&x.exp().to_vec()), scalar(Float::exp));
+        assert_eq!(bits(&x.sigmoid().to_vec()), scalar(Float::sigmoid));
+        assert_eq!(bits(&x.sin().to_vec()), scalar(Float::sin));
+        let div: Vec<f32> = xs.iter().zip(&ys).map(|(a, b)| a / b).collect();
+        assert_eq!(bits(&x.div(&y).unwrap().to_vec()), bits(&div));
+        // In place: a private copy, so the storage is unshared.
+        let own = Tensor::from_vec(xs.clone(), [1000]).unwrap();
+        assert_eq!(
+            bits(&own.map_into(Float::tanh).to_vec()),
+            scalar(Float::tanh)
+        );
+        let own = Tensor::from_vec(xs.clone(), [1000]).unwrap();
+        let got = own.zip_map_into(&y, |a, b| a / b).unwrap();
+        assert_eq!(bits(&got.to_vec()), bits(&div));
+        // A shared tensor is never written through.
+        let shared = x.clone();
+        let _ = shared.map_into(|v| v * 2.0);
+        assert_eq!(x.to_vec(), xs);
+    }
 }

@@ -415,6 +415,14 @@ impl<E: Float> Tensor<E> {
         &self.shape
     }
 
+    /// Whether `other` has the same shape (compared word by word: shapes are
+    /// short, and a slice comparison calls `memcmp`).
+    #[inline]
+    pub fn same_shape(&self, other: &Self) -> bool {
+        self.shape.len() == other.shape.len()
+            && self.shape.iter().zip(&other.shape).all(|(a, b)| a == b)
+    }
+
     /// The shape as an owned [`Shape`].
     pub fn dims(&self) -> Shape {
         shape_of(self.shape())
