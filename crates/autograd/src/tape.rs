@@ -285,6 +285,27 @@ impl<E: Float> Tape<E> {
 
     /// Records `op` with `inputs` and the computed `value`. Untracked inputs
     /// become constant nodes; if no input is tracked nothing is recorded.
+    /// [`Tape::record`] for one input, which cannot mismatch tapes: no
+    /// `Result` to build and unwrap on the hottest path.
+    #[inline]
+    pub(crate) fn record_unary<'t>(op: Op<E>, x: &Var<'t, E>, value: Tensor<E>) -> Var<'t, E> {
+        let (Some(t), Some(xid)) = (x.tape, x.id) else {
+            return Var {
+                tape: x.tape,
+                id: None,
+                value,
+                const_node: Cell::new(None),
+            };
+        };
+        let id = t.push(op, smallvec::smallvec![xid], value.clone());
+        Var {
+            tape: Some(t),
+            id: Some(id),
+            value,
+            const_node: Cell::new(None),
+        }
+    }
+
     pub(crate) fn record<'t>(
         name: &'static str,
         op: Op<E>,
@@ -398,7 +419,7 @@ impl<E: Float> Tape<E> {
         for (p, ids) in params.into_iter().zip(leaves) {
             let mut acc: Option<Tensor<E>> = None;
             for id in ids {
-                if let Some(g) = &grads[id] {
+                if let Some(g) = grads.get(id) {
                     acc = Some(match acc {
                         None => g.clone(),
                         Some(a) => a.add(g)?,
@@ -446,7 +467,7 @@ impl<E: Float> Tape<E> {
         ids.iter()
             .zip(sources)
             .map(|(id, s)| {
-                let g = id.and_then(|i| grads[i].clone());
+                let g = id.and_then(|i| grads.get(i).cloned());
                 let name = id.map_or("untracked var".to_string(), |i| format!("var#{i}"));
                 self.unconnected(g, opts.unconnected, &name, || s.value.zeros_like())
             })
@@ -541,27 +562,30 @@ impl<E: Float> Tape<E> {
         target: &Var<'_, E>,
         sources: &[usize],
         output_grad: Option<&Tensor<E>>,
-    ) -> Result<Vec<Option<Tensor<E>>>> {
-        let mut grads: Vec<Option<Tensor<E>>> = vec![None; self.len()];
+    ) -> Result<NodeGrads<E>> {
+        let mut grads = NodeGrads::new(self.len());
         let Some((seed, tid, needed)) = self.prepare(target, sources, output_grad)? else {
             return Ok(grads);
         };
-        grads[tid] = Some(seed);
+        grads.set(tid, seed);
         let mut keep = vec![false; self.len()];
         for &s in sources {
             keep[s] = true;
         }
         let nodes = self.nodes.borrow();
         for i in (0..=tid).rev() {
+            if !needed[i] {
+                continue;
+            }
             let node = &nodes[i];
             if node.inputs.is_empty() {
                 continue;
             }
             // A source's gradient is the result; other nodes' are consumed.
             let g = if keep[i] {
-                grads[i].clone()
+                grads.get(i).cloned()
             } else {
-                grads[i].take()
+                grads.take(i)
             };
             let Some(g) = g else { continue };
             let mut needs: SmallVec<[bool; 2]> = SmallVec::new();
@@ -570,29 +594,28 @@ impl<E: Float> Tape<E> {
                 needs.push(needed[j]);
                 ins.push(&nodes[j].value);
             }
-            let gin = match crate::fast::backward(&node.op, &ins, &node.value, g, &needs) {
-                Ok(r) => r?,
-                Err(g) => {
-                    let in_vars: SmallVec<[Var<'_, E>; 2]> =
-                        ins.iter().map(|t| Var::untracked((*t).clone())).collect();
-                    let out = Var::untracked(node.value.clone());
-                    let gv = Var::untracked(g);
-                    backward(&node.op, &in_vars, &out, &gv, &needs)?
-                        .into_iter()
-                        .map(|v| v.map(Var::into_value))
-                        .collect()
-                }
+            let mut fast_out = [None, None];
+            let general = if node.inputs.len() <= 2 {
+                crate::fast::backward(&node.op, &ins, &node.value, g, &needs, &mut fast_out)?
+            } else {
+                Some(g)
             };
+            let Some(g) = general else {
+                for ((&j, gj), &need) in node.inputs.iter().zip(fast_out).zip(&needs) {
+                    if let Some(gj) = gj.filter(|_| need) {
+                        grads.add(j, gj)?;
+                    }
+                }
+                continue;
+            };
+            let in_vars: SmallVec<[Var<'_, E>; 2]> =
+                ins.iter().map(|t| Var::untracked((*t).clone())).collect();
+            let out = Var::untracked(node.value.clone());
+            let gin = backward(&node.op, &in_vars, &out, &Var::untracked(g), &needs)?;
             for ((&j, gj), &need) in node.inputs.iter().zip(gin).zip(&needs) {
-                let Some(gj) = gj.filter(|_| need) else {
-                    continue;
-                };
-                grads[j] = Some(match grads[j].take() {
-                    None => gj,
-                    // Fan-out: sum in place when the storage is not shared.
-                    Some(prev) if prev.same_shape(&gj) => prev.zip_map_into(&gj, |a, b| a + b)?,
-                    Some(prev) => prev.add(&gj)?,
-                });
+                if let Some(gj) = gj.filter(|_| need) {
+                    grads.add(j, gj.into_value())?;
+                }
             }
         }
         Ok(grads)
@@ -650,6 +673,77 @@ impl<E: Float> Tape<E> {
             accumulate(&mut grads, &inputs, gin, &needs)?;
         }
         Ok(grads)
+    }
+}
+
+/// The gradients of a first-order pass: per node, a slot number into a
+/// small store of tensors. Slots are recycled once a gradient has been
+/// consumed, so a long chain keeps a couple of live gradients in a few
+/// cache lines instead of a tensor-sized entry per node.
+pub(crate) struct NodeGrads<E: Float> {
+    slot: Vec<usize>,
+    store: Vec<Option<Tensor<E>>>,
+    free: Vec<usize>,
+}
+
+const NO_SLOT: usize = usize::MAX;
+
+impl<E: Float> NodeGrads<E> {
+    fn new(n: usize) -> Self {
+        NodeGrads {
+            slot: vec![NO_SLOT; n],
+            store: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    /// The gradient of node `i`, if it has one.
+    pub(crate) fn get(&self, i: usize) -> Option<&Tensor<E>> {
+        match self.slot[i] {
+            NO_SLOT => None,
+            k => self.store[k].as_ref(),
+        }
+    }
+
+    /// Removes and returns the gradient of node `i`.
+    fn take(&mut self, i: usize) -> Option<Tensor<E>> {
+        let k = std::mem::replace(&mut self.slot[i], NO_SLOT);
+        if k == NO_SLOT {
+            return None;
+        }
+        self.free.push(k);
+        self.store[k].take()
+    }
+
+    /// Adds `g` into node `i`'s gradient (fan-out sums), in place when the
+    /// storage is not shared.
+    fn add(&mut self, i: usize, g: Tensor<E>) -> Result<()> {
+        let sum = match self.take(i) {
+            None => g,
+            Some(prev) if prev.same_shape(&g) => prev.zip_map_into(&g, |a, b| a + b)?,
+            Some(prev) => prev.add(&g)?,
+        };
+        self.set(i, sum);
+        Ok(())
+    }
+
+    fn set(&mut self, i: usize, g: Tensor<E>) {
+        match self.slot[i] {
+            NO_SLOT => {
+                let k = match self.free.pop() {
+                    Some(k) => {
+                        self.store[k] = Some(g);
+                        k
+                    }
+                    None => {
+                        self.store.push(Some(g));
+                        self.store.len() - 1
+                    }
+                };
+                self.slot[i] = k;
+            }
+            k => self.store[k] = Some(g),
+        }
     }
 }
 

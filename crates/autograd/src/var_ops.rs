@@ -18,7 +18,7 @@ macro_rules! unary {
         $(#[$doc])*
         pub fn $name(&self) -> Self {
             let v = self.value.$name();
-            self.unary_record(stringify!($name), $op, v)
+            self.unary_record($op, v)
         }
     };
 }
@@ -53,8 +53,9 @@ fn all_axes(n: usize) -> Vec<isize> {
 }
 
 impl<'t, E: Float> Var<'t, E> {
-    fn unary_record(&self, name: &'static str, op: Op<E>, v: Tensor<E>) -> Self {
-        Tape::record(name, op, &[self], v).expect("one input cannot mismatch tapes")
+    #[inline]
+    fn unary_record(&self, op: Op<E>, v: Tensor<E>) -> Self {
+        Tape::record_unary(op, self, v)
     }
 
     binary!(
@@ -146,22 +147,22 @@ impl<'t, E: Float> Var<'t, E> {
     /// x^p for a scalar p.
     pub fn pow_scalar(&self, p: E) -> Self {
         let v = self.value.pow_scalar(p);
-        self.unary_record("pow_scalar", Op::PowScalar(p), v)
+        self.unary_record(Op::PowScalar(p), v)
     }
     /// x for x > 0, slope·x otherwise; the gradient at 0 is `slope`.
     pub fn leaky_relu(&self, slope: E) -> Self {
         let v = self.value.leaky_relu(slope);
-        self.unary_record("leaky_relu", Op::LeakyRelu(slope), v)
+        self.unary_record(Op::LeakyRelu(slope), v)
     }
     /// x for x > 0, α(e^x − 1) otherwise.
     pub fn elu(&self, alpha: E) -> Self {
         let v = self.value.elu(alpha);
-        self.unary_record("elu", Op::Elu(alpha), v)
+        self.unary_record(Op::Elu(alpha), v)
     }
     /// GELU, exact or tanh-approximated.
     pub fn gelu(&self, approx: GeluApprox) -> Self {
         let v = self.value.gelu(approx);
-        self.unary_record("gelu", Op::Gelu(approx), v)
+        self.unary_record(Op::Gelu(approx), v)
     }
     /// Limits to [min, max]; the gradient passes where min ≤ x ≤ max
     /// (bounds included, as PyTorch).
@@ -170,12 +171,12 @@ impl<'t, E: Float> Var<'t, E> {
     /// When min > max.
     pub fn clamp(&self, min: Option<E>, max: Option<E>) -> Result<Self> {
         let v = self.value.clamp(min, max)?;
-        Ok(self.unary_record("clamp", Op::Clamp(min, max), v))
+        Ok(self.unary_record(Op::Clamp(min, max), v))
     }
     /// x + c.
     pub fn add_scalar(&self, c: E) -> Self {
         let v = self.value.add_scalar(c);
-        self.unary_record("add_scalar", Op::AddScalar, v)
+        self.unary_record(Op::AddScalar, v)
     }
     /// x − c.
     pub fn sub_scalar(&self, c: E) -> Self {
@@ -188,7 +189,7 @@ impl<'t, E: Float> Var<'t, E> {
     /// x·c.
     pub fn mul_scalar(&self, c: E) -> Self {
         let v = self.value.mul_scalar(c);
-        self.unary_record("mul_scalar", Op::MulScalar(c), v)
+        self.unary_record(Op::MulScalar(c), v)
     }
     /// x / c.
     pub fn div_scalar(&self, c: E) -> Self {
