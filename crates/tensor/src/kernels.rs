@@ -105,39 +105,48 @@ unsafe fn zip_inplace_avx2<E: Float, F: Fn(E, E) -> E>(x: &mut [E], y: &[E], f: 
     zip_inplace_loop(x, y, f)
 }
 
-/// `f` of each element into a new single allocation.
+/// A buffer of `len` elements for a kernel to fill: from this thread's
+/// pool when it has one of that length, otherwise newly allocated.
 #[inline]
-fn map_small<E: Float, F: Fn(E) -> E>(s: &[E], f: &F) -> Arc<[E]> {
-    let mut buf = Arc::<[E]>::new_uninit_slice(s.len());
-    let out = Arc::get_mut(&mut buf).expect("a new allocation is unique");
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-        unsafe { map_avx2(s, out, f) };
-        // SAFETY: the loop wrote every element.
-        return unsafe { buf.assume_init() };
+fn new_buffer<E: Float>(len: usize, fill: impl FnOnce(&mut [MaybeUninit<E>])) -> Arc<[E]> {
+    if let Some(mut buf) = crate::pool::take::<E>(len) {
+        let out = Arc::get_mut(&mut buf).expect("pooled buffers are unshared");
+        // SAFETY: MaybeUninit<E> has E's layout, and the fill only writes
+        // initialised values, so the slice stays initialised.
+        fill(unsafe { &mut *(out as *mut [E] as *mut [MaybeUninit<E>]) });
+        return buf;
     }
-    map_loop(s, out, f);
-    // SAFETY: the loop wrote every element.
+    let mut buf = Arc::<[E]>::new_uninit_slice(len);
+    fill(Arc::get_mut(&mut buf).expect("a new allocation is unique"));
+    // SAFETY: every fill below writes all `len` elements.
     unsafe { buf.assume_init() }
 }
 
-/// `f` of each pair (equal lengths) into a new single allocation.
+/// `f` of each element into a new buffer.
+#[inline]
+fn map_small<E: Float, F: Fn(E) -> E>(s: &[E], f: &F) -> Arc<[E]> {
+    new_buffer(s.len(), |out| {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+            return unsafe { map_avx2(s, out, f) };
+        }
+        map_loop(s, out, f)
+    })
+}
+
+/// `f` of each pair (equal lengths) into a new buffer.
 #[inline]
 fn zip_small<E: Float, F: Fn(E, E) -> E>(x: &[E], y: &[E], f: &F) -> Arc<[E]> {
     debug_assert_eq!(x.len(), y.len());
-    let mut buf = Arc::<[E]>::new_uninit_slice(x.len());
-    let out = Arc::get_mut(&mut buf).expect("a new allocation is unique");
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-        unsafe { zip_avx2(x, y, out, f) };
-        // SAFETY: the loop wrote every element (x and y have equal lengths).
-        return unsafe { buf.assume_init() };
-    }
-    zip_loop(x, y, out, f);
-    // SAFETY: the loop wrote every element (x and y have equal lengths).
-    unsafe { buf.assume_init() }
+    new_buffer(x.len(), |out| {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+            return unsafe { zip_avx2(x, y, out, f) };
+        }
+        zip_loop(x, y, out, f)
+    })
 }
 
 /// `s[i] = f(s[i])`.
@@ -274,5 +283,25 @@ mod tests {
         let shared = x.clone();
         let _ = shared.map_into(|v| v * 2.0);
         assert_eq!(x.to_vec(), xs);
+    }
+
+    /// Dropping one of two tensors that share a buffer must not hand the
+    /// buffer to the pool: the next result would overwrite the survivor.
+    #[test]
+    fn shared_buffers_are_not_recycled() {
+        let x = Tensor::<f32>::full([16], 0.5);
+        let a = x.exp();
+        let b = a.clone();
+        let want = b.to_vec();
+        drop(a);
+        let c = x.tanh();
+        assert_ne!(c.view().as_ptr(), b.view().as_ptr());
+        assert_eq!(b.to_vec(), want);
+        // Once the last owner is gone, the buffer is reused.
+        let p = b.view().as_ptr();
+        drop(b);
+        let d = x.sigmoid();
+        assert_eq!(d.view().as_ptr(), p);
+        assert_eq!(d.to_vec(), vec![0.5f32.sigmoid(); 16]);
     }
 }

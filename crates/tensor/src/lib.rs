@@ -32,6 +32,7 @@ mod index;
 pub mod kernels;
 mod linalg;
 pub mod ops;
+mod pool;
 mod random;
 mod reduce;
 mod shape;

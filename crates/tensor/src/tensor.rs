@@ -62,6 +62,9 @@ impl<E: Float> Clone for Tensor<E> {
 pub(crate) enum Storage<E> {
     Slice(Arc<[E]>),
     Vec(Arc<Vec<E>>),
+    /// Nothing: what a dropped tensor leaves after giving its buffer to
+    /// the pool.
+    Empty,
 }
 
 impl<E> Clone for Storage<E> {
@@ -70,6 +73,7 @@ impl<E> Clone for Storage<E> {
         match self {
             Storage::Slice(a) => Storage::Slice(Arc::clone(a)),
             Storage::Vec(a) => Storage::Vec(Arc::clone(a)),
+            Storage::Empty => Storage::Empty,
         }
     }
 }
@@ -80,6 +84,7 @@ impl<E: Clone> Storage<E> {
         match self {
             Storage::Slice(a) => a,
             Storage::Vec(a) => a,
+            Storage::Empty => &[],
         }
     }
 
@@ -88,6 +93,7 @@ impl<E: Clone> Storage<E> {
         match self {
             Storage::Slice(a) => Arc::get_mut(a),
             Storage::Vec(a) => Arc::get_mut(a).map(|v| v.as_mut_slice()),
+            Storage::Empty => Some(&mut []),
         }
     }
 
@@ -96,6 +102,7 @@ impl<E: Clone> Storage<E> {
         match self {
             Storage::Vec(a) => Arc::try_unwrap(a).unwrap_or_else(|a| a.as_ref().clone()),
             Storage::Slice(a) => a.to_vec(),
+            Storage::Empty => Vec::new(),
         }
     }
 }
@@ -105,6 +112,23 @@ impl<E: Clone> std::ops::Deref for Storage<E> {
     #[inline]
     fn deref(&self) -> &[E] {
         self.as_slice()
+    }
+}
+
+/// Small unshared buffers go back to this thread's pool (see `pool.rs`)
+/// for the next elementwise result of the same length.
+impl<E: Float> Drop for Tensor<E> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Storage::Slice(a) = &self.buf {
+            // No `Weak` is ever made of a storage, so a strong count of 1
+            // means this tensor is the only owner.
+            if a.len() <= crate::pool::MAX_LEN && Arc::strong_count(a) == 1 {
+                if let Storage::Slice(a) = std::mem::replace(&mut self.buf, Storage::Empty) {
+                    drop(crate::pool::put(a));
+                }
+            }
+        }
     }
 }
 
@@ -376,11 +400,11 @@ impl<E: Float> Tensor<E> {
 
     /// Converts to an owned ndarray array; copies only if the storage is
     /// shared with another tensor or holds more than this tensor's elements.
-    pub fn into_array(self) -> ArrayD<E> {
+    pub fn into_array(mut self) -> ArrayD<E> {
         let whole = self.offset == 0 && self.len() == self.buf.len();
         if whole && self.is_contiguous() {
-            let shape = self.shape;
-            return Array::from_shape_vec(IxDyn(&shape), self.buf.into_vec())
+            let buf = std::mem::replace(&mut self.buf, Storage::Empty);
+            return Array::from_shape_vec(IxDyn(&self.shape), buf.into_vec())
                 .expect("length matches");
         }
         self.nd().to_owned()
