@@ -71,7 +71,7 @@ pub(crate) fn backward<E: Float>(
                 out[1] = Some(into(g, x[0], |g, a| g * a)?);
             } else if needs[0] {
                 out[0] = Some(into(g, x[1], |g, b| g * b)?);
-            } else {
+            } else if needs[1] {
                 out[1] = Some(into(g, x[0], |g, a| g * a)?);
             }
         }

@@ -588,26 +588,40 @@ impl<E: Float> Tape<E> {
                 grads.take(i)
             };
             let Some(g) = g else { continue };
-            let mut needs: SmallVec<[bool; 2]> = SmallVec::new();
-            let mut ins: SmallVec<[&Tensor<E>; 2]> = SmallVec::new();
-            for &j in &node.inputs {
-                needs.push(needed[j]);
-                ins.push(&nodes[j].value);
-            }
-            let mut fast_out = [None, None];
-            let general = if node.inputs.len() <= 2 {
-                crate::fast::backward(&node.op, &ins, &node.value, g, &needs, &mut fast_out)?
-            } else {
-                Some(g)
-            };
-            let Some(g) = general else {
-                for ((&j, gj), &need) in node.inputs.iter().zip(fast_out).zip(&needs) {
-                    if let Some(gj) = gj.filter(|_| need) {
-                        grads.add(j, gj)?;
+            let inputs = &node.inputs[..];
+            // One or two inputs (nearly every op): plain arrays for the fast
+            // rules, no vectors built.
+            let g = if inputs.len() <= 2 {
+                let (j0, j1) = (inputs[0], inputs[inputs.len() - 1]);
+                let needs = [needed[j0], needed[j1]];
+                let ins = [&nodes[j0].value, &nodes[j1].value];
+                let n = inputs.len();
+                let mut out = [None, None];
+                match crate::fast::backward(
+                    &node.op,
+                    &ins[..n],
+                    &node.value,
+                    g,
+                    &needs[..n],
+                    &mut out,
+                )? {
+                    None => {
+                        let [g0, g1] = out;
+                        if let Some(g0) = g0 {
+                            grads.add(j0, g0)?;
+                        }
+                        if let Some(g1) = g1 {
+                            grads.add(j1, g1)?;
+                        }
+                        continue;
                     }
+                    Some(g) => g,
                 }
-                continue;
+            } else {
+                g
             };
+            let needs: SmallVec<[bool; 2]> = inputs.iter().map(|&j| needed[j]).collect();
+            let ins: SmallVec<[&Tensor<E>; 2]> = inputs.iter().map(|&j| &nodes[j].value).collect();
             let in_vars: SmallVec<[Var<'_, E>; 2]> =
                 ins.iter().map(|t| Var::untracked((*t).clone())).collect();
             let out = Var::untracked(node.value.clone());
