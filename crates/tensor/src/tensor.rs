@@ -170,7 +170,8 @@ impl<E: Float> Tensor<E> {
     /// A row-major tensor over `v`; the caller guarantees the length.
     #[inline]
     pub(crate) fn from_contiguous(v: Vec<E>, shape: &[usize]) -> Self {
-        debug_assert_eq!(v.len(), numel(shape));
+        // `nd()` relies on this (it reads through a raw pointer).
+        assert_eq!(v.len(), numel(shape), "tensor storage and shape disagree");
         Tensor {
             buf: Storage::Vec(Arc::new(v)),
             shape: Dims::from_slice(shape),
@@ -184,7 +185,11 @@ impl<E: Float> Tensor<E> {
     /// elementwise kernel over `like`).
     #[inline]
     pub(crate) fn from_slice_like(buf: Arc<[E]>, like: &Tensor<E>) -> Self {
-        debug_assert!(like.is_contiguous() && buf.len() == like.len());
+        // `nd()` relies on this (it reads through a raw pointer).
+        assert!(
+            like.is_contiguous() && buf.len() == like.len(),
+            "tensor storage and layout disagree"
+        );
         Tensor {
             buf: Storage::Slice(buf),
             shape: copy_small(&like.shape),
@@ -217,15 +222,20 @@ impl<E: Float> Tensor<E> {
         let n = numel(&shape);
         // An empty tensor addresses nothing; pin it to the start.
         let offset = if n == 0 { 0 } else { offset };
-        debug_assert!(
-            n == 0
-                || offset
+        // `nd()` relies on this (it reads through a raw pointer), so it is
+        // checked in release builds too; views are not a hot path.
+        let inside = n == 0
+            || (strides.iter().all(|&s| s >= 0)
+                && offset
                     + shape
                         .iter()
                         .zip(&strides)
                         .map(|(&d, &s)| (d - 1) * s as usize)
                         .sum::<usize>()
-                    < self.buf.len()
+                    < self.buf.len());
+        assert!(
+            shape.len() == strides.len() && inside,
+            "view layout outside its storage"
         );
         Tensor {
             buf: self.buf.clone(),

@@ -514,3 +514,31 @@ fn conv_and_pool_hand_worked() {
         .avg_pool2d(Pool2dParams::new([2, 2]))
         .is_err());
 }
+
+#[test]
+fn views_at_the_edges_of_their_storage() {
+    let a = t(&[1., 2., 3., 4., 5., 6.], &[2, 3]);
+    // Empty views at the very end of the storage.
+    let e = a.narrow(1, 3, 0).unwrap();
+    assert_eq!(e.shape(), &[2, 0]);
+    assert!(e.to_vec().is_empty());
+    let e = a.slice(0, 5, None, 1).unwrap();
+    assert_eq!(e.shape(), &[0, 3]);
+    assert_eq!(e.sum_all().item().unwrap(), 0.0);
+    // A strided view of the last column, then rank changes on the view.
+    let col = a.slice(1, 2, None, 1).unwrap();
+    assert_eq!(col.to_vec(), vec![3., 6.]);
+    let u = col.squeeze(1).unwrap().unsqueeze(0).unwrap();
+    assert_eq!(u.shape(), &[1, 2]);
+    assert_eq!(u.to_vec(), vec![3., 6.]);
+    assert_eq!(u.at([0, 1]).unwrap(), 6.0);
+    // Every other element of the transpose.
+    let s = a.t().unwrap().slice(0, 0, None, 2).unwrap();
+    assert_eq!(s.shape(), &[2, 2]);
+    assert_eq!(s.to_vec(), vec![1., 4., 3., 6.]);
+    // Writing a view whose original is gone: it owns its storage alone but
+    // starts mid-buffer; only its own elements change.
+    let mut tail = t(&[1., 2., 3., 4., 5., 6.], &[6]).narrow(0, 4, 2).unwrap();
+    tail.as_mut_slice()[1] = 60.0;
+    assert_eq!(tail.to_vec(), vec![5., 60.]);
+}
