@@ -4,9 +4,9 @@
 //! also record for higher-order gradients. In a first-order pass that
 //! costs Var wrappers, clones and intermediate tensors that matter on small
 //! tensors. This module computes the same gradients straight from the
-//! tensors, each in one pass and in place where it can, when every operand has the output's shape
-//! (no broadcasting to undo). Anything else returns `None` and goes through
-//! `rules::backward`. The formulas and their order of operations are those
+//! tensors, each in one pass and in place where it can, when every operand
+//! has the output's shape (no broadcasting to undo). Anything else hands the
+//! gradient back and goes through `rules::backward`. The formulas and their order of operations are those
 //! of `rules.rs`, so both paths give the same bits; the gradcheck and golden
 //! tests run through this path for first-order gradients, and the
 //! `fast_path_matches_rules` test compares the two directly.
@@ -96,7 +96,7 @@ pub(crate) fn backward<E: Float>(
         Op::Sin => out[0] = Some(into(g, x[0], |g, x| g * x.cos())?),
         Op::Cos => out[0] = Some(into(g, x[0], |g, x| -(g * x.sin()))?),
         Op::Tanh => out[0] = Some(into(g, y, |g, y| g * (E::ONE - y * y))?),
-        Op::Sigmoid => out[0] = Some(into(g, y, |g, y| g * y * (E::ONE - y))?),
+        Op::Sigmoid => out[0] = Some(into(g, y, |g, y| g * (y * (E::ONE - y)))?),
         Op::Relu => {
             out[0] = Some(into(g, x[0], |g, x| {
                 g * if x > E::ZERO { E::ONE } else { E::ZERO }

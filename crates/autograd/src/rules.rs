@@ -33,25 +33,6 @@ fn mask<'t, E: Float>(like: &Var<'t, E>, t: Tensor<E>) -> Var<'t, E> {
     like.lift(t)
 }
 
-/// The first-order fast path of an elementwise rule: g ⊙ f(a) in one pass
-/// over plain tensors. `None` when the backward pass is being recorded
-/// (`a` tracked), where the composed Var form must run instead.
-fn fused<'t, E: Float>(
-    g: &Var<'t, E>,
-    a: &Var<'t, E>,
-    f: impl Fn(E, E) -> E + Sync + Send,
-) -> Option<Result<Var<'t, E>>> {
-    if a.is_tracked() || g.is_tracked() {
-        return None;
-    }
-    Some(
-        g.value()
-            .zip_map(a.value(), f)
-            .map(Var::untracked)
-            .map_err(Error::from),
-    )
-}
-
 /// Gradients of a primitive's inputs, given its inputs `x`, its output `out`
 /// and the gradient `g` of the output. `needs[i]` says whether input i needs
 /// a gradient (expensive rules skip the others).
@@ -118,24 +99,15 @@ pub(crate) fn backward<'t, E: Float>(
             };
             one(g.mul(&d)?)
         }
-        Op::Exp => one(match fused(g, out, |g, y| g * y) {
-            Some(r) => r?,
-            None => g.mul(out)?,
-        }),
+        Op::Exp => one(g.mul(out)?),
         Op::Log => one(g.div(&x[0])?),
         Op::Log1p => one(g.div(&x[0].add_scalar(E::ONE))?),
         Op::Expm1 => one(g.mul(&out.add_scalar(E::ONE))?),
         Op::Sqrt => one(g.div(&out.mul_scalar(E::from_f64(2.0)))?),
         Op::Sin => one(g.mul(&x[0].cos())?),
         Op::Cos => one(g.mul(&x[0].sin())?.neg()),
-        Op::Tanh => one(match fused(g, out, |g, y| g * (E::ONE - y * y)) {
-            Some(r) => r?,
-            None => g.mul(&out.square().rsub_scalar(E::ONE))?,
-        }),
-        Op::Sigmoid => one(match fused(g, out, |g, y| g * y * (E::ONE - y)) {
-            Some(r) => r?,
-            None => g.mul(&out.mul(&out.rsub_scalar(E::ONE))?)?,
-        }),
+        Op::Tanh => one(g.mul(&out.square().rsub_scalar(E::ONE))?),
+        Op::Sigmoid => one(g.mul(&out.mul(&out.rsub_scalar(E::ONE))?)?),
         Op::Erf => {
             let k = E::from_f64(std::f64::consts::FRAC_2_SQRT_PI);
             one(g.mul(&x[0].square().neg().exp().mul_scalar(k))?)

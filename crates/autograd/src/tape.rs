@@ -283,8 +283,6 @@ impl<E: Float> Tape<E> {
         self.nodes.borrow_mut().push(Node { op, inputs, value })
     }
 
-    /// Records `op` with `inputs` and the computed `value`. Untracked inputs
-    /// become constant nodes; if no input is tracked nothing is recorded.
     /// [`Tape::record`] for one input, which cannot mismatch tapes: no
     /// `Result` to build and unwrap on the hottest path.
     #[inline]
@@ -306,6 +304,8 @@ impl<E: Float> Tape<E> {
         }
     }
 
+    /// Records `op` with `inputs` and the computed `value`. Untracked inputs
+    /// become constant nodes; if no input is tracked nothing is recorded.
     pub(crate) fn record<'t>(
         name: &'static str,
         op: Op<E>,
@@ -551,8 +551,8 @@ impl<E: Float> Tape<E> {
         Ok(needed[tid].then_some((seed, tid, needed)))
     }
 
-    /// The first-order reverse pass. Returns the gradient of every node (by
-    /// id) that lies on a path from a node in `sources` to `target`.
+    /// The first-order reverse pass. Returns the gradients of the `sources`
+    /// (by node id); the gradients of other nodes are consumed on the way.
     ///
     /// Rules compute on plain tensors and never touch the tape, so the
     /// nodes stay borrowed and nothing is cloned but tensor handles; the

@@ -29,84 +29,81 @@ pub const PAR_THRESHOLD_CHEAP: usize = 1 << 17;
 pub const PAR_CHUNK: usize = 1 << 13;
 
 /// Whether the AVX2 + FMA copies of the small loops below may run.
+#[cfg(target_arch = "x86_64")]
 #[inline]
 fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// Defines a small (single-threaded) elementwise loop as a function that
+/// runs it in an AVX2 + FMA copy when the CPU has them and in the baseline
+/// x86-64 (SSE2) copy otherwise: the body is instantiated once per copy,
+/// which doubles the vector width of `exp`/`tanh`/`sigmoid` and friends.
+/// Rust never contracts `a * b + c` into an FMA, so both copies give the
+/// same bits (tested below).
+macro_rules! simd_loop {
+    ($(#[$doc:meta])* fn $name:ident<F: Fn($($fin:ty),*) -> E>($($arg:ident: $ty:ty),*) $body:block) => {
+        $(#[$doc])*
+        #[inline]
+        pub(crate) fn $name<E: Float, F: Fn($($fin),*) -> E>($($arg: $ty),*) {
+            #[inline(always)]
+            fn body<E: Float, F: Fn($($fin),*) -> E>($($arg: $ty),*) $body
+
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2<E: Float, F: Fn($($fin),*) -> E>($($arg: $ty),*) {
+                body($($arg),*)
+            }
+
+            #[cfg(target_arch = "x86_64")]
+            if has_avx2() {
+                // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+                return unsafe { avx2($($arg),*) };
+            }
+            body($($arg),*)
+        }
+    };
+}
+
+simd_loop!(
+    /// `out[i] = f(s[i])`.
+    fn map_fill<F: Fn(E) -> E>(s: &[E], out: &mut [MaybeUninit<E>], f: &F) {
+        for (o, &v) in out.iter_mut().zip(s) {
+            o.write(f(v));
+        }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+);
+
+simd_loop!(
+    /// `out[i] = f(x[i], y[i])`.
+    fn zip_fill<F: Fn(E, E) -> E>(x: &[E], y: &[E], out: &mut [MaybeUninit<E>], f: &F) {
+        for ((o, &p), &q) in out.iter_mut().zip(x).zip(y) {
+            o.write(f(p, q));
+        }
     }
-}
+);
 
-// The loops of the small (single-threaded) elementwise kernels. Each is
-// `#[inline(always)]` and instantiated twice: as is (baseline x86-64: SSE2)
-// and inside an AVX2 + FMA `target_feature` wrapper chosen at run time,
-// which doubles the vector width of `exp`/`tanh`/`sigmoid` and friends.
-// Rust never contracts `a * b + c` into an FMA, so both copies give the
-// same bits.
-
-#[inline(always)]
-fn map_loop<E: Float, F: Fn(E) -> E>(s: &[E], out: &mut [MaybeUninit<E>], f: &F) {
-    for (o, &v) in out.iter_mut().zip(s) {
-        o.write(f(v));
+simd_loop!(
+    /// `s[i] = f(s[i])`.
+    fn map_inplace<F: Fn(E) -> E>(s: &mut [E], f: &F) {
+        for v in s {
+            *v = f(*v);
+        }
     }
-}
+);
 
-#[inline(always)]
-fn zip_loop<E: Float, F: Fn(E, E) -> E>(x: &[E], y: &[E], out: &mut [MaybeUninit<E>], f: &F) {
-    for ((o, &p), &q) in out.iter_mut().zip(x).zip(y) {
-        o.write(f(p, q));
+simd_loop!(
+    /// `x[i] = f(x[i], y[i])`.
+    fn zip_inplace<F: Fn(E, E) -> E>(x: &mut [E], y: &[E], f: &F) {
+        for (p, &q) in x.iter_mut().zip(y) {
+            *p = f(*p, q);
+        }
     }
-}
+);
 
-#[inline(always)]
-fn map_inplace_loop<E: Float, F: Fn(E) -> E>(s: &mut [E], f: &F) {
-    for v in s {
-        *v = f(*v);
-    }
-}
-
-#[inline(always)]
-fn zip_inplace_loop<E: Float, F: Fn(E, E) -> E>(x: &mut [E], y: &[E], f: &F) {
-    for (p, &q) in x.iter_mut().zip(y) {
-        *p = f(*p, q);
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn map_avx2<E: Float, F: Fn(E) -> E>(s: &[E], out: &mut [MaybeUninit<E>], f: &F) {
-    map_loop(s, out, f)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn zip_avx2<E: Float, F: Fn(E, E) -> E>(
-    x: &[E],
-    y: &[E],
-    out: &mut [MaybeUninit<E>],
-    f: &F,
-) {
-    zip_loop(x, y, out, f)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn map_inplace_avx2<E: Float, F: Fn(E) -> E>(s: &mut [E], f: &F) {
-    map_inplace_loop(s, f)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn zip_inplace_avx2<E: Float, F: Fn(E, E) -> E>(x: &mut [E], y: &[E], f: &F) {
-    zip_inplace_loop(x, y, f)
-}
-
-/// A buffer of `len` elements for a kernel to fill: from this thread's
-/// pool when it has one of that length, otherwise newly allocated.
+/// A buffer of `len` elements, filled by `fill`, which must write every
+/// element: from this thread's pool when it has one of that length,
+/// otherwise newly allocated.
 #[inline]
 fn new_buffer<E: Float>(len: usize, fill: impl FnOnce(&mut [MaybeUninit<E>])) -> Arc<[E]> {
     if let Some(mut buf) = crate::pool::take::<E>(len) {
@@ -118,58 +115,22 @@ fn new_buffer<E: Float>(len: usize, fill: impl FnOnce(&mut [MaybeUninit<E>])) ->
     }
     let mut buf = Arc::<[E]>::new_uninit_slice(len);
     fill(Arc::get_mut(&mut buf).expect("a new allocation is unique"));
-    // SAFETY: every fill below writes all `len` elements.
+    // SAFETY: both callers below write all `len` elements.
     unsafe { buf.assume_init() }
 }
 
 /// `f` of each element into a new buffer.
 #[inline]
 fn map_small<E: Float, F: Fn(E) -> E>(s: &[E], f: &F) -> Arc<[E]> {
-    new_buffer(s.len(), |out| {
-        #[cfg(target_arch = "x86_64")]
-        if has_avx2() {
-            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-            return unsafe { map_avx2(s, out, f) };
-        }
-        map_loop(s, out, f)
-    })
+    new_buffer(s.len(), |out| map_fill(s, out, f))
 }
 
-/// `f` of each pair (equal lengths) into a new buffer.
+/// `f` of each pair into a new buffer.
 #[inline]
 fn zip_small<E: Float, F: Fn(E, E) -> E>(x: &[E], y: &[E], f: &F) -> Arc<[E]> {
-    debug_assert_eq!(x.len(), y.len());
-    new_buffer(x.len(), |out| {
-        #[cfg(target_arch = "x86_64")]
-        if has_avx2() {
-            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-            return unsafe { zip_avx2(x, y, out, f) };
-        }
-        zip_loop(x, y, out, f)
-    })
-}
-
-/// `s[i] = f(s[i])`.
-#[inline]
-pub(crate) fn map_inplace<E: Float, F: Fn(E) -> E>(s: &mut [E], f: &F) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-        return unsafe { map_inplace_avx2(s, f) };
-    }
-    map_inplace_loop(s, f)
-}
-
-/// `x[i] = f(x[i], y[i])` (equal lengths).
-#[inline]
-pub(crate) fn zip_inplace<E: Float, F: Fn(E, E) -> E>(x: &mut [E], y: &[E], f: &F) {
-    debug_assert_eq!(x.len(), y.len());
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-        return unsafe { zip_inplace_avx2(x, y, f) };
-    }
-    zip_inplace_loop(x, y, f)
+    // The fill writes min(x, y) elements; `new_buffer` needs all of them.
+    assert_eq!(x.len(), y.len(), "zip of unequal lengths");
+    new_buffer(x.len(), |out| zip_fill(x, y, out, f))
 }
 
 /// Applies `f` to every element.

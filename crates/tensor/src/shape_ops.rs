@@ -71,7 +71,7 @@ impl<E: Float> Tensor<E> {
         }
         let sh = p.iter().map(|&a| self.shape()[a]).collect();
         let st = p.iter().map(|&a| self.strides()[a]).collect();
-        Ok(self.with_layout(sh, st, self.layout().2))
+        Ok(self.with_layout(sh, st, self.offset()))
     }
 
     /// Gives the tensor a new shape with the same number of elements; one
@@ -134,7 +134,7 @@ impl<E: Float> Tensor<E> {
         }
         if self.is_contiguous() {
             let st = row_major_strides(shape);
-            return Ok(self.with_layout(Dims::from_slice(shape), st, self.layout().2));
+            return Ok(self.with_layout(Dims::from_slice(shape), st, self.offset()));
         }
         let v = self.to_vec();
         Self::from_vec(v, shape)

@@ -10,7 +10,7 @@ use smallvec::SmallVec;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::random::Rng;
-use crate::shape::{numel, shape_of, Shape};
+use crate::shape::{contiguous_strides, numel, shape_of, Shape};
 
 /// An n-dimensional array of `f32` (default) or `f64` with NumPy broadcasting.
 ///
@@ -79,15 +79,6 @@ impl<E> Clone for Storage<E> {
 }
 
 impl<E: Clone> Storage<E> {
-    #[inline]
-    fn as_slice(&self) -> &[E] {
-        match self {
-            Storage::Slice(a) => a,
-            Storage::Vec(a) => a,
-            Storage::Empty => &[],
-        }
-    }
-
     /// The elements, mutably, when no other tensor shares them.
     fn get_mut(&mut self) -> Option<&mut [E]> {
         match self {
@@ -111,7 +102,11 @@ impl<E: Clone> std::ops::Deref for Storage<E> {
     type Target = [E];
     #[inline]
     fn deref(&self) -> &[E] {
-        self.as_slice()
+        match self {
+            Storage::Slice(a) => a,
+            Storage::Vec(a) => a,
+            Storage::Empty => &[],
+        }
     }
 }
 
@@ -155,15 +150,12 @@ pub(crate) type Dims = SmallVec<[usize; 4]>;
 /// Element strides, as [`Dims`].
 pub(crate) type Strides = SmallVec<[isize; 4]>;
 
-/// Row-major strides of a shape.
+/// Row-major strides of a shape, as a tensor stores them.
 pub(crate) fn row_major_strides(shape: &[usize]) -> Strides {
-    let mut st: Strides = SmallVec::from_elem(0, shape.len());
-    let mut acc = 1usize;
-    for (s, &n) in st.iter_mut().zip(shape).rev() {
-        *s = acc as isize;
-        acc *= n;
-    }
-    st
+    contiguous_strides(shape)
+        .iter()
+        .map(|&s| s as isize)
+        .collect()
 }
 
 impl<E: Float> Tensor<E> {
@@ -248,6 +240,11 @@ impl<E: Float> Tensor<E> {
     /// The layout: sizes, strides and offset of the first element.
     pub(crate) fn layout(&self) -> (Dims, Strides, usize) {
         (self.shape.clone(), self.strides.clone(), self.offset)
+    }
+
+    /// Index in the storage of the first element.
+    pub(crate) fn offset(&self) -> usize {
+        self.offset
     }
 
     /// A borrowed ndarray view of the elements.
@@ -408,8 +405,10 @@ impl<E: Float> Tensor<E> {
         Self::from_owned(a.into_owned())
     }
 
-    /// Converts to an owned ndarray array; copies only if the storage is
-    /// shared with another tensor or holds more than this tensor's elements.
+    /// Converts to an owned ndarray array. Takes over the buffer without
+    /// copying when the tensor was built from a `Vec` or by ndarray, owns it
+    /// alone and spans all of it; copies otherwise (shared or partial
+    /// storage, and the single-allocation results of elementwise ops).
     pub fn into_array(mut self) -> ArrayD<E> {
         let whole = self.offset == 0 && self.len() == self.buf.len();
         if whole && self.is_contiguous() {
