@@ -250,6 +250,13 @@ mod tests {
     /// buffer to the pool: the next result would overwrite the survivor.
     #[test]
     fn shared_buffers_are_not_recycled() {
+        // On a new thread: an empty pool, whatever ran before.
+        std::thread::spawn(check_recycling)
+            .join()
+            .expect("no panic");
+    }
+
+    fn check_recycling() {
         let x = Tensor::<f32>::full([16], 0.5);
         let a = x.exp();
         let b = a.clone();

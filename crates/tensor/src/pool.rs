@@ -110,7 +110,12 @@ mod tests {
 
     #[test]
     fn keeps_small_unshared_buffers_up_to_the_cap() {
-        // Runs on its own test thread: the pool starts empty.
+        // On a new thread, whose pool starts empty (and which leaves the
+        // pools of the test threads alone).
+        std::thread::spawn(check_pool).join().expect("no panic");
+    }
+
+    fn check_pool() {
         let a: Arc<[f32]> = Arc::from(vec![1.0f32; 16]);
         let p = Arc::as_ptr(&a) as *const f32;
         assert!(put(a).is_none(), "kept");
