@@ -67,6 +67,32 @@ pub enum Error {
         /// Central finite difference.
         numeric: f64,
     },
+    /// `gradcheck_directional` found a directional derivative that
+    /// disagrees with the finite difference along the same direction.
+    #[error("gradcheck_directional: {order} derivative along a random direction: analytic {analytic}, numeric {numeric}")]
+    GradcheckDirectionMismatch {
+        /// "first" or "second".
+        order: &'static str,
+        /// Value from the tape.
+        analytic: f64,
+        /// Central finite difference.
+        numeric: f64,
+    },
+    /// A backward rule returned a gradient whose shape is not its input's.
+    /// The reverse pass checks every rule's result, built-in or custom, so
+    /// a faulty rule is reported here instead of being broadcast into a
+    /// wrong value.
+    #[error("backward of {op}: the gradient for input {input} has shape {got:?}, but the input has shape {want:?}")]
+    Backward {
+        /// The op whose rule returned it.
+        op: String,
+        /// Which input of the op (0-based).
+        input: usize,
+        /// Shape of the returned gradient.
+        got: Vec<usize>,
+        /// Shape of the input.
+        want: Vec<usize>,
+    },
     /// A custom op's backward returned the wrong number or shapes of gradients.
     #[error("custom op '{name}': {msg}")]
     Custom {

@@ -152,3 +152,116 @@ pub fn gradcheck(f: impl CheckFn, inputs: &[Tensor<f64>], opts: GradcheckOptions
     }
     Ok(())
 }
+
+/// The inputs moved by `t` along the directions `us`: xᵢ + t·uᵢ.
+fn along(xs: &[Tensor<f64>], us: &[Tensor<f64>], t: f64) -> Result<Vec<Tensor<f64>>> {
+    xs.iter()
+        .zip(us)
+        .map(|(x, u)| Ok(x.add(&u.mul_scalar(t))?))
+        .collect()
+}
+
+/// Σᵢ ⟨aᵢ, bᵢ⟩.
+fn dots(a: &[Tensor<f64>], b: &[Tensor<f64>]) -> Result<f64> {
+    a.iter().zip(b).map(|(a, b)| dot(a, b)).sum()
+}
+
+/// The cheap form of [`gradcheck`] for large inputs: instead of one finite
+/// difference per element, one along a random direction u (over all inputs
+/// at once). It compares ⟨∇⟨f(x), r⟩, u⟩ from the tape with
+/// (⟨f(x + εu), r⟩ − ⟨f(x − εu), r⟩) / 2ε, and with `second_order` also
+/// ⟨∇⟨∇⟨f, r⟩, v⟩, u⟩ (double backward) with the difference of
+/// ⟨∇⟨f, r⟩, v⟩ along u. It costs a few evaluations of `f` whatever the
+/// input size, so it reaches sizes where the parallel kernels run; a wrong
+/// gradient passes only if its error happens to be orthogonal to u.
+///
+/// Tolerances as in [`gradcheck`], applied to the directional derivative:
+/// |analytic − numeric| ≤ atol + rtol·|numeric|. For large inputs, scale
+/// `atol` with the size of the sums.
+///
+/// ```
+/// use tapir_autograd::{gradcheck_directional, GradcheckOptions};
+/// use tapir_tensor::{Rng, Tensor};
+/// let x: Tensor<f64> = Tensor::randn([64, 64], &mut Rng::seed(0));
+/// let opts = GradcheckOptions { second_order: true, ..Default::default() };
+/// gradcheck_directional(|v| v[0].tanh().matmul(&v[0]), &[x], opts)?;
+/// # Ok::<(), tapir_autograd::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::GradcheckDirectionMismatch`] when they disagree, or any error
+/// of `f`.
+pub fn gradcheck_directional(
+    f: impl CheckFn,
+    inputs: &[Tensor<f64>],
+    opts: GradcheckOptions,
+) -> Result<()> {
+    let mut rng = Rng::seed(0x6469_7265);
+    let untracked = |xs: &[Tensor<f64>]| -> Result<Tensor<f64>> {
+        let vars: Vec<Var<'_, f64>> = xs.iter().map(|x| Var::untracked(x.clone())).collect();
+        Ok(f(&vars)?.into_value())
+    };
+    let y0 = untracked(inputs)?;
+    let r: Tensor<f64> = Tensor::randn(y0.shape(), &mut rng);
+    let us: Vec<Tensor<f64>> = inputs
+        .iter()
+        .map(|x| Tensor::randn(x.shape(), &mut rng))
+        .collect();
+    let close = |a: f64, n: f64| (a - n).abs() <= opts.atol + opts.rtol * n.abs();
+    let eps = opts.eps;
+
+    let analytic = dots(&grads_at(&f, inputs, &r)?, &us)?;
+    let numeric = (dot(&untracked(&along(inputs, &us, eps)?)?, &r)?
+        - dot(&untracked(&along(inputs, &us, -eps)?)?, &r)?)
+        / (2.0 * eps);
+    if !close(analytic, numeric) {
+        return Err(Error::GradcheckDirectionMismatch {
+            order: "first",
+            analytic,
+            numeric,
+        });
+    }
+    if !opts.second_order {
+        return Ok(());
+    }
+    let vs: Vec<Tensor<f64>> = inputs
+        .iter()
+        .map(|x| Tensor::randn(x.shape(), &mut rng))
+        .collect();
+    let tape = Tape::new();
+    let vars: Vec<Var<'_, f64>> = inputs.iter().map(|x| tape.var(x.clone())).collect();
+    let refs: Vec<&Var<'_, f64>> = vars.iter().collect();
+    let y = f(&vars)?;
+    let gs = tape.gradient_graph(&y, &refs, Some(&r))?;
+    let mut s: Option<Var<'_, f64>> = None;
+    for (g, v) in gs.iter().zip(&vs) {
+        if let Some(g) = g {
+            let term = g.mul(&g.lift(v.clone()))?.sum_all();
+            s = Some(match s {
+                None => term,
+                Some(acc) => acc.add(&term)?,
+            });
+        }
+    }
+    let Some(s) = s else { return Ok(()) };
+    let zero = GradientOptions {
+        output_grad: None,
+        unconnected: Unconnected::Zero,
+    };
+    let second: Vec<Tensor<f64>> = tape
+        .gradient_vars(&s, &refs, &zero)?
+        .into_iter()
+        .map(|g| g.expect("zeros requested"))
+        .collect();
+    let analytic = dots(&second, &us)?;
+    let at = |t: f64| -> Result<f64> { dots(&grads_at(&f, &along(inputs, &us, t)?, &r)?, &vs) };
+    let numeric = (at(eps)? - at(-eps)?) / (2.0 * eps);
+    if !close(analytic, numeric) {
+        return Err(Error::GradcheckDirectionMismatch {
+            order: "second",
+            analytic,
+            numeric,
+        });
+    }
+    Ok(())
+}

@@ -39,7 +39,7 @@ mod var_ops;
 pub use custom::CustomOp;
 pub use error::{Error, Result};
 pub use functional::{hvp, jacobian};
-pub use gradcheck::{gradcheck, CheckFn, GradcheckOptions};
+pub use gradcheck::{gradcheck, gradcheck_directional, CheckFn, GradcheckOptions};
 pub use gradients::{GradientOptions, Gradients, Unconnected};
 pub use param::Parameter;
 pub use tape::{Tape, Var};

@@ -266,7 +266,25 @@ pub(crate) fn backward<'t, E: Float>(
             };
             one(crate::tape::Tape::record("gather backward", op, &[g], v)?)
         }
-        Op::ScatterAddZeros { axis, idx } => one(g.gather(*axis as isize, idx)?),
+        Op::ScatterAddZeros { axis, idx } => {
+            // src may be larger than the index (as in torch.scatter_add):
+            // only src's leading index-shaped block was scattered, the
+            // rest gets zeros, so the gathered gradient is padded at the
+            // end of each axis up to src's shape.
+            let picked = g.gather(*axis as isize, idx)?;
+            let src = x[0].shape();
+            if picked.shape() == src {
+                one(picked)
+            } else {
+                let pads: Vec<(usize, usize)> = picked
+                    .shape()
+                    .iter()
+                    .zip(src)
+                    .map(|(&p, &s)| (0, s - p))
+                    .collect();
+                one(picked.pad(&pads, E::ZERO)?)
+            }
+        }
         Op::Conv2d(p) => smallvec![
             needs[0]
                 .then(|| g.conv2d_input_grad(&x[1], x[0].shape(), **p))

@@ -608,9 +608,11 @@ impl<E: Float> Tape<E> {
                     None => {
                         let [g0, g1] = out;
                         if let Some(g0) = g0 {
+                            check_shape(&node.op, 0, &g0, ins[0])?;
                             grads.add(j0, g0)?;
                         }
                         if let Some(g1) = g1 {
+                            check_shape(&node.op, 1, &g1, ins[n - 1])?;
                             grads.add(j1, g1)?;
                         }
                         continue;
@@ -626,8 +628,9 @@ impl<E: Float> Tape<E> {
                 ins.iter().map(|t| Var::untracked((*t).clone())).collect();
             let out = Var::untracked(node.value.clone());
             let gin = backward(&node.op, &in_vars, &out, &Var::untracked(g), &needs)?;
-            for ((&j, gj), &need) in node.inputs.iter().zip(gin).zip(&needs) {
+            for (k, ((&j, gj), &need)) in node.inputs.iter().zip(gin).zip(&needs).enumerate() {
                 if let Some(gj) = gj.filter(|_| need) {
+                    check_shape(&node.op, k, &gj.value, ins[k])?;
                     grads.add(j, gj.into_value())?;
                 }
             }
@@ -684,9 +687,38 @@ impl<E: Float> Tape<E> {
                 .collect();
             let needs: SmallVec<[bool; 2]> = inputs.iter().map(|&j| needed[j]).collect();
             let gin = backward(&op, &in_vars, &tracked(i, value), &g, &needs)?;
+            for (k, (gk, xk)) in gin.iter().zip(&in_vars).enumerate() {
+                if let Some(gk) = gk {
+                    check_shape(&op, k, &gk.value, &xk.value)?;
+                }
+            }
             accumulate(&mut grads, &inputs, gin, &needs)?;
         }
         Ok(grads)
+    }
+}
+
+/// The reverse pass's invariant: a rule returns, for each input, a
+/// gradient of exactly that input's shape. Without this check a wrong
+/// shape would be broadcast into the input's accumulated gradient, a wrong
+/// value with no error.
+#[inline]
+fn check_shape<E: Float>(op: &Op<E>, input: usize, g: &Tensor<E>, x: &Tensor<E>) -> Result<()> {
+    if g.same_shape(x) {
+        Ok(())
+    } else {
+        Err(shape_error(op, input, g, x))
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn shape_error<E: Float>(op: &Op<E>, input: usize, g: &Tensor<E>, x: &Tensor<E>) -> Error {
+    Error::Backward {
+        op: op.name().to_string(),
+        input,
+        got: g.shape().to_vec(),
+        want: x.shape().to_vec(),
     }
 }
 
@@ -783,4 +815,42 @@ fn accumulate<'t, E: Float>(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A node whose recorded input does not have the shape its rule
+    /// assumes: the rule's gradient (shaped like the output) does not fit
+    /// the input, and both reverse passes report it instead of
+    /// broadcasting it into the input's gradient.
+    #[test]
+    fn a_rule_returning_a_wrong_shape_is_an_error() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(Tensor::ones([2, 1]));
+        // Recorded as if neg mapped [2, 1] to [2, 3] (a faulty op).
+        let y = Tape::record("neg", Op::Neg, &[&x], Tensor::ones([2, 3])).unwrap();
+        let loss = y.sum_all();
+        let want = Error::Backward {
+            op: "neg".into(),
+            input: 0,
+            got: vec![2, 3],
+            want: vec![2, 1],
+        };
+        let opts = GradientOptions::default();
+        assert_eq!(
+            tape.gradient_vars(&loss, &[&x], &opts).err(),
+            Some(want.clone())
+        );
+        assert_eq!(tape.gradient_graph(&loss, &[&x], None).err(), Some(want));
+        let msg = Error::Backward {
+            op: "neg".into(),
+            input: 0,
+            got: vec![2, 3],
+            want: vec![2, 1],
+        }
+        .to_string();
+        assert!(msg.contains("neg") && msg.contains("[2, 3]") && msg.contains("[2, 1]"));
+    }
 }
