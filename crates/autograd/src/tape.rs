@@ -606,13 +606,16 @@ impl<E: Float> Tape<E> {
                     &mut out,
                 )? {
                     None => {
+                        // The invariant holds by construction here: a fast
+                        // rule runs only when every input has g's shape,
+                        // and writes elementwise maps of g.
                         let [g0, g1] = out;
                         if let Some(g0) = g0 {
-                            check_shape(&node.op, 0, &g0, ins[0])?;
+                            debug_assert!(g0.same_shape(ins[0]));
                             grads.add(j0, g0)?;
                         }
                         if let Some(g1) = g1 {
-                            check_shape(&node.op, 1, &g1, ins[n - 1])?;
+                            debug_assert!(g1.same_shape(ins[n - 1]));
                             grads.add(j1, g1)?;
                         }
                         continue;
