@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::linalg::gemm_into;
 use crate::reduce::IndexArray;
+use crate::shape::check_alloc;
 use crate::tensor::Tensor;
 
 /// Hyperparameters of a 2-D convolution (`torch.nn.functional.conv2d`);
@@ -62,7 +63,7 @@ impl Default for Conv1dParams {
 }
 
 impl Conv1dParams {
-    fn to_2d(self) -> Conv2dParams {
+    pub(crate) fn to_2d(self) -> Conv2dParams {
         Conv2dParams {
             stride: [1, self.stride],
             padding: [0, self.padding],
@@ -98,16 +99,16 @@ impl Pool2dParams {
 
 /// Resolved geometry of one convolution.
 #[derive(Debug, Clone, Copy)]
-struct Geom {
-    n: usize,
+pub(crate) struct Geom {
+    pub(crate) n: usize,
     c: usize,
     h: usize,
     w: usize,
-    o: usize,
+    pub(crate) o: usize,
     kh: usize,
     kw: usize,
-    oh: usize,
-    ow: usize,
+    pub(crate) oh: usize,
+    pub(crate) ow: usize,
     g: usize,
     p: Conv2dParams,
 }
@@ -125,23 +126,55 @@ impl Geom {
     fn ckk(&self) -> usize {
         self.cg() * self.kh * self.kw
     }
+
+    /// Checks that the input, the output and one im2col matrix can be
+    /// allocated (their sizes come from shapes and parameters, which may
+    /// be huge), so that the products below cannot overflow.
+    fn check_buffers<E>(&self, op: &'static str) -> Result<()> {
+        check_alloc::<E>(op, &[self.n, self.c, self.h, self.w])?;
+        check_alloc::<E>(op, &[self.n, self.o, self.oh, self.ow])?;
+        check_alloc::<E>(op, &[self.c, self.kh, self.kw, self.oh, self.ow])?;
+        check_alloc::<E>(op, &[self.o, self.c, self.kh, self.kw])?;
+        Ok(())
+    }
 }
 
+/// Output length of a sliding window over `n` inputs: kernel `k`, stride
+/// `s`, padding `p` on each side, dilation `d`. All arithmetic is
+/// checked: huge paddings or dilations are errors, not wrapped sizes.
 fn out_size(op: &'static str, n: usize, k: usize, s: usize, p: usize, d: usize) -> Result<usize> {
     if s == 0 || d == 0 {
-        return Err(Error::arg(op, "stride and dilation must be positive"));
+        return Err(Error::arg(
+            op,
+            format!("stride and dilation must be positive, got stride {s} and dilation {d}"),
+        ));
     }
-    let span = d * (k.max(1) - 1) + 1;
-    if n + 2 * p < span || k == 0 {
+    if k == 0 {
+        return Err(Error::shape(op, "kernel size must be positive, got 0"));
+    }
+    let span = (k - 1)
+        .checked_mul(d)
+        .and_then(|v| v.checked_add(1))
+        .ok_or_else(|| Error::arg(op, format!("kernel {k} with dilation {d} overflows")))?;
+    let padded = p
+        .checked_mul(2)
+        .and_then(|v| v.checked_add(n))
+        .ok_or_else(|| Error::arg(op, format!("input size {n} with padding {p} overflows")))?;
+    if padded < span {
         return Err(Error::shape(
             op,
             format!("input size {n} with padding {p} is smaller than the kernel span {span}"),
         ));
     }
-    Ok((n + 2 * p - span) / s + 1)
+    Ok((padded - span) / s + 1)
 }
 
-fn geometry(op: &'static str, x: &[usize], wshape: &[usize], p: Conv2dParams) -> Result<Geom> {
+pub(crate) fn conv_geometry(
+    op: &'static str,
+    x: &[usize],
+    wshape: &[usize],
+    p: Conv2dParams,
+) -> Result<Geom> {
     if x.len() != 4 || wshape.len() != 4 {
         return Err(Error::shape(
             op,
@@ -149,7 +182,7 @@ fn geometry(op: &'static str, x: &[usize], wshape: &[usize], p: Conv2dParams) ->
         ));
     }
     let g = p.groups;
-    if g == 0 || x[1] % g != 0 || wshape[0] % g != 0 || wshape[1] * g != x[1] {
+    if g == 0 || x[1] % g != 0 || wshape[0] % g != 0 || wshape[1].checked_mul(g) != Some(x[1]) {
         return Err(Error::shape(
             op,
             format!(
@@ -240,15 +273,20 @@ impl<E: Float> Tensor<E> {
     /// # Errors
     /// When the shapes do not fit each other or the parameters.
     pub fn conv2d(&self, weight: &Self, bias: Option<&Self>, p: Conv2dParams) -> Result<Self> {
-        let ge = geometry("conv2d", self.shape(), weight.shape(), p)?;
-        if let Some(b) = bias {
-            if b.shape() != [ge.o] {
-                return Err(Error::shape(
-                    "conv2d",
-                    format!("bias has shape {:?}, expected [{}]", b.shape(), ge.o),
-                ));
-            }
-        }
+        self.conv2d_as("conv2d", weight, bias, p)
+    }
+
+    /// [`Tensor::conv2d`] with errors naming `op` (the op the user called).
+    pub(crate) fn conv2d_as(
+        &self,
+        op: &'static str,
+        weight: &Self,
+        bias: Option<&Self>,
+        p: Conv2dParams,
+    ) -> Result<Self> {
+        crate::check::conv2d(op, self.shape(), weight.shape(), bias.map(|b| b.shape()), p)?;
+        let ge = conv_geometry(op, self.shape(), weight.shape(), p)?;
+        ge.check_buffers::<E>(op)?;
         let x = self.contiguous();
         let w = weight.contiguous();
         let xs = x.as_slice().expect("contiguous");
@@ -296,8 +334,20 @@ impl<E: Float> Tensor<E> {
         input_shape: &[usize],
         p: Conv2dParams,
     ) -> Result<Self> {
-        let ge = geometry("conv2d_input_grad", input_shape, weight.shape(), p)?;
-        self.check_grad_shape("conv2d_input_grad", &ge)?;
+        self.conv2d_input_grad_as("conv2d_input_grad", weight, input_shape, p)
+    }
+
+    /// [`Tensor::conv2d_input_grad`] with errors naming `op`.
+    pub(crate) fn conv2d_input_grad_as(
+        &self,
+        op: &'static str,
+        weight: &Self,
+        input_shape: &[usize],
+        p: Conv2dParams,
+    ) -> Result<Self> {
+        let ge = conv_geometry(op, input_shape, weight.shape(), p)?;
+        self.check_grad_shape(op, &ge)?;
+        ge.check_buffers::<E>(op)?;
         let gy = self.contiguous();
         let w = weight.contiguous();
         let (gs, ws) = (gy.as_slice().expect("c"), w.as_slice().expect("c"));
@@ -336,8 +386,9 @@ impl<E: Float> Tensor<E> {
         weight_shape: &[usize],
         p: Conv2dParams,
     ) -> Result<Self> {
-        let ge = geometry("conv2d_weight_grad", input.shape(), weight_shape, p)?;
+        let ge = conv_geometry("conv2d_weight_grad", input.shape(), weight_shape, p)?;
         self.check_grad_shape("conv2d_weight_grad", &ge)?;
+        ge.check_buffers::<E>("conv2d_weight_grad")?;
         let gy = self.contiguous();
         let x = input.contiguous();
         let (gs, xs) = (gy.as_slice().expect("c"), x.as_slice().expect("c"));
@@ -415,8 +466,20 @@ impl<E: Float> Tensor<E> {
         }
         let (s, w) = (self.shape(), weight.shape());
         let size = |k: usize, d: usize| -> Result<usize> {
-            let full = (s[2 + d].max(1) - 1) * p.stride[d] + p.dilation[d] * (k.max(1) - 1) + 1;
-            full.checked_sub(2 * p.padding[d])
+            let full = (s[2 + d].max(1) - 1)
+                .checked_mul(p.stride[d])
+                .and_then(|a| Some((a, p.dilation[d].checked_mul(k.max(1) - 1)?)))
+                .and_then(|(a, b)| a.checked_add(b)?.checked_add(1))
+                .ok_or_else(|| {
+                    Error::arg(
+                        "conv_transpose2d",
+                        format!(
+                            "output size overflows for input {s:?}, weight {w:?}, stride {:?}, dilation {:?}",
+                            p.stride, p.dilation
+                        ),
+                    )
+                })?;
+            full.checked_sub(p.padding[d].saturating_mul(2))
                 .filter(|&v| v > 0)
                 .ok_or_else(|| {
                     Error::shape(
@@ -427,8 +490,9 @@ impl<E: Float> Tensor<E> {
         };
         let h = size(w[2], 0)?;
         let ww = size(w[3], 1)?;
-        let input_shape = [s[0], w[1] * p.groups, h, ww];
-        self.conv2d_input_grad(weight, &input_shape, p)
+        let c = crate::shape::mul_checked("conv_transpose2d", "channels", w[1], p.groups)?;
+        let input_shape = [s[0], c, h, ww];
+        self.conv2d_input_grad_as("conv_transpose2d", weight, &input_shape, p)
     }
 
     /// 1-D convolution of `self` (N, C, L) with `weight` (O, C/groups, K)
@@ -437,8 +501,15 @@ impl<E: Float> Tensor<E> {
     /// # Errors
     /// When the shapes do not fit each other or the parameters.
     pub fn conv1d(&self, weight: &Self, bias: Option<&Self>, p: Conv1dParams) -> Result<Self> {
+        crate::check::conv1d(
+            "conv1d",
+            self.shape(),
+            weight.shape(),
+            bias.map(|b| b.shape()),
+            p,
+        )?;
         let (x, w) = conv1d_as_2d("conv1d", self, weight)?;
-        let y = x.conv2d(&w, bias, p.to_2d())?;
+        let y = x.conv2d_as("conv1d", &w, bias, p.to_2d())?;
         y.squeeze(2)
     }
 
@@ -504,17 +575,9 @@ impl<E: Float> Tensor<E> {
                 for oj in 0..ow {
                     let mut best = E::NEG_INFINITY;
                     let mut bi = usize::MAX;
-                    for ki in 0..p.kernel[0] {
-                        let ih = (oi * p.stride[0] + ki) as isize - p.padding[0] as isize;
-                        if ih < 0 || ih >= h as isize {
-                            continue;
-                        }
-                        for kj in 0..p.kernel[1] {
-                            let iw = (oj * p.stride[1] + kj) as isize - p.padding[1] as isize;
-                            if iw < 0 || iw >= w as isize {
-                                continue;
-                            }
-                            let fi = ih as usize * w + iw as usize;
+                    for ih in taps(oi, p.stride[0], p.padding[0], p.kernel[0], h) {
+                        for iw in taps(oj, p.stride[1], p.padding[1], p.kernel[1], w) {
+                            let fi = ih * w + iw;
                             let v = src[fi];
                             if bi == usize::MAX || v > best || (v.is_nan() && !best.is_nan()) {
                                 best = v;
@@ -561,13 +624,14 @@ impl<E: Float> Tensor<E> {
                 ),
             ));
         }
+        let n_in = check_alloc::<E>("max_pool2d_backward", input_shape)?;
         let plane_in = input_shape[2] * input_shape[3];
         let plane_out = self.shape()[2] * self.shape()[3];
         let g = self.contiguous();
         let gs = g.as_slice().expect("c");
         let ind = indices.as_standard_layout();
         let is = ind.as_slice().expect("c");
-        let mut dx = vec![E::ZERO; crate::shape::numel(input_shape)];
+        let mut dx = vec![E::ZERO; n_in];
         for (pi, d) in dx.chunks_mut(plane_in.max(1)).enumerate() {
             for k in 0..plane_out {
                 let i = is[pi * plane_out + k];
@@ -594,7 +658,7 @@ impl<E: Float> Tensor<E> {
         let (n, c, h, w, oh, ow) = pool_geometry("avg_pool2d", self.shape(), p)?;
         let x = self.contiguous();
         let xs = x.as_slice().expect("c");
-        let inv = E::ONE / E::from_usize(p.kernel[0] * p.kernel[1]);
+        let inv = E::ONE / E::from_f64(p.kernel[0] as f64 * p.kernel[1] as f64);
         let mut out = vec![E::ZERO; n * c * oh * ow];
         let (plane_in, plane_out) = (h * w, oh * ow);
         if plane_out > 0 {
@@ -627,7 +691,7 @@ impl<E: Float> Tensor<E> {
         }
         let g = self.contiguous();
         let gs = g.as_slice().expect("c");
-        let inv = E::ONE / E::from_usize(p.kernel[0] * p.kernel[1]);
+        let inv = E::ONE / E::from_f64(p.kernel[0] as f64 * p.kernel[1] as f64);
         let (plane_in, plane_out) = (h * w, oh * ow);
         let mut dx = vec![E::ZERO; n * c * plane_in];
         if plane_in > 0 {
@@ -653,22 +717,29 @@ fn for_each_window(
     mut f: impl FnMut(usize, usize),
 ) {
     for oi in 0..oh {
-        for ki in 0..p.kernel[0] {
-            let ih = (oi * p.stride[0] + ki) as isize - p.padding[0] as isize;
-            if ih < 0 || ih >= h as isize {
-                continue;
-            }
+        for ih in taps(oi, p.stride[0], p.padding[0], p.kernel[0], h) {
             for oj in 0..ow {
-                for kj in 0..p.kernel[1] {
-                    let iw = (oj * p.stride[1] + kj) as isize - p.padding[1] as isize;
-                    if iw < 0 || iw >= w as isize {
-                        continue;
-                    }
-                    f(oi * ow + oj, ih as usize * w + iw as usize);
+                for iw in taps(oj, p.stride[1], p.padding[1], p.kernel[1], w) {
+                    f(oi * ow + oj, ih * w + iw);
                 }
             }
         }
     }
+}
+
+/// The input positions that window `o` (stride `s`, padding `pad`, kernel
+/// `k`) covers inside an axis of `n` inputs. Iterating these instead of the
+/// whole kernel keeps the cost at the input's size whatever the kernel
+/// and padding (a huge padded kernel once looped for hours).
+fn taps(o: usize, s: usize, pad: usize, k: usize, n: usize) -> std::ops::Range<usize> {
+    // Window o spans padded positions o·s .. o·s + k, inputs start at pad.
+    let first = o * s;
+    let lo = first.max(pad) - pad;
+    let hi = first
+        .saturating_add(k)
+        .min(pad.saturating_add(n))
+        .saturating_sub(pad);
+    lo..hi.max(lo)
 }
 
 fn pool_geometry(
@@ -689,7 +760,7 @@ fn pool_geometry(
                 ),
             ));
         }
-        if 2 * p.padding[d] > p.kernel[d] {
+        if p.padding[d] > p.kernel[d] / 2 {
             return Err(Error::arg(
                 op,
                 format!(
@@ -701,6 +772,9 @@ fn pool_geometry(
     }
     let oh = out_size(op, s[2], p.kernel[0], p.stride[0], p.padding[0], 1)?;
     let ow = out_size(op, s[3], p.kernel[1], p.stride[1], p.padding[1], 1)?;
+    // f64 and usize indices are the largest elements these kernels keep.
+    check_alloc::<f64>(op, s)?;
+    check_alloc::<f64>(op, &[s[0], s[1], oh, ow])?;
     Ok((s[0], s[1], s[2], s[3], oh, ow))
 }
 

@@ -335,6 +335,7 @@ impl<E: Float> Tensor<E> {
     pub fn where_(cond: &Self, a: &Self, b: &Self) -> Result<Self> {
         let s = broadcast_shapes("where_", cond.shape(), a.shape())?;
         let s = broadcast_shapes("where_", &s, b.shape())?;
+        crate::shape::check_alloc::<E>("where_", &s)?;
         let d = IxDyn(&s);
         let (cn, an, bn) = (cond.nd(), a.nd(), b.nd());
         let (c, x, y) = (

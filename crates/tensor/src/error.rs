@@ -57,6 +57,18 @@ pub enum Error {
         /// What is wrong, with the shapes.
         msg: String,
     },
+    /// A tensor too large to exist: its element count overflows `usize`,
+    /// its size exceeds what one allocation may hold, or the allocator
+    /// refused it.
+    #[error("{op}: a tensor of shape {shape:?} needs {} bytes, more than can be allocated", fmt_bytes(*.bytes))]
+    TooLarge {
+        /// The op that was called.
+        op: &'static str,
+        /// The shape asked for.
+        shape: Vec<usize>,
+        /// The bytes it needs (`u128::MAX` when even that overflows).
+        bytes: u128,
+    },
     /// An argument outside its domain (a zero stride, a negative step, ...).
     #[error("{op}: {msg}")]
     InvalidArgument {
@@ -65,6 +77,14 @@ pub enum Error {
         /// What is wrong, with the value.
         msg: String,
     },
+}
+
+fn fmt_bytes(b: u128) -> String {
+    if b == u128::MAX {
+        "more than 2^128".to_string()
+    } else {
+        b.to_string()
+    }
 }
 
 /// Result alias of the tensor crate.

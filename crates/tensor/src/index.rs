@@ -60,6 +60,9 @@ impl<E: Float> Tensor<E> {
         for &i in idx {
             check_index("index_select", i, a, self.shape()[a])?;
         }
+        let mut out_shape = self.shape().to_vec();
+        out_shape[a] = idx.len();
+        crate::shape::check_alloc::<E>("index_select", &out_shape)?;
         Ok(Self::from_owned(self.nd().select(Axis(a), idx)))
     }
 
@@ -177,13 +180,14 @@ impl<E: Float> Tensor<E> {
     /// # Errors
     /// When an index is ≥ `num_classes`.
     pub fn one_hot(index: &IndexArray, num_classes: usize) -> Result<Self> {
-        let mut out = vec![E::ZERO; index.len() * num_classes];
+        let mut shape = index.shape().to_vec();
+        shape.push(num_classes);
+        let n = crate::shape::check_alloc::<E>("one_hot", &shape)?;
+        let mut out = vec![E::ZERO; n];
         for (k, &i) in index.iter().enumerate() {
             check_index("one_hot", i, index.ndim(), num_classes)?;
             out[k * num_classes + i] = E::ONE;
         }
-        let mut shape = index.shape().to_vec();
-        shape.push(num_classes);
         Self::from_vec(out, shape)
     }
 }

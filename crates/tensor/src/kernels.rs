@@ -195,6 +195,7 @@ where
     F: Fn(E, E) -> E + Sync + Send,
 {
     let shape = broadcast_shapes(op, a.shape(), b.shape())?;
+    crate::shape::check_alloc::<E>(op, &shape)?;
     let (an, bn) = (a.nd(), b.nd());
     let av = an.broadcast(IxDyn(&shape)).expect("checked broadcast");
     let bv = bn.broadcast(IxDyn(&shape)).expect("checked broadcast");

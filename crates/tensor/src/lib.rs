@@ -23,6 +23,7 @@
 //!   go parallel above [`kernels::PAR_THRESHOLD`] elements.
 #![deny(missing_docs)]
 
+pub mod check;
 mod conv;
 mod elementwise;
 mod error;
@@ -46,7 +47,7 @@ pub use float::Float;
 pub use index::indices;
 pub use random::Rng;
 pub use reduce::IndexArray;
-pub use shape::{broadcast_shapes, normalize_axis, numel, shape_of, Shape};
+pub use shape::{broadcast_shapes, checked_numel, normalize_axis, numel, shape_of, Shape};
 pub use tensor::Tensor;
 
 /// ndarray, re-exported so users can name its types without a version clash.

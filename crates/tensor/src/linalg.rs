@@ -176,6 +176,7 @@ impl<E: Float> Tensor<E> {
         let mut out_shape: Shape = batch.clone();
         out_shape.push(m);
         out_shape.push(n);
+        crate::shape::check_alloc::<E>("matmul", &out_shape)?;
         let mut out = ArrayD::<E>::zeros(IxDyn(&[nb, m, n]));
         let (av, bv) = (a.nd(), b.nd());
         if batch.is_empty() {

@@ -68,6 +68,9 @@ impl Rng {
     }
 
     /// A uniform integer in `0..n` (`n > 0`), without modulo bias.
+    ///
+    /// # Panics
+    /// When `n` is 0 (there is no integer to draw).
     pub fn below(&mut self, n: u64) -> u64 {
         assert!(n > 0, "Rng::below: n must be positive");
         let zone = u64::MAX - (u64::MAX - n + 1) % n;

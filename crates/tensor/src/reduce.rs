@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::kernels::{PAR_CHUNK, PAR_THRESHOLD};
-use crate::shape::{normalize_axes, normalize_axis, Shape};
+use crate::shape::{normalize_axes, normalize_axis, numel, Shape};
 use crate::tensor::Tensor;
 
 /// Rows of a tensor laid out as (kept axes..., reduced axes...), row-major;
@@ -47,6 +47,10 @@ fn to_rows<'a, E: Float>(
             .map(|a| x.shape()[a])
             .collect()
     };
+    // An empty input can still have a huge result (summing [n, 0] over
+    // its empty axis gives n zeros): check before making it. Indices of
+    // arg-reductions are as large as f64 elements.
+    crate::shape::check_alloc::<f64>(op, &out_shape)?;
     let identity = perm.iter().enumerate().all(|(i, &p)| i == p);
     let data = match x.as_slice() {
         Some(s) if identity => Cow::Borrowed(s),
@@ -204,8 +208,8 @@ impl<E: Float> Tensor<E> {
         // avoids the transposing copy (the common case of bias gradients).
         let k = red.len();
         if k > 0 && self.is_contiguous() && (0..k).all(|a| red.contains(&a)) && k < self.ndim() {
-            let outer: usize = self.shape()[..k].iter().product();
-            let inner: usize = self.shape()[k..].iter().product();
+            let outer = numel(&self.shape()[..k]);
+            let inner = crate::shape::check_alloc::<E>("sum", &self.shape()[k..])?;
             let s = self.as_slice().expect("contiguous");
             let mut acc = vec![E::ZERO; inner];
             let add_rows = |acc: &mut [E], off: usize| {
@@ -330,7 +334,7 @@ impl<E: Float> Tensor<E> {
     /// # Errors
     /// When an axis is out of range or repeated.
     pub fn std(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
-        Ok(self.var(axes, keepdim)?.sqrt())
+        self.std_with(axes, keepdim, 1)
     }
 
     /// Standard deviation dividing by n − `correction`.
@@ -338,7 +342,7 @@ impl<E: Float> Tensor<E> {
     /// # Errors
     /// When an axis is out of range or repeated.
     pub fn std_with(&self, axes: &[isize], keepdim: bool, correction: usize) -> Result<Self> {
-        Ok(self.var_with(axes, keepdim, correction)?.sqrt())
+        self.reduce("std", axes, keepdim, |s| var_slice(s, correction).sqrt())
     }
 
     /// Variance of all elements with Bessel's correction.
@@ -500,26 +504,7 @@ impl<E: Float> Tensor<E> {
         if self.shape() == shape {
             return Ok(self.clone());
         }
-        let nd = self.ndim();
-        if shape.len() > nd {
-            return Err(Error::shape(
-                "sum_to",
-                format!("cannot sum shape {:?} to {shape:?}", self.shape()),
-            ));
-        }
-        let lead = nd - shape.len();
-        let mut axes: Vec<isize> = (0..lead as isize).collect();
-        for (i, &d) in shape.iter().enumerate() {
-            let s = self.shape()[lead + i];
-            if d == 1 && s != 1 {
-                axes.push((lead + i) as isize);
-            } else if d != s {
-                return Err(Error::shape(
-                    "sum_to",
-                    format!("cannot sum shape {:?} to {shape:?}", self.shape()),
-                ));
-            }
-        }
+        let axes = crate::check::sum_to_axes("sum_to", self.shape(), shape)?;
         self.sum(&axes, true)?.reshape_usize(shape)
     }
 }

@@ -12,9 +12,73 @@ pub fn shape_of(dims: impl AsRef<[usize]>) -> Shape {
     Shape::from_slice(dims.as_ref())
 }
 
-/// Number of elements of a shape (1 for a scalar).
+/// Number of elements of a shape (1 for a scalar). Saturates at
+/// `usize::MAX` when the product overflows, so an impossible shape can
+/// never match the length of a real buffer (see [`checked_numel`]).
 pub fn numel(shape: &[usize]) -> usize {
-    shape.iter().product()
+    checked_numel(shape).unwrap_or(usize::MAX)
+}
+
+/// Number of elements of a shape, or `None` when the product overflows
+/// `usize` (a shape with a zero axis has 0 elements, however large the
+/// others).
+pub fn checked_numel(shape: &[usize]) -> Option<usize> {
+    if shape.contains(&0) {
+        return Some(0);
+    }
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
+/// Bytes a tensor of `shape` with elements of `elem` bytes needs,
+/// saturating at `u128::MAX`.
+fn bytes_of(shape: &[usize], elem: usize) -> u128 {
+    if shape.contains(&0) {
+        return 0;
+    }
+    shape
+        .iter()
+        .try_fold(elem as u128, |n, &d| n.checked_mul(d as u128))
+        .unwrap_or(u128::MAX)
+}
+
+/// Buffers above this size are test-allocated before an op commits to
+/// them, so that a request the allocator refuses is an error, not an
+/// abort.
+const PROBE_BYTES: u128 = 1 << 30;
+
+/// Checks that a tensor of `shape` with elements of type `E` can be
+/// allocated: its element count fits `usize`, its size fits `isize::MAX`
+/// bytes (Rust's limit for one allocation), and, for large buffers, the
+/// allocator grants that many bytes. Returns the element count. Every
+/// op that makes a buffer whose size comes from shapes or arguments
+/// (constructors, broadcasting, padding, convolution, matmul, one-hot,
+/// ...) calls this first.
+///
+/// # Errors
+/// [`Error::TooLarge`] naming `op`, the shape and the bytes asked for.
+pub(crate) fn check_alloc<E>(op: &'static str, shape: &[usize]) -> Result<usize> {
+    let elem = std::mem::size_of::<E>();
+    let bytes = bytes_of(shape, elem);
+    let too_large = || Error::TooLarge {
+        op,
+        shape: shape.to_vec(),
+        bytes,
+    };
+    let n = checked_numel(shape).ok_or_else(too_large)?;
+    if bytes > isize::MAX as u128 {
+        return Err(too_large());
+    }
+    if bytes > PROBE_BYTES {
+        let mut probe: Vec<E> = Vec::new();
+        probe.try_reserve_exact(n).map_err(|_| too_large())?;
+    }
+    Ok(n)
+}
+
+/// `a · b`, or an error naming `op` and `what` overflowed.
+pub(crate) fn mul_checked(op: &'static str, what: &str, a: usize, b: usize) -> Result<usize> {
+    a.checked_mul(b)
+        .ok_or_else(|| Error::arg(op, format!("{what} overflows: {a} × {b}")))
 }
 
 /// Resolves a possibly negative axis against a rank, PyTorch style
@@ -84,14 +148,28 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Sh
             });
         };
     }
+    if checked_numel(&out).is_none() {
+        return Err(Error::TooLarge {
+            op,
+            shape: out.to_vec(),
+            bytes: u128::MAX,
+        });
+    }
     Ok(out)
 }
 
-/// Row-major (C order) strides of a shape, in elements.
+/// Row-major (C order) strides of a shape, in elements. An empty shape
+/// (some axis of size 0) addresses nothing and gets zero strides, so that
+/// huge sizes on its other axes cannot overflow them; otherwise every
+/// stride is at most the element count, which a real tensor's fits.
 pub(crate) fn contiguous_strides(shape: &[usize]) -> Shape {
     let mut s = Shape::from_elem(1, shape.len());
+    if shape.contains(&0) {
+        s.iter_mut().for_each(|v| *v = 0);
+        return s;
+    }
     for i in (0..shape.len().saturating_sub(1)).rev() {
-        s[i] = s[i + 1] * shape[i + 1];
+        s[i] = s[i + 1].saturating_mul(shape[i + 1]);
     }
     s
 }

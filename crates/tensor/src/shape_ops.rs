@@ -97,7 +97,8 @@ impl<E: Float> Tensor<E> {
             } else if d < 0 {
                 return Err(Error::shape("reshape", format!("invalid size in {spec:?}")));
             } else {
-                known *= d as usize;
+                // Saturating: an overflowing product matches no length.
+                known = known.saturating_mul(d as usize);
             }
         }
         let mut out: Shape = spec.iter().map(|&d| d.max(0) as usize).collect();
@@ -194,6 +195,15 @@ impl<E: Float> Tensor<E> {
         if shape == self.shape() {
             return Ok(self.clone());
         }
+        // The size is checked before ndarray is asked (it refuses an
+        // overflowing shape as if it did not broadcast).
+        match crate::shape::broadcast_shapes("broadcast_to", self.shape(), shape) {
+            Ok(s) if s.as_slice() == shape => {
+                crate::shape::check_alloc::<E>("broadcast_to", shape)?;
+            }
+            Err(e @ Error::TooLarge { .. }) => return Err(e),
+            _ => {}
+        }
         match self.nd().broadcast(IxDyn(shape)) {
             Some(v) => Ok(Self::from_owned(v.as_standard_layout().into_owned())),
             None => Err(Error::Broadcast {
@@ -257,7 +267,12 @@ impl<E: Float> Tensor<E> {
         let (s, e) = (s as usize, e as usize);
         sh[a] = (e - s).div_ceil(step);
         let off = off + s * st[a] as usize;
-        st[a] *= step as isize;
+        // With two or more elements, step < n, so the product stays within
+        // the storage; with fewer the stride is never stepped along (and a
+        // huge step would overflow it).
+        if sh[a] > 1 {
+            st[a] *= step as isize;
+        }
         Ok(self.with_layout(sh, st, off))
     }
 
@@ -268,12 +283,11 @@ impl<E: Float> Tensor<E> {
     pub fn narrow(&self, axis: isize, start: usize, length: usize) -> Result<Self> {
         let a = normalize_axis("narrow", axis, self.shape())?;
         let n = self.shape()[a];
-        if start + length > n {
+        if start.checked_add(length).is_none_or(|end| end > n) {
             return Err(Error::shape(
                 "narrow",
                 format!(
-                    "range {start}..{} is out of bounds for axis {a} of shape {:?}",
-                    start + length,
+                    "start {start} and length {length} are out of bounds for axis {a} of shape {:?}",
                     self.shape()
                 ),
             ));
@@ -311,6 +325,13 @@ impl<E: Float> Tensor<E> {
                 ));
             }
         }
+        let total = tensors
+            .iter()
+            .try_fold(0usize, |acc, t| acc.checked_add(t.shape()[a]))
+            .unwrap_or(usize::MAX);
+        let mut out_shape = first.shape().to_vec();
+        out_shape[a] = total;
+        crate::shape::check_alloc::<E>("concat", &out_shape)?;
         let views: Vec<_> = tensors.iter().map(|t| t.nd()).collect();
         let out = ndarray::concatenate(Axis(a), &views).expect("shapes checked");
         Ok(Self::from_owned(out))
@@ -331,6 +352,9 @@ impl<E: Float> Tensor<E> {
                 format!("shapes {:?} and {:?} differ", first.shape(), t.shape()),
             ));
         }
+        let mut out_shape = first.shape().to_vec();
+        out_shape.insert(a, tensors.len());
+        crate::shape::check_alloc::<E>("stack", &out_shape)?;
         let views: Vec<_> = tensors.iter().map(|t| t.nd()).collect();
         let out = ndarray::stack(Axis(a), &views).expect("shapes checked");
         Ok(Self::from_owned(out))
@@ -343,8 +367,10 @@ impl<E: Float> Tensor<E> {
     /// When the sizes do not add up to the axis length.
     pub fn split_sizes(&self, sizes: &[usize], axis: isize) -> Result<Vec<Self>> {
         let a = normalize_axis("split", axis, self.shape())?;
-        let total: usize = sizes.iter().sum();
-        if total != self.shape()[a] {
+        // Checked: sizes that wrap around to the axis length are refused.
+        let total = sizes.iter().try_fold(0usize, |t, &s| t.checked_add(s));
+        if total != Some(self.shape()[a]) {
+            let total = sizes.iter().fold(0u128, |t, &s| t + s as u128);
             return Err(Error::shape(
                 "split",
                 format!(
@@ -419,8 +445,18 @@ impl<E: Float> Tensor<E> {
             .shape()
             .iter()
             .zip(pads)
-            .map(|(&n, &(b, a))| n + b + a)
-            .collect();
+            .map(|(&n, &(b, a))| {
+                n.checked_add(b)
+                    .and_then(|v| v.checked_add(a))
+                    .ok_or_else(|| {
+                        Error::arg(
+                            "pad",
+                            format!("padding {pads:?} of shape {:?} overflows", self.shape()),
+                        )
+                    })
+            })
+            .collect::<Result<_>>()?;
+        crate::shape::check_alloc::<E>("pad", &out_shape)?;
         let mut out = ndarray::ArrayD::from_elem(IxDyn(&out_shape), value);
         {
             let mut v = out.view_mut();

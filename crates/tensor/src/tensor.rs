@@ -216,15 +216,17 @@ impl<E: Float> Tensor<E> {
         let offset = if n == 0 { 0 } else { offset };
         // `nd()` relies on this (it reads through a raw pointer), so it is
         // checked in release builds too; views are not a hot path.
-        let inside = n == 0
-            || (strides.iter().all(|&s| s >= 0)
-                && offset
-                    + shape
-                        .iter()
-                        .zip(&strides)
-                        .map(|(&d, &s)| (d - 1) * s as usize)
-                        .sum::<usize>()
-                    < self.buf.len());
+        // Checked arithmetic: a wrapped sum would let a view reach
+        // outside its storage.
+        let last = || -> Option<usize> {
+            shape
+                .iter()
+                .zip(&strides)
+                .try_fold(offset, |acc, (&d, &s)| {
+                    acc.checked_add((d - 1).checked_mul(usize::try_from(s).ok()?)?)
+                })
+        };
+        let inside = n == 0 || last().is_some_and(|l| l < self.buf.len());
         assert!(
             shape.len() == strides.len() && inside,
             "view layout outside its storage"
@@ -290,17 +292,58 @@ impl<E: Float> Tensor<E> {
     }
 
     /// A tensor of the given shape filled with `v` (`torch.full`).
+    ///
+    /// # Panics
+    /// When the shape is too large to allocate (its element count or byte
+    /// size overflows, or the allocator refuses it), with the message of
+    /// [`Error::TooLarge`]. Shapes that come from outside the program
+    /// (files, user input) should go through [`Tensor::try_full`].
+    #[track_caller]
     pub fn full(shape: impl AsRef<[usize]>, v: E) -> Self {
+        Self::try_full(shape, v).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Tensor::full`] that returns an error instead of panicking.
+    ///
+    /// ```
+    /// use tapir_tensor::{Error, Tensor};
+    /// let e = Tensor::<f32>::try_full([1 << 32, 1 << 32], 0.0).unwrap_err();
+    /// assert!(matches!(e, Error::TooLarge { .. }));
+    /// # Ok::<(), Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] with the shape and the bytes asked for.
+    pub fn try_full(shape: impl AsRef<[usize]>, v: E) -> Result<Self> {
         let shape = shape.as_ref();
-        Self::from_contiguous(vec![v; numel(shape)], shape)
+        let n = crate::shape::check_alloc::<E>("full", shape)?;
+        Ok(Self::from_contiguous(vec![v; n], shape))
     }
 
     /// Zeros of the given shape.
+    ///
+    /// # Panics
+    /// As [`Tensor::full`]; [`Tensor::try_zeros`] returns the error.
+    #[track_caller]
     pub fn zeros(shape: impl AsRef<[usize]>) -> Self {
-        Self::full(shape, E::ZERO)
+        Self::try_zeros(shape).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Tensor::zeros`] that returns an error instead of panicking.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] with the shape and the bytes asked for.
+    pub fn try_zeros(shape: impl AsRef<[usize]>) -> Result<Self> {
+        let shape = shape.as_ref();
+        let n = crate::shape::check_alloc::<E>("zeros", shape)?;
+        Ok(Self::from_contiguous(vec![E::ZERO; n], shape))
     }
 
     /// Ones of the given shape.
+    ///
+    /// # Panics
+    /// As [`Tensor::full`].
+    #[track_caller]
     pub fn ones(shape: impl AsRef<[usize]>) -> Self {
         Self::full(shape, E::ONE)
     }
@@ -335,14 +378,23 @@ impl<E: Float> Tensor<E> {
                 ),
             ));
         }
+        // `as` saturates: a count beyond usize is refused by the check.
         let n = ((e - s) / st).ceil().max(0.0) as usize;
+        crate::shape::check_alloc::<E>("arange", &[n])?;
         let v = (0..n).map(|i| E::from_f64(s + st * i as f64)).collect();
         Self::from_vec(v, [n])
     }
 
     /// `steps` evenly spaced values from `start` to `end` inclusive
     /// (`torch.linspace`).
+    ///
+    /// # Panics
+    /// When `steps` elements cannot be allocated (as [`Tensor::full`]).
+    #[track_caller]
     pub fn linspace(start: E, end: E, steps: usize) -> Self {
+        if let Err(e) = crate::shape::check_alloc::<E>("linspace", &[steps]) {
+            panic!("{e}");
+        }
         let (s, e) = (start.to_f64(), end.to_f64());
         let v = (0..steps)
             .map(|i| {
@@ -359,7 +411,14 @@ impl<E: Float> Tensor<E> {
     }
 
     /// The n×n identity matrix.
+    ///
+    /// # Panics
+    /// When n² elements cannot be allocated (as [`Tensor::full`]).
+    #[track_caller]
     pub fn eye(n: usize) -> Self {
+        if let Err(e) = crate::shape::check_alloc::<E>("eye", &[n, n]) {
+            panic!("{e}");
+        }
         let mut a = ArrayD::zeros(IxDyn(&[n, n]));
         for i in 0..n {
             a[[i, i].as_slice()] = E::ONE;
@@ -368,9 +427,14 @@ impl<E: Float> Tensor<E> {
     }
 
     /// Uniform samples from [low, high).
+    ///
+    /// # Panics
+    /// When the shape is too large to allocate (as [`Tensor::full`]).
+    #[track_caller]
     pub fn uniform(shape: impl AsRef<[usize]>, low: E, high: E, rng: &mut Rng) -> Self {
         let (lo, hi) = (low.to_f64(), high.to_f64());
-        let n = numel(shape.as_ref());
+        let n = crate::shape::check_alloc::<E>("uniform", shape.as_ref())
+            .unwrap_or_else(|e| panic!("{e}"));
         let v = (0..n)
             .map(|_| E::from_f64(lo + (hi - lo) * rng.uniform()))
             .collect();
@@ -378,19 +442,32 @@ impl<E: Float> Tensor<E> {
     }
 
     /// Uniform samples from [0, 1) (`torch.rand`).
+    ///
+    /// # Panics
+    /// When the shape is too large to allocate (as [`Tensor::full`]).
+    #[track_caller]
     pub fn rand(shape: impl AsRef<[usize]>, rng: &mut Rng) -> Self {
         Self::uniform(shape, E::ZERO, E::ONE, rng)
     }
 
     /// Normal samples with the given mean and standard deviation.
+    ///
+    /// # Panics
+    /// When the shape is too large to allocate (as [`Tensor::full`]).
+    #[track_caller]
     pub fn normal(shape: impl AsRef<[usize]>, mean: E, std: E, rng: &mut Rng) -> Self {
         let (m, s) = (mean.to_f64(), std.to_f64());
-        let n = numel(shape.as_ref());
+        let n = crate::shape::check_alloc::<E>("normal", shape.as_ref())
+            .unwrap_or_else(|e| panic!("{e}"));
         let v = (0..n).map(|_| E::from_f64(m + s * rng.normal())).collect();
         Self::from_vec(v, shape).expect("length matches")
     }
 
     /// Standard normal samples (`torch.randn`).
+    ///
+    /// # Panics
+    /// When the shape is too large to allocate (as [`Tensor::full`]).
+    #[track_caller]
     pub fn randn(shape: impl AsRef<[usize]>, rng: &mut Rng) -> Self {
         Self::normal(shape, E::ZERO, E::ONE, rng)
     }
@@ -488,6 +565,10 @@ impl<E: Float> Tensor<E> {
     /// Whether the elements lie in row-major order without gaps.
     #[inline]
     pub fn is_contiguous(&self) -> bool {
+        // An empty tensor addresses nothing (its strides may be zeros).
+        if self.shape.contains(&0) {
+            return true;
+        }
         let mut want = 1usize;
         for (&n, &s) in self.shape.iter().zip(&self.strides).rev() {
             if n == 0 {
@@ -496,7 +577,7 @@ impl<E: Float> Tensor<E> {
             if n != 1 && s as usize != want {
                 return false;
             }
-            want *= n;
+            want = want.saturating_mul(n);
         }
         true
     }
