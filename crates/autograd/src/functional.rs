@@ -30,7 +30,9 @@ pub fn jacobian<E: Float>(
     let xv = tape.var(x.clone());
     let y = f(&xv)?;
     let m = y.value().len();
-    let mut rows = Vec::with_capacity(m * x.len());
+    let mut jshape = y.shape().to_vec();
+    jshape.extend_from_slice(x.shape());
+    let mut rows = Vec::with_capacity(tapir_tensor::check::alloc::<E>("jacobian", &jshape)?);
     for i in 0..m {
         let mut seed = vec![E::ZERO; m];
         seed[i] = E::ONE;
@@ -41,21 +43,26 @@ pub fn jacobian<E: Float>(
         let g = tape.gradient_vars(&y, &[&xv], &opts)?;
         rows.extend(g[0].as_ref().expect("zeros requested").to_vec());
     }
-    let mut shape = y.shape().to_vec();
-    shape.extend_from_slice(x.shape());
-    Ok(Tensor::from_vec(rows, shape)?)
+    Ok(Tensor::from_vec(rows, jshape)?)
 }
 
 /// The gradient of a scalar `f` at `x` and the Hessian–vector product
 /// H(x)·v, by differentiating ⟨∇f(x), v⟩ once more (double backward).
 ///
 /// # Errors
-/// Whatever `f` or a backward rule returns.
+/// A direction `v` whose shape differs from `x`'s, or whatever `f` or a
+/// backward rule returns.
 pub fn hvp<E: Float>(
     f: impl for<'t> Fn(&Var<'t, E>) -> Result<Var<'t, E>>,
     x: &Tensor<E>,
     v: &Tensor<E>,
 ) -> Result<(Tensor<E>, Tensor<E>)> {
+    tapir_tensor::check::same_shape(
+        "hvp",
+        "the point x and the direction v",
+        x.shape(),
+        v.shape(),
+    )?;
     let tape = Tape::new();
     let xv = tape.var(x.clone());
     let y = f(&xv)?;

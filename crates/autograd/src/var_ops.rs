@@ -246,6 +246,8 @@ impl<'t, E: Float> Var<'t, E> {
     /// # Errors
     /// When an axis is out of range or repeated.
     pub fn mean(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
+        // Composites check their arguments under their own name.
+        tapir_tensor::check::axes("mean", axes, self.shape())?;
         let s = self.sum(axes, keepdim)?;
         let count = self.value.len() / s.value.len().max(1);
         Ok(s.div_scalar(E::from_usize(count)))
@@ -313,6 +315,17 @@ impl<'t, E: Float> Var<'t, E> {
     /// # Errors
     /// When an axis is out of range or repeated.
     pub fn var_with(&self, axes: &[isize], keepdim: bool, correction: usize) -> Result<Self> {
+        self.var_as("var", axes, keepdim, correction)
+    }
+
+    fn var_as(
+        &self,
+        op: &'static str,
+        axes: &[isize],
+        keepdim: bool,
+        correction: usize,
+    ) -> Result<Self> {
+        tapir_tensor::check::axes(op, axes, self.shape())?;
         let mean = self.mean(axes, true)?;
         let d = self.sub(&mean)?;
         let n = self.value.len() / mean.value.len().max(1);
@@ -331,7 +344,7 @@ impl<'t, E: Float> Var<'t, E> {
     /// # Errors
     /// When an axis is out of range or repeated.
     pub fn std(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
-        Ok(self.var(axes, keepdim)?.sqrt())
+        Ok(self.var_as("std", axes, keepdim, 1)?.sqrt())
     }
     /// log Σ exp over `axes`, stable for large inputs.
     ///
@@ -458,19 +471,8 @@ impl<'t, E: Float> Var<'t, E> {
         if shape == self.shape() {
             return Ok(self.clone());
         }
-        let nd = self.ndim();
-        let lead =
-            nd.checked_sub(shape.len())
-                .ok_or_else(|| tapir_tensor::Error::InvalidArgument {
-                    op: "sum_to",
-                    msg: format!("cannot sum shape {:?} to {shape:?}", self.shape()),
-                })?;
-        let mut axes: Vec<isize> = (0..lead as isize).collect();
-        for (i, &d) in shape.iter().enumerate() {
-            if d == 1 && self.shape()[lead + i] != 1 {
-                axes.push((lead + i) as isize);
-            }
-        }
+        // The tensor op's check: `shape` must broadcast to exactly ours.
+        let axes = tapir_tensor::check::sum_to_axes("sum_to", self.shape(), shape)?;
         self.sum(&axes, true)?.reshape_usize(shape)
     }
 
@@ -517,7 +519,10 @@ impl<'t, E: Float> Var<'t, E> {
     /// When the range does not fit.
     pub fn narrow(&self, axis: isize, start: usize, length: usize) -> Result<Self> {
         let a = tapir_tensor::normalize_axis("narrow", axis, self.shape())?;
-        if start + length > self.shape()[a] {
+        if start
+            .checked_add(length)
+            .is_none_or(|end| end > self.shape()[a])
+        {
             // Let the tensor op produce its error message.
             self.value.narrow(axis, start, length)?;
         }
@@ -586,8 +591,11 @@ impl<'t, E: Float> Var<'t, E> {
             op: "stack",
             msg: "needs at least one Var".into(),
         })?;
-        // Validates shapes and the axis with the tensor op's messages.
+        // Validates the axis and every shape with the tensor op's messages.
         Tensor::stack(std::slice::from_ref(&first.value), axis)?;
+        for v in &vars[1..] {
+            tapir_tensor::check::same_shape("stack", "the stacked Vars", first.shape(), v.shape())?;
+        }
         let up: Vec<Self> = vars
             .iter()
             .map(|v| v.unsqueeze(axis))
@@ -654,6 +662,15 @@ impl<'t, E: Float> Var<'t, E> {
     /// # Errors
     /// When the shapes do not fit.
     pub fn conv2d(&self, weight: &Self, bias: Option<&Self>, p: Conv2dParams) -> Result<Self> {
+        // The tensor op's check, bias included (the bias is added below as
+        // a broadcast, which would accept other lengths).
+        tapir_tensor::check::conv2d(
+            "conv2d",
+            self.shape(),
+            weight.shape(),
+            bias.map(|b| b.shape()),
+            p,
+        )?;
         let v = self.value.conv2d(&weight.value, None, p)?;
         let y = Tape::record("conv2d", Op::Conv2d(Box::new(p)), &[self, weight], v)?;
         match bias {
@@ -707,10 +724,15 @@ impl<'t, E: Float> Var<'t, E> {
     /// # Errors
     /// When the shapes do not fit.
     pub fn conv1d(&self, weight: &Self, bias: Option<&Self>, p: Conv1dParams) -> Result<Self> {
-        // Validate with the tensor op so errors name conv1d.
-        if self.ndim() != 3 || weight.ndim() != 3 {
-            self.value.conv1d(&weight.value, None, p)?;
-        }
+        // The tensor op's check, so errors name conv1d and a bias of the
+        // wrong shape is refused.
+        tapir_tensor::check::conv1d(
+            "conv1d",
+            self.shape(),
+            weight.shape(),
+            bias.map(|b| b.shape()),
+            p,
+        )?;
         let p2 = Conv2dParams {
             stride: [1, p.stride],
             padding: [0, p.padding],
@@ -795,16 +817,31 @@ impl<'t, E: Float> Var<'t, E> {
             }
             .into());
         }
+        let classes = self.shape()[1];
+        if let Some((i, &l)) = labels.iter().enumerate().find(|(_, &l)| l >= classes) {
+            return Err(tapir_tensor::Error::InvalidArgument {
+                op: "cross_entropy",
+                msg: format!(
+                    "label {l} (sample {i}) is out of range for {classes} classes (logits {:?})",
+                    self.shape()
+                ),
+            }
+            .into());
+        }
         let idx = tapir_tensor::indices(labels.to_vec(), [labels.len(), 1])?;
         let picked = self.log_softmax(-1)?.gather(1, &idx)?;
         Ok(picked.mean_all().neg())
     }
 
-    /// Mean squared error against a target of the same shape.
+    /// Mean squared error against a target of the same shape
+    /// (`torch.nn.functional.mse_loss`; PyTorch warns and broadcasts a
+    /// target of another shape, which is nearly always a bug, so it is an
+    /// error here).
     ///
     /// # Errors
-    /// When the shapes do not broadcast.
+    /// When the shapes differ.
     pub fn mse(&self, target: &Self) -> Result<Self> {
+        tapir_tensor::check::same_shape("mse", "input and target", self.shape(), target.shape())?;
         Ok(self.sub(target)?.square().mean_all())
     }
 }

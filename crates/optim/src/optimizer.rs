@@ -1,7 +1,7 @@
 //! The stateful `Optimizer`: per-parameter state, weight decay, gradient
 //! transforms, a learning-rate schedule, parameter groups, save/restore.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
 use smallvec::SmallVec;
@@ -28,12 +28,12 @@ pub enum WeightDecay {
 }
 
 impl WeightDecay {
-    fn validate(self, optimizer: &'static str) -> Result<()> {
+    fn validate(self, optimizer: &'static str, name: &'static str) -> Result<()> {
         match self {
             WeightDecay::None => Ok(()),
             WeightDecay::L2(w) | WeightDecay::Decoupled(w) => check(
                 optimizer,
-                "weight_decay",
+                name,
                 w,
                 w >= 0.0 && w.is_finite(),
                 "must be finite and >= 0",
@@ -42,13 +42,33 @@ impl WeightDecay {
     }
 }
 
-/// Hyperparameters that a parameter group overrides.
+/// Hyperparameters that a parameter group overrides, checked when the
+/// group is added ([`Optimizer::with_group`]).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct GroupOptions {
-    /// Learning-rate factor applied on top of the (scheduled) rate.
+    /// Learning-rate factor applied on top of the (scheduled) rate; finite
+    /// and ≥ 0.
     pub lr_scale: Option<f64>,
-    /// Weight decay for this group.
+    /// Weight decay for this group; its λ finite and ≥ 0.
     pub weight_decay: Option<WeightDecay>,
+}
+
+impl GroupOptions {
+    fn validate(&self, optimizer: &'static str) -> Result<()> {
+        if let Some(s) = self.lr_scale {
+            check(
+                optimizer,
+                "group lr_scale",
+                s,
+                s >= 0.0 && s.is_finite(),
+                "must be finite and >= 0",
+            )?;
+        }
+        match self.weight_decay {
+            Some(wd) => wd.validate(optimizer, "group weight_decay"),
+            None => Ok(()),
+        }
+    }
 }
 
 struct Group {
@@ -70,7 +90,8 @@ pub struct ParamState<E: Float = f32> {
 }
 
 /// Everything needed to resume an optimizer: per-parameter state keyed by
-/// parameter name, the step count and the skipped-step counter.
+/// parameter name (unique: an optimizer never tracks two parameters with one
+/// name), the step count and the skipped-step counter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OptimizerState<E: Float = f32> {
     /// The rule's name (checked on load).
@@ -133,7 +154,7 @@ impl<E: Float> Optimizer<E> {
     pub fn new(rule: Box<dyn Rule<E>>, lr: f64, weight_decay: WeightDecay) -> Result<Self> {
         let name = rule.name();
         check_lr(name, lr)?;
-        weight_decay.validate(name)?;
+        weight_decay.validate(name, "weight_decay")?;
         Ok(Optimizer {
             rule,
             lr,
@@ -148,32 +169,49 @@ impl<E: Float> Optimizer<E> {
     }
 
     /// Drives the learning rate by a schedule (the base rate is the
-    /// optimizer's `lr`).
-    pub fn with_schedule(mut self, s: impl Schedule + 'static) -> Self {
+    /// optimizer's `lr`), after checking it with [`Schedule::validate`].
+    /// Each step the rate is checked again (see [`Optimizer::apply_gradients`]).
+    ///
+    /// # Errors
+    /// [`Error::Hyperparameter`]: a schedule parameter outside its domain,
+    /// naming the schedule, the field and its value.
+    pub fn with_schedule(mut self, s: impl Schedule + 'static) -> Result<Self> {
+        s.validate()?;
         self.schedule = Some(Box::new(s));
-        self
+        Ok(self)
     }
 
     /// Adds a gradient transform, applied in the order added, before the
-    /// update rule.
-    pub fn with_transform(mut self, t: GradTransform) -> Self {
+    /// update rule. The transform is checked as its constructor checks it,
+    /// so a variant built directly (`GradTransform::ClipNorm(-1.0)`) is
+    /// refused too.
+    ///
+    /// # Errors
+    /// [`Error::Hyperparameter`]: a bound or λ outside its domain.
+    pub fn with_transform(mut self, t: GradTransform) -> Result<Self> {
+        t.validate()?;
         self.transforms.push(t);
-        self
+        Ok(self)
     }
 
     /// Parameters whose name satisfies `matches` use `options` (the first
     /// matching group wins). The usual case: no weight decay on biases and
     /// norm weights.
+    ///
+    /// # Errors
+    /// [`Error::Hyperparameter`] naming the optimizer and `group lr_scale`
+    /// or `group weight_decay`: a negative or non-finite value.
     pub fn with_group(
         mut self,
         matches: impl Fn(&str) -> bool + Send + Sync + 'static,
         options: GroupOptions,
-    ) -> Self {
+    ) -> Result<Self> {
+        options.validate(self.rule.name())?;
         self.groups.push(Group {
             matches: Box::new(matches),
             options,
         });
-        self
+        Ok(self)
     }
 
     /// The learning rate the next step will use.
@@ -205,12 +243,35 @@ impl<E: Float> Optimizer<E> {
     /// Updates every parameter of `grads` that has a gradient; parameters
     /// without one are skipped (as PyTorch and Keras).
     ///
+    /// Everything is checked before anything changes, so a refused step
+    /// leaves parameters, state, transforms and the step count as they were:
+    /// each parameter appears once, its gradient has its shape, the rate
+    /// reaching the rule (base rate × schedule × group scale) is finite and
+    /// ≥ 0, its state (if any) was made for its current shape, and a new
+    /// parameter's name is not taken by another one.
+    ///
     /// # Errors
-    /// No gradient at all, or a gradient whose shape differs from its
-    /// parameter's.
+    /// - [`Error::NoGradients`]: no gradient at all.
+    /// - [`Error::DuplicateParameter`]: a parameter listed twice (neither
+    ///   summed nor stepped twice; see the variant).
+    /// - [`Error::GradientShape`]: a gradient whose shape differs from its
+    ///   parameter's.
+    /// - [`Error::LearningRate`]: a negative or non-finite rate for a
+    ///   parameter, with the schedule's value and the group's scale.
+    /// - [`Error::StateShape`]: a parameter resized since its state was
+    ///   made (also from the accumulation transform).
+    /// - [`Error::DuplicateName`]: a new parameter named like another one.
     pub fn apply_gradients(&mut self, grads: &Gradients<E>) -> Result<StepReport> {
+        let optimizer = self.rule.name();
         let mut pairs: Vec<(&Parameter<E>, Tensor<E>)> = Vec::new();
+        let mut ids = HashSet::with_capacity(grads.len());
         for (p, g) in grads.iter() {
+            if !ids.insert(p.id()) {
+                return Err(Error::DuplicateParameter {
+                    optimizer,
+                    name: p.name().to_string(),
+                });
+            }
             let Some(g) = g else { continue };
             let shape = p.shape();
             if g.shape() != shape.as_slice() {
@@ -225,9 +286,10 @@ impl<E: Float> Optimizer<E> {
         if pairs.is_empty() {
             return Err(Error::NoGradients);
         }
-        let lr = self.current_lr();
+        let scheduled = self.current_lr();
+        let plan = self.plan(&pairs, scheduled)?;
         let mut report = StepReport {
-            lr,
+            lr: scheduled,
             grad_norm: None,
             skipped: false,
         };
@@ -239,22 +301,14 @@ impl<E: Float> Optimizer<E> {
                     }
                 }
                 ClipMode::Skip => {
-                    self.skipped += 1;
+                    self.skipped = self.skipped.saturating_add(1);
                     report.skipped = true;
                     return Ok(report);
                 }
                 ClipMode::Wait => return Ok(report),
             }
         }
-        for (p, g) in pairs {
-            let opts = self
-                .groups
-                .iter()
-                .find(|gr| (gr.matches)(p.name()))
-                .map(|gr| gr.options)
-                .unwrap_or_default();
-            let plr = lr * opts.lr_scale.unwrap_or(1.0);
-            let wd = opts.weight_decay.unwrap_or(self.weight_decay);
+        for ((p, g), (plr, wd)) in pairs.into_iter().zip(plan) {
             let rule = &*self.rule;
             let (_, st) = self.state.entry(p.id()).or_insert_with(|| {
                 let len: usize = p.shape().iter().product();
@@ -270,7 +324,7 @@ impl<E: Float> Optimizer<E> {
                     },
                 )
             });
-            st.t += 1;
+            st.t = st.t.saturating_add(1);
             let c = rule.coeffs(st.t, plr, &mut st.scalars);
             let (l2, decay) = match wd {
                 WeightDecay::None => (0.0, 1.0),
@@ -287,16 +341,103 @@ impl<E: Float> Optimizer<E> {
             let g = g.contiguous();
             let gs = g.as_slice().expect("contiguous");
             let slots = &mut st.slots;
-            p.update(|v| {
+            let fits = p.update(|v| {
                 let ps = v.as_mut_slice();
-                run_chunks(rule, ps, gs, slots, &k);
+                // Checked above; this guards against a resize from another
+                // thread in between, which would otherwise update a prefix.
+                let fits = ps.len() == gs.len() && slots.iter().all(|s| s.len() == ps.len());
+                if fits {
+                    run_chunks(rule, ps, gs, slots, &k);
+                }
+                fits
             });
+            if !fits {
+                return Err(Error::StateShape {
+                    optimizer,
+                    name: p.name().to_string(),
+                    param: p.shape(),
+                    state: st.shape.clone(),
+                });
+            }
         }
-        self.step += 1;
+        self.step = self.step.saturating_add(1);
         Ok(report)
     }
 
-    /// The optimizer's state, keyed by parameter name, for checkpoints.
+    /// Each parameter's rate and weight decay for this step, after checking
+    /// the rate, that existing state fits and that new names are free.
+    fn plan(
+        &self,
+        pairs: &[(&Parameter<E>, Tensor<E>)],
+        scheduled: f64,
+    ) -> Result<Vec<(f64, WeightDecay)>> {
+        let optimizer = self.rule.name();
+        // Names taken, built only on a step that meets a new parameter.
+        let mut taken: Option<HashMap<String, u64>> = None;
+        let mut plan = Vec::with_capacity(pairs.len());
+        for (p, _) in pairs {
+            let group = self.groups.iter().position(|gr| (gr.matches)(p.name()));
+            let opts = group.map(|i| self.groups[i].options).unwrap_or_default();
+            let scale = opts.lr_scale.unwrap_or(1.0);
+            let plr = scheduled * scale;
+            if !(plr >= 0.0 && plr.is_finite()) {
+                return Err(Error::LearningRate {
+                    optimizer,
+                    name: p.name().to_string(),
+                    step: self.step,
+                    lr: plr,
+                    scheduled,
+                    group,
+                    scale,
+                });
+            }
+            match self.state.get(&p.id()) {
+                Some((_, st)) => {
+                    let shape = p.shape();
+                    if st.shape != shape {
+                        return Err(Error::StateShape {
+                            optimizer,
+                            name: p.name().to_string(),
+                            param: shape,
+                            state: st.shape.clone(),
+                        });
+                    }
+                }
+                None => {
+                    let taken = taken.get_or_insert_with(|| {
+                        self.state
+                            .iter()
+                            .map(|(&id, (n, _))| (n.clone(), id))
+                            .collect()
+                    });
+                    if let Some(&first) = taken.get(p.name()) {
+                        return Err(Error::DuplicateName {
+                            optimizer,
+                            name: p.name().to_string(),
+                            first,
+                            second: p.id(),
+                        });
+                    }
+                    taken.insert(p.name().to_string(), p.id());
+                }
+            }
+            plan.push((plr, opts.weight_decay.unwrap_or(self.weight_decay)));
+        }
+        Ok(plan)
+    }
+
+    /// Drops the state of the parameter named `name` (its moments, buffers
+    /// and step count), so that its next step starts afresh as a new
+    /// parameter's would: after resizing it, or to hand the name to another
+    /// parameter. Returns whether there was such state.
+    pub fn reset_state(&mut self, name: &str) -> bool {
+        let before = self.state.len();
+        self.state.retain(|_, (n, _)| n != name);
+        self.state.len() != before
+    }
+
+    /// The optimizer's state, keyed by parameter name, for checkpoints. The
+    /// names are unique ([`Error::DuplicateName`] keeps them so).
     pub fn state(&self) -> OptimizerState<E> {
         let mut params: Vec<(String, ParamState<E>)> = self
             .state
@@ -319,29 +460,46 @@ impl<E: Float> Optimizer<E> {
 
     /// Restores a state saved by [`Optimizer::state`] for these parameters.
     /// Continuing then gives bit-identical parameters to an uninterrupted
-    /// run.
+    /// run. All of it is checked first: on an error the optimizer is
+    /// unchanged.
     ///
     /// # Errors
-    /// Another optimizer's state, a parameter missing from `params`, or a
-    /// shape or slot count that does not fit.
+    /// [`Error::State`], saying what does not fit: another optimizer's
+    /// state; a name saved twice; a saved name that no parameter in
+    /// `params` has, or that two different ones have; a shape that differs
+    /// from the parameter's; a slot count or slot length, or a count of
+    /// per-parameter scalars, that the rule does not use; a non-finite
+    /// scalar; or a schedule state that the optimizer's schedule (or its
+    /// lack of one) cannot take.
     pub fn load_state(
         &mut self,
         state: &OptimizerState<E>,
         params: &[&Parameter<E>],
     ) -> Result<()> {
-        if state.rule != self.rule.name() {
+        let rule = self.rule.name();
+        if state.rule != rule {
             return Err(Error::State(format!(
-                "state of {} cannot be loaded into {}",
-                state.rule,
-                self.rule.name()
+                "state of {} cannot be loaded into {rule}",
+                state.rule
             )));
         }
-        let mut new = HashMap::new();
+        let mut new = HashMap::with_capacity(state.params.len());
+        let mut names = HashSet::with_capacity(state.params.len());
         for (name, st) in &state.params {
-            let p = params
-                .iter()
-                .find(|p| p.name() == name)
+            if !names.insert(name.as_str()) {
+                return Err(Error::State(format!("the state holds '{name}' twice")));
+            }
+            let mut found = params.iter().filter(|p| p.name() == name);
+            let p = found
+                .next()
                 .ok_or_else(|| Error::State(format!("no parameter named '{name}'")))?;
+            if let Some(q) = found.find(|q| q.id() != p.id()) {
+                return Err(Error::State(format!(
+                    "two different parameters are named '{name}' (ids {} and {})",
+                    p.id(),
+                    q.id()
+                )));
+            }
             if p.shape() != st.shape {
                 return Err(Error::State(format!(
                     "'{name}' has shape {:?}, the state has {:?}",
@@ -352,18 +510,40 @@ impl<E: Float> Optimizer<E> {
             let len: usize = st.shape.iter().product();
             if st.slots.len() != self.rule.slots() || st.slots.iter().any(|s| s.len() != len) {
                 return Err(Error::State(format!(
-                    "'{name}': the state's slots do not fit {}",
-                    self.rule.name()
+                    "'{name}': the state's slots do not fit {rule}: {} slots of lengths {:?}, \
+                     expected {} of length {len}",
+                    st.slots.len(),
+                    st.slots.iter().map(Vec::len).collect::<Vec<_>>(),
+                    self.rule.slots()
+                )));
+            }
+            let want = self.rule.scalars().len();
+            if st.scalars.len() != want {
+                return Err(Error::State(format!(
+                    "'{name}': {rule} keeps {want} scalars per parameter, the state has {}",
+                    st.scalars.len()
+                )));
+            }
+            if let Some(v) = st.scalars.iter().find(|v| !v.is_finite()) {
+                return Err(Error::State(format!(
+                    "'{name}': the state's scalar {v} is not finite"
                 )));
             }
             new.insert(p.id(), (name.clone(), st.clone()));
         }
+        match &mut self.schedule {
+            Some(s) => s.set_state(&state.schedule)?,
+            None if !state.schedule.is_empty() => {
+                return Err(Error::State(format!(
+                    "the state holds {} schedule values, but this optimizer has no schedule",
+                    state.schedule.len()
+                )))
+            }
+            None => {}
+        }
         self.state = new;
         self.step = state.step;
         self.skipped = state.skipped;
-        if let Some(s) = &mut self.schedule {
-            s.set_state(&state.schedule);
-        }
         Ok(())
     }
 }

@@ -44,6 +44,16 @@ pub trait Rule<E: Float>: Send + Sync {
     fn apply(&self, p: &mut [E], g: &[E], s: &mut [&mut [E]], k: &Kernel<E>);
 }
 
+/// xⁿ for any step count n: `powi` while n fits its `i32` exponent (the
+/// results as before), `powf` beyond, where a cast would wrap the exponent
+/// negative (β^(−2³¹) = inf, and NaN updates).
+pub(crate) fn pow_steps(x: f64, n: u64) -> f64 {
+    match i32::try_from(n) {
+        Ok(n) => x.powi(n),
+        Err(_) => x.powf(n as f64),
+    }
+}
+
 /// Momentum of SGD, as an enum rather than flags.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Momentum {
@@ -144,8 +154,8 @@ impl<E: Float> Rule<E> for AdamRule {
         2 + usize::from(self.amsgrad)
     }
     fn coeffs(&self, t: u64, lr: f64, _s: &mut [f64]) -> [f64; 6] {
-        let bc1 = 1.0 - self.beta1.powi(t as i32);
-        let bc2 = 1.0 - self.beta2.powi(t as i32);
+        let bc1 = 1.0 - pow_steps(self.beta1, t);
+        let bc2 = 1.0 - pow_steps(self.beta2, t);
         // θ ← θ − (α / bc1) · m / (√v / √bc2 + ε), PyTorch's order of operations.
         [lr / bc1, bc2.sqrt(), self.beta1, self.beta2, self.eps, 0.0]
     }
@@ -279,7 +289,7 @@ impl<E: Float> Rule<E> for AdamaxRule {
         2
     }
     fn coeffs(&self, t: u64, lr: f64, _s: &mut [f64]) -> [f64; 6] {
-        let bc1 = 1.0 - self.beta1.powi(t as i32);
+        let bc1 = 1.0 - pow_steps(self.beta1, t);
         [lr / bc1, self.beta1, self.beta2, self.eps, 0.0, 0.0]
     }
     fn apply(&self, p: &mut [E], g: &[E], s: &mut [&mut [E]], k: &Kernel<E>) {
@@ -318,7 +328,7 @@ impl<E: Float> Rule<E> for NadamRule {
         let mu_next = self.beta1 * (1.0 - 0.5 * 0.96f64.powf((tf + 1.0) * self.momentum_decay));
         s[0] *= mu;
         let prod = s[0];
-        let bc2 = 1.0 - self.beta2.powi(t as i32);
+        let bc2 = 1.0 - pow_steps(self.beta2, t);
         [
             -lr * (1.0 - mu) / (1.0 - prod),
             -lr * mu_next / (1.0 - prod * mu_next),
@@ -358,8 +368,8 @@ impl<E: Float> Rule<E> for RadamRule {
     }
     fn coeffs(&self, t: u64, lr: f64, _s: &mut [f64]) -> [f64; 6] {
         let tf = t as f64;
-        let bc1 = 1.0 - self.beta1.powi(t as i32);
-        let b2t = self.beta2.powi(t as i32);
+        let bc1 = 1.0 - pow_steps(self.beta1, t);
+        let b2t = pow_steps(self.beta2, t);
         let bc2 = 1.0 - b2t;
         let rho_inf = 2.0 / (1.0 - self.beta2) - 1.0;
         let rho_t = rho_inf - 2.0 * tf * b2t / bc2;
@@ -414,7 +424,7 @@ impl<E: Float> Rule<E> for AdagradRule {
     }
     fn coeffs(&self, t: u64, lr: f64, _s: &mut [f64]) -> [f64; 6] {
         [
-            lr / (1.0 + (t - 1) as f64 * self.lr_decay),
+            lr / (1.0 + t.saturating_sub(1) as f64 * self.lr_decay),
             self.eps,
             0.0,
             0.0,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use tapir_autograd::Parameter;
 use tapir_tensor::{Float, Tensor};
 
-use crate::error::{check, Result};
+use crate::error::{check, Error, Result};
 
 /// What a transform tells the optimizer.
 pub(crate) enum ClipMode {
@@ -61,28 +61,34 @@ impl GradTransform {
         )?;
         Ok(GradTransform::ClipValue(c))
     }
-    /// Clip each tensor's norm, validated (max > 0).
+    /// Clip each tensor's norm, validated (max > 0; +inf clips nothing).
     ///
     /// # Errors
-    /// A non-positive bound.
+    /// A non-positive or NaN bound.
     pub fn clip_norm(max: f64) -> Result<Self> {
         check("clip_norm", "max", max, max > 0.0, "must be > 0")?;
         Ok(GradTransform::ClipNorm(max))
     }
-    /// Clip the global norm, validated (max > 0).
+    /// Clip the global norm, validated (max > 0; +inf clips nothing).
     ///
     /// # Errors
-    /// A non-positive bound.
+    /// A non-positive or NaN bound.
     pub fn clip_global_norm(max: f64) -> Result<Self> {
         check("clip_global_norm", "max", max, max > 0.0, "must be > 0")?;
         Ok(GradTransform::ClipGlobalNorm(max))
     }
-    /// L1 regularisation, validated (λ ≥ 0).
+    /// L1 regularisation, validated (λ finite and ≥ 0).
     ///
     /// # Errors
-    /// A negative λ.
+    /// A negative or non-finite λ.
     pub fn l1(lambda: f64) -> Result<Self> {
-        check("l1", "lambda", lambda, lambda >= 0.0, "must be >= 0")?;
+        check(
+            "l1",
+            "lambda",
+            lambda,
+            lambda >= 0.0 && lambda.is_finite(),
+            "must be finite and >= 0",
+        )?;
         Ok(GradTransform::L1(lambda))
     }
     /// Accumulation over `k` micro-steps, validated (k ≥ 1).
@@ -96,6 +102,19 @@ impl GradTransform {
             seen: 0,
             sums: HashMap::new(),
         }))
+    }
+
+    /// The constructors' checks, for a transform built from its variant
+    /// directly ([`crate::Optimizer::with_transform`] calls it).
+    pub(crate) fn validate(&self) -> Result<()> {
+        match *self {
+            GradTransform::ClipValue(c) => Self::clip_value(c).map(drop),
+            GradTransform::ClipNorm(m) => Self::clip_norm(m).map(drop),
+            GradTransform::ClipGlobalNorm(m) => Self::clip_global_norm(m).map(drop),
+            GradTransform::L1(l) => Self::l1(l).map(drop),
+            // An `Accumulator` only comes from `accumulate`, which checks k.
+            GradTransform::SkipNonFinite | GradTransform::Accumulate(_) => Ok(()),
+        }
     }
 
     pub(crate) fn apply<E: Float>(
@@ -147,6 +166,20 @@ impl GradTransform {
                 }
             }
             GradTransform::Accumulate(acc) => {
+                // A parameter resized between micro-steps: refuse before
+                // adding anything (a broadcasting add would hide it).
+                for (p, g) in pairs.iter() {
+                    if let Some(s) = acc.sums.get(&p.id()) {
+                        if s.shape() != g.shape() {
+                            return Err(Error::StateShape {
+                                optimizer: "accumulate",
+                                name: p.name().to_string(),
+                                param: g.shape().to_vec(),
+                                state: s.shape().to_vec(),
+                            });
+                        }
+                    }
+                }
                 for (p, g) in pairs.iter() {
                     let g64: Tensor<f64> = g.cast();
                     let s = match acc.sums.remove(&p.id()) {
@@ -212,8 +245,20 @@ impl<E: Float> ParamEma<E> {
     /// Folds the current parameter values into the averages.
     ///
     /// # Errors
-    /// A parameter whose shape changed.
+    /// [`Error::StateShape`]: a parameter whose shape changed since the
+    /// average was started (checked for all before any average changes).
     pub fn update(&mut self) -> Result<()> {
+        for (p, a) in &self.avg {
+            let shape = p.shape();
+            if a.shape() != shape.as_slice() {
+                return Err(Error::StateShape {
+                    optimizer: "ParamEma",
+                    name: p.name().to_string(),
+                    param: shape,
+                    state: a.shape().to_vec(),
+                });
+            }
+        }
         let d = E::from_f64(self.decay);
         for (p, a) in &mut self.avg {
             *a = a.mul_scalar(d).add(&p.value().mul_scalar(E::ONE - d))?;

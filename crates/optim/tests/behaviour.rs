@@ -91,7 +91,8 @@ fn clipping_gives_exact_values() {
     // By value: clamp to [-1, 1], then SGD lr 1.
     let mut opt = Sgd::new::<f64>(1.0)
         .unwrap()
-        .with_transform(GradTransform::clip_value(1.0).unwrap());
+        .with_transform(GradTransform::clip_value(1.0).unwrap())
+        .unwrap();
     opt.apply_gradients(&g()).unwrap();
     assert_eq!(a.value().to_vec(), vec![-1.0, 1.0]);
     assert_eq!(b.value().to_vec(), vec![-1.0]);
@@ -100,7 +101,8 @@ fn clipping_gives_exact_values() {
     b.set(t(&[0.0]));
     let mut opt = Sgd::new::<f64>(1.0)
         .unwrap()
-        .with_transform(GradTransform::clip_norm(2.5).unwrap());
+        .with_transform(GradTransform::clip_norm(2.5).unwrap())
+        .unwrap();
     opt.apply_gradients(&g()).unwrap();
     assert_eq!(a.value().to_vec(), vec![-1.5, 2.0]);
     assert_eq!(b.value().to_vec(), vec![-2.5]);
@@ -110,7 +112,8 @@ fn clipping_gives_exact_values() {
     b.set(t(&[0.0]));
     let mut opt = Sgd::new::<f64>(1.0)
         .unwrap()
-        .with_transform(GradTransform::clip_global_norm(6.5).unwrap());
+        .with_transform(GradTransform::clip_global_norm(6.5).unwrap())
+        .unwrap();
     let r = opt.apply_gradients(&g()).unwrap();
     assert_eq!(r.grad_norm, Some(13.0));
     let s = 6.5 / (13.0 + 1e-6);
@@ -124,7 +127,9 @@ fn non_finite_steps_are_skipped_leaving_parameters_and_state_untouched() {
     let mut opt = Adam::new::<f64>(0.1)
         .unwrap()
         .with_transform(GradTransform::SkipNonFinite)
-        .with_transform(GradTransform::clip_global_norm(1.0).unwrap());
+        .unwrap()
+        .with_transform(GradTransform::clip_global_norm(1.0).unwrap())
+        .unwrap();
     opt.apply_gradients(&grads(&[(&a, Some(t(&[0.5, 0.5])))]))
         .unwrap();
     let (before, state) = (a.value(), opt.state());
@@ -148,7 +153,8 @@ fn accumulation_applies_the_mean_on_the_kth_micro_step() {
     let a = Parameter::new("a", t(&[1.0]));
     let mut opt = Sgd::new::<f64>(0.5)
         .unwrap()
-        .with_transform(GradTransform::accumulate(3).unwrap());
+        .with_transform(GradTransform::accumulate(3).unwrap())
+        .unwrap();
     for g in [1.0, 2.0] {
         opt.apply_gradients(&grads(&[(&a, Some(t(&[g])))])).unwrap();
         assert_eq!(
@@ -168,7 +174,8 @@ fn l1_adds_the_sign_of_the_weights() {
     let a = Parameter::new("a", t(&[2.0, -3.0, 0.0]));
     let mut opt = Sgd::new::<f64>(1.0)
         .unwrap()
-        .with_transform(GradTransform::l1(0.25).unwrap());
+        .with_transform(GradTransform::l1(0.25).unwrap())
+        .unwrap();
     opt.apply_gradients(&grads(&[(&a, Some(t(&[0.0, 0.0, 1.0])))]))
         .unwrap();
     assert_eq!(a.value().to_vec(), vec![1.75, -2.75, -1.0]);
@@ -180,25 +187,32 @@ fn groups_select_hyperparameters_by_name() {
     // and half the learning rate.
     let w = Parameter::new("layer.weight", t(&[1.0]));
     let b = Parameter::new("layer.bias", t(&[1.0]));
-    let mut opt = Adam::adamw(0.1, 0.5).build::<f64>().unwrap().with_group(
-        |name| name.ends_with("bias"),
-        GroupOptions {
-            lr_scale: Some(0.5),
-            weight_decay: Some(WeightDecay::None),
-        },
-    );
+    let mut opt = Adam::adamw(0.1, 0.5)
+        .build::<f64>()
+        .unwrap()
+        .with_group(
+            |name| name.ends_with("bias"),
+            GroupOptions {
+                lr_scale: Some(0.5),
+                weight_decay: Some(WeightDecay::None),
+            },
+        )
+        .unwrap();
     opt.apply_gradients(&grads(&[(&w, Some(t(&[0.0]))), (&b, Some(t(&[0.0])))]))
         .unwrap();
     assert_eq!(w.value().to_vec(), vec![1.0 - 0.1 * 0.5]);
     assert_eq!(b.value().to_vec(), vec![1.0]);
     let b2 = Parameter::new("bias", t(&[0.0]));
-    let mut opt = Sgd::new::<f64>(1.0).unwrap().with_group(
-        |n| n == "bias",
-        GroupOptions {
-            lr_scale: Some(0.5),
-            weight_decay: None,
-        },
-    );
+    let mut opt = Sgd::new::<f64>(1.0)
+        .unwrap()
+        .with_group(
+            |n| n == "bias",
+            GroupOptions {
+                lr_scale: Some(0.5),
+                weight_decay: None,
+            },
+        )
+        .unwrap();
     opt.apply_gradients(&grads(&[(&b2, Some(t(&[1.0])))]))
         .unwrap();
     assert_eq!(b2.value().to_vec(), vec![-0.5]);
@@ -227,6 +241,7 @@ fn restoring_state_continues_bit_identically() {
             t_max: 40,
             eta_min: 0.0,
         })
+        .unwrap()
     };
     let w = Parameter::new("w", t(&[0.3, -1.2, 2.0]));
     let mut a = make();

@@ -162,10 +162,12 @@ fn minimise(
     steps: usize,
     rosen: bool,
 ) -> Vec<f64> {
-    let mut opt = make(lr).with_schedule(Cosine {
-        t_max: steps as u64,
-        eta_min: 0.0,
-    });
+    let mut opt = make(lr)
+        .with_schedule(Cosine {
+            t_max: steps as u64,
+            eta_min: 0.0,
+        })
+        .unwrap();
     let opt = &mut opt;
     let p = Parameter::new("x", Tensor::from_vec(x0.to_vec(), [x0.len()]).unwrap());
     for _ in 0..steps {

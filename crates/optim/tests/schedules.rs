@@ -75,13 +75,16 @@ impl Schedule for Boxed {
     fn lr(&self, t: u64, base: f64) -> f64 {
         self.0.lr(t, base)
     }
+    fn validate(&self) -> Result<()> {
+        self.0.validate()
+    }
     fn observe(&mut self, m: f64) {
         self.0.observe(m)
     }
     fn state(&self) -> Vec<f64> {
         self.0.state()
     }
-    fn set_state(&mut self, s: &[f64]) {
+    fn set_state(&mut self, s: &[f64]) -> Result<()> {
         self.0.set_state(s)
     }
 }
@@ -96,7 +99,8 @@ fn every_schedule_matches_pytorch_for_200_steps() {
         let p = Parameter::new("p", Tensor::<f64>::zeros([1]));
         let mut opt = Sgd::new::<f64>(0.1)
             .unwrap()
-            .with_schedule(Boxed(schedule(&c.name)));
+            .with_schedule(Boxed(schedule(&c.name)))
+            .unwrap();
         for (t, w) in want.iter().enumerate() {
             let got = opt.current_lr();
             assert!(
@@ -140,6 +144,7 @@ fn a_plateau_schedule_resumes_exactly_from_saved_state() {
         Sgd::new::<f64>(0.1)
             .unwrap()
             .with_schedule(ReduceOnPlateau::new(0.5, 5, 1e-4, 2, 0.001))
+            .unwrap()
     };
     let mut a = make();
     for &m in &metrics[..40] {

@@ -131,3 +131,22 @@ pub fn same_shape(op: &'static str, what: &str, a: &[usize], b: &[usize]) -> Res
         ))
     }
 }
+
+/// Checks that a tensor of `shape` with elements of type `E` can be
+/// allocated before an op builds it (see `Error::TooLarge`); returns its
+/// element count.
+///
+/// # Errors
+/// When the element count or the byte size overflows, or the allocator
+/// refuses that many bytes, naming `op`, the shape and the bytes.
+pub fn alloc<E>(op: &'static str, shape: &[usize]) -> Result<usize> {
+    crate::shape::check_alloc::<E>(op, shape)
+}
+
+/// Resolves reduction axes (negative ones count from the end) for `op`.
+///
+/// # Errors
+/// An axis out of range or repeated, naming `op`.
+pub fn axes(op: &'static str, axes: &[isize], shape: &[usize]) -> Result<Vec<usize>> {
+    Ok(crate::shape::normalize_axes(op, axes, shape)?.to_vec())
+}

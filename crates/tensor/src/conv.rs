@@ -131,6 +131,10 @@ impl Geom {
     /// allocated (their sizes come from shapes and parameters, which may
     /// be huge), so that the products below cannot overflow.
     fn check_buffers<E>(&self, op: &'static str) -> Result<()> {
+        // Planes on their own too: with N = 0 the whole is empty but the
+        // kernels still multiply H·W.
+        check_alloc::<E>(op, &[self.c, self.h, self.w])?;
+        check_alloc::<E>(op, &[self.o, self.oh, self.ow])?;
         check_alloc::<E>(op, &[self.n, self.c, self.h, self.w])?;
         check_alloc::<E>(op, &[self.n, self.o, self.oh, self.ow])?;
         check_alloc::<E>(op, &[self.c, self.kh, self.kw, self.oh, self.ow])?;
@@ -231,21 +235,24 @@ fn for_each_tap(ge: &Geom, mut f: impl FnMut(usize, usize)) {
             for kj in 0..ge.kw {
                 let row = (ci * ge.kh + ki) * ge.kw + kj;
                 for oi in 0..ge.oh {
-                    let ih = (oi * ge.p.stride[0] + ki * ge.p.dilation[0]) as isize
-                        - ge.p.padding[0] as isize;
-                    if ih < 0 || ih >= ge.h as isize {
+                    // In padded coordinates the position fits usize (the
+                    // geometry checked the padded size); unsigned
+                    // arithmetic cannot wrap the way a cast to isize of a
+                    // huge padding did.
+                    let Some(ih) = (oi * ge.p.stride[0] + ki * ge.p.dilation[0])
+                        .checked_sub(ge.p.padding[0])
+                        .filter(|&v| v < ge.h)
+                    else {
                         continue;
-                    }
+                    };
                     for oj in 0..ge.ow {
-                        let iw = (oj * ge.p.stride[1] + kj * ge.p.dilation[1]) as isize
-                            - ge.p.padding[1] as isize;
-                        if iw < 0 || iw >= ge.w as isize {
+                        let Some(iw) = (oj * ge.p.stride[1] + kj * ge.p.dilation[1])
+                            .checked_sub(ge.p.padding[1])
+                            .filter(|&v| v < ge.w)
+                        else {
                             continue;
-                        }
-                        f(
-                            row * l + oi * ge.ow + oj,
-                            (ci * ge.h + ih as usize) * ge.w + iw as usize,
-                        );
+                        };
+                        f(row * l + oi * ge.ow + oj, (ci * ge.h + ih) * ge.w + iw);
                     }
                 }
             }
@@ -312,7 +319,9 @@ impl<E: Float> Tensor<E> {
                 }
             }
         };
-        if ge.n > 1 {
+        // An empty sample (O·L = 0) has nothing to compute; rayon refuses
+        // chunks of size 0.
+        if ge.n > 1 && ge.o * l > 0 {
             out.par_chunks_mut(ge.o * l)
                 .enumerate()
                 .for_each(per_sample);
@@ -365,7 +374,7 @@ impl<E: Float> Tensor<E> {
                 col2im_add(&ge, &cols, &mut d[gi * cg * plane..][..cg * plane]);
             }
         };
-        if ge.n > 1 {
+        if ge.n > 1 && ge.c * plane > 0 {
             dx.par_chunks_mut(ge.c * plane)
                 .enumerate()
                 .for_each(per_sample);
@@ -398,6 +407,11 @@ impl<E: Float> Tensor<E> {
         // Fixed chunks of samples, each summed into its own buffer, then the
         // buffers added in order: the result does not depend on thread count.
         const SAMPLES_PER_CHUNK: usize = 8;
+        // No sample, or empty samples: the gradient is zero (and a huge N
+        // of empty samples must not be looped over).
+        if ge.n == 0 || ge.c * ge.h * ge.w == 0 || ge.o * l == 0 {
+            return Ok(Self::zeros(weight_shape));
+        }
         let nchunks = ge.n.div_ceil(SAMPLES_PER_CHUNK);
         let partial = |ch: usize| {
             let mut dw = vec![E::ZERO; wlen];
@@ -775,6 +789,8 @@ fn pool_geometry(
     // f64 and usize indices are the largest elements these kernels keep.
     check_alloc::<f64>(op, s)?;
     check_alloc::<f64>(op, &[s[0], s[1], oh, ow])?;
+    check_alloc::<f64>(op, &[s[2], s[3]])?;
+    check_alloc::<f64>(op, &[oh, ow])?;
     Ok((s[0], s[1], s[2], s[3], oh, ow))
 }
 

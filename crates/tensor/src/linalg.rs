@@ -177,6 +177,11 @@ impl<E: Float> Tensor<E> {
         out_shape.push(m);
         out_shape.push(n);
         crate::shape::check_alloc::<E>("matmul", &out_shape)?;
+        if numel(&out_shape) == 0 {
+            // Nothing to compute (and a huge batch of empty products must
+            // not be looped over).
+            return Ok(Self::zeros(&out_shape));
+        }
         let mut out = ArrayD::<E>::zeros(IxDyn(&[nb, m, n]));
         let (av, bv) = (a.nd(), b.nd());
         if batch.is_empty() {

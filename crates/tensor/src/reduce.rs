@@ -220,7 +220,9 @@ impl<E: Float> Tensor<E> {
                     }
                 }
             };
-            if s.len() >= PAR_THRESHOLD && inner >= 2 * 64 {
+            if inner == 0 {
+                // Empty rows: nothing to add however many there are.
+            } else if s.len() >= PAR_THRESHOLD && inner >= 2 * 64 {
                 acc.par_chunks_mut(64)
                     .enumerate()
                     .for_each(|(i, c)| add_rows(c, i * 64));
