@@ -76,8 +76,11 @@ impl<E: Float> Gradients<E> {
 
 impl<E: Float> Index<&Parameter<E>> for Gradients<E> {
     type Output = Tensor<E>;
+    /// `grads[&p]`, the documented panicking form (as `HashMap` indexing);
+    /// [`Gradients::get`] returns an `Option` instead.
+    ///
     /// # Panics
-    /// When the parameter has no gradient.
+    /// When the parameter has no gradient (unconnected, or not asked for).
     #[track_caller]
     fn index(&self, p: &Parameter<E>) -> &Tensor<E> {
         self.get(p)

@@ -89,7 +89,10 @@ fn positive(schedule: &'static str, name: &'static str, v: u64) -> Result<()> {
 /// `f64::MAX` finite.
 fn cosine_between(eta_min: f64, base: f64, num: u64, den: u64) -> f64 {
     let x = PI * num as f64 / den.max(1) as f64;
-    eta_min + (base - eta_min) / 2.0 * (1.0 + x.cos())
+    let v = eta_min + (base - eta_min) / 2.0 * (1.0 + x.cos());
+    // A convex combination of the two: clamping only undoes rounding (with
+    // subnormal rates halving is inexact and could give a tiny negative).
+    v.max(eta_min.min(base)).min(eta_min.max(base))
 }
 
 /// The base rate times `factor` for the first `steps` steps, then the base
@@ -461,8 +464,10 @@ impl Schedule for OneCycle {
         // before step 0 has no length, and its end value holds.
         let end1 = self.pct_start * self.total_steps as f64 - 1.0;
         let end2 = self.total_steps as f64 - 1.0;
-        let anneal =
-            |from: f64, to: f64, pct: f64| to + (from - to) / 2.0 * ((PI * pct).cos() + 1.0);
+        let anneal = |from: f64, to: f64, pct: f64| {
+            let v = to + (from - to) / 2.0 * ((PI * pct).cos() + 1.0);
+            v.max(from.min(to)).min(from.max(to))
+        };
         let t = t as f64;
         if t <= end1 {
             let pct = if end1 > 0.0 { t / end1 } else { 1.0 };
@@ -579,8 +584,11 @@ impl ReduceOnPlateau {
     }
 }
 /// A saved counter: a whole number in u64's range.
+/// A counter saved as f64. Above 2^53 the saved value is rounded (to 2^64
+/// for counters near `u64::MAX`), so the largest accepted value is 2^64,
+/// which `as` saturates to `u64::MAX`.
 fn counter(name: &str, v: f64) -> Result<u64> {
-    if v >= 0.0 && v.fract() == 0.0 && v < u64::MAX as f64 {
+    if v >= 0.0 && v.fract() == 0.0 && v <= u64::MAX as f64 {
         Ok(v as u64)
     } else {
         Err(Error::State(format!(

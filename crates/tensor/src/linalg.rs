@@ -44,7 +44,7 @@ pub(crate) fn gemm_into<E: Float>(
         }
         return;
     }
-    let par = if parallel && m * n * k >= GEMM_PAR_WORK {
+    let par = if parallel && m.saturating_mul(n).saturating_mul(k) >= GEMM_PAR_WORK {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None
