@@ -53,6 +53,42 @@ fn grads_at(f: &impl CheckFn, xs: &[Tensor<f64>], r: &Tensor<f64>) -> Result<Vec
     Ok(g.into_iter().map(|g| g.expect("zeros requested")).collect())
 }
 
+/// The gradient of s(x) = Σᵢ ⟨∇ᵢ⟨f(x), r⟩, uᵢ⟩ with respect to every
+/// input, by double backward; `None` when no input reaches the output.
+fn double_backward(
+    f: &impl CheckFn,
+    xs: &[Tensor<f64>],
+    r: &Tensor<f64>,
+    us: &[Tensor<f64>],
+) -> Result<Option<Vec<Tensor<f64>>>> {
+    let tape = Tape::new();
+    let vars: Vec<Var<'_, f64>> = xs.iter().map(|x| tape.var(x.clone())).collect();
+    let refs: Vec<&Var<'_, f64>> = vars.iter().collect();
+    let y = f(&vars)?;
+    let gs = tape.gradient_graph(&y, &refs, Some(r))?;
+    let mut s: Option<Var<'_, f64>> = None;
+    for (g, u) in gs.iter().zip(us) {
+        if let Some(g) = g {
+            let term = g.mul(&g.lift(u.clone()))?.sum_all();
+            s = Some(match s {
+                None => term,
+                Some(acc) => acc.add(&term)?,
+            });
+        }
+    }
+    let Some(s) = s else { return Ok(None) };
+    let zero = GradientOptions {
+        output_grad: None,
+        unconnected: Unconnected::Zero,
+    };
+    Ok(Some(
+        tape.gradient_vars(&s, &refs, &zero)?
+            .into_iter()
+            .map(|g| g.expect("zeros requested"))
+            .collect(),
+    ))
+}
+
 /// Compares the gradient of ⟨f(xs), r⟩ from the tape with central finite
 /// differences, element by element, for a fixed random r (so non-scalar
 /// outputs are covered). With `second_order`, also compares the gradient of
@@ -108,29 +144,11 @@ pub fn gradcheck(f: impl CheckFn, inputs: &[Tensor<f64>], opts: GradcheckOptions
         .iter()
         .map(|x| Tensor::randn(x.shape(), &mut rng))
         .collect();
-    let tape = Tape::new();
-    let vars: Vec<Var<'_, f64>> = inputs.iter().map(|x| tape.var(x.clone())).collect();
-    let refs: Vec<&Var<'_, f64>> = vars.iter().collect();
-    let y = f(&vars)?;
-    let gs = tape.gradient_graph(&y, &refs, Some(&r))?;
-    let mut s: Option<Var<'_, f64>> = None;
-    for (g, u) in gs.iter().zip(&us) {
-        if let Some(g) = g {
-            let term = g.mul(&g.lift(u.clone()))?.sum_all();
-            s = Some(match s {
-                None => term,
-                Some(acc) => acc.add(&term)?,
-            });
-        }
-    }
-    let Some(s) = s else { return Ok(()) };
-    let zero = GradientOptions {
-        output_grad: None,
-        unconnected: Unconnected::Zero,
+    let Some(second) = double_backward(&f, inputs, &r, &us)? else {
+        return Ok(());
     };
-    let second = tape.gradient_vars(&s, &refs, &zero)?;
     for (i, g2) in second.iter().enumerate() {
-        let a2 = g2.as_ref().expect("zeros requested").to_vec();
+        let a2 = g2.to_vec();
         for (k, &a) in a2.iter().enumerate() {
             let shifted = |d: f64| -> Result<f64> {
                 let mut xs = inputs.to_vec();
@@ -228,31 +246,9 @@ pub fn gradcheck_directional(
         .iter()
         .map(|x| Tensor::randn(x.shape(), &mut rng))
         .collect();
-    let tape = Tape::new();
-    let vars: Vec<Var<'_, f64>> = inputs.iter().map(|x| tape.var(x.clone())).collect();
-    let refs: Vec<&Var<'_, f64>> = vars.iter().collect();
-    let y = f(&vars)?;
-    let gs = tape.gradient_graph(&y, &refs, Some(&r))?;
-    let mut s: Option<Var<'_, f64>> = None;
-    for (g, v) in gs.iter().zip(&vs) {
-        if let Some(g) = g {
-            let term = g.mul(&g.lift(v.clone()))?.sum_all();
-            s = Some(match s {
-                None => term,
-                Some(acc) => acc.add(&term)?,
-            });
-        }
-    }
-    let Some(s) = s else { return Ok(()) };
-    let zero = GradientOptions {
-        output_grad: None,
-        unconnected: Unconnected::Zero,
+    let Some(second) = double_backward(&f, inputs, &r, &vs)? else {
+        return Ok(());
     };
-    let second: Vec<Tensor<f64>> = tape
-        .gradient_vars(&s, &refs, &zero)?
-        .into_iter()
-        .map(|g| g.expect("zeros requested"))
-        .collect();
     let analytic = dots(&second, &us)?;
     let at = |t: f64| -> Result<f64> { dots(&grads_at(&f, &along(inputs, &us, t)?, &r)?, &vs) };
     let numeric = (at(eps)? - at(-eps)?) / (2.0 * eps);
