@@ -4,7 +4,7 @@
 //! shape, a list of axes) so that callers cannot skip the check and still
 //! compute.
 
-use crate::conv::{conv_geometry, Conv1dParams, Conv2dParams};
+use crate::conv::{conv_geometry, Conv1dParams, Conv2dParams, Geom};
 use crate::error::{Error, Result};
 
 /// Checks a 2-D convolution's input (N, C, H, W), weight
@@ -23,6 +23,18 @@ pub fn conv2d(
     bias: Option<&[usize]>,
     p: Conv2dParams,
 ) -> Result<[usize; 4]> {
+    let ge = conv2d_geometry(op, x, w, bias, p)?;
+    Ok([ge.n, ge.o, ge.oh, ge.ow])
+}
+
+/// [`conv2d`]'s check, returning the whole geometry for the kernels.
+pub(crate) fn conv2d_geometry(
+    op: &'static str,
+    x: &[usize],
+    w: &[usize],
+    bias: Option<&[usize]>,
+    p: Conv2dParams,
+) -> Result<Geom> {
     let ge = conv_geometry(op, x, w, p)?;
     if let Some(b) = bias {
         if b != [ge.o] {
@@ -35,7 +47,7 @@ pub fn conv2d(
             ));
         }
     }
-    Ok([ge.n, ge.o, ge.oh, ge.ow])
+    Ok(ge)
 }
 
 /// Checks a 1-D convolution's input (N, C, L), weight (O, C/groups, K),

@@ -291,8 +291,13 @@ impl<E: Float> Tensor<E> {
         bias: Option<&Self>,
         p: Conv2dParams,
     ) -> Result<Self> {
-        crate::check::conv2d(op, self.shape(), weight.shape(), bias.map(|b| b.shape()), p)?;
-        let ge = conv_geometry(op, self.shape(), weight.shape(), p)?;
+        let ge = crate::check::conv2d_geometry(
+            op,
+            self.shape(),
+            weight.shape(),
+            bias.map(|b| b.shape()),
+            p,
+        )?;
         ge.check_buffers::<E>(op)?;
         let x = self.contiguous();
         let w = weight.contiguous();
