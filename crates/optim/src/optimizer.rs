@@ -263,15 +263,20 @@ impl<E: Float> Optimizer<E> {
     /// - [`Error::DuplicateName`]: a new parameter named like another one.
     pub fn apply_gradients(&mut self, grads: &Gradients<E>) -> Result<StepReport> {
         let optimizer = self.rule.name();
-        let mut pairs: Vec<(&Parameter<E>, Tensor<E>)> = Vec::new();
-        let mut ids = HashSet::with_capacity(grads.len());
+        // Duplicates by sorting the ids: cheaper than hashing them on
+        // every step of a model with many small parameters.
+        let mut ids: Vec<u64> = grads.iter().map(|(p, _)| p.id()).collect();
+        ids.sort_unstable();
+        if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+            let name = grads
+                .iter()
+                .find(|(p, _)| p.id() == w[0])
+                .map(|(p, _)| p.name().to_string())
+                .unwrap_or_default();
+            return Err(Error::DuplicateParameter { optimizer, name });
+        }
+        let mut pairs: Vec<(&Parameter<E>, Tensor<E>)> = Vec::with_capacity(grads.len());
         for (p, g) in grads.iter() {
-            if !ids.insert(p.id()) {
-                return Err(Error::DuplicateParameter {
-                    optimizer,
-                    name: p.name().to_string(),
-                });
-            }
             let Some(g) = g else { continue };
             let shape = p.shape();
             if g.shape() != shape.as_slice() {
@@ -375,7 +380,7 @@ impl<E: Float> Optimizer<E> {
         // Names taken, built only on a step that meets a new parameter.
         let mut taken: Option<HashMap<String, u64>> = None;
         let mut plan = Vec::with_capacity(pairs.len());
-        for (p, _) in pairs {
+        for (p, g) in pairs {
             let group = self.groups.iter().position(|gr| (gr.matches)(p.name()));
             let opts = group.map(|i| self.groups[i].options).unwrap_or_default();
             let scale = opts.lr_scale.unwrap_or(1.0);
@@ -393,12 +398,12 @@ impl<E: Float> Optimizer<E> {
             }
             match self.state.get(&p.id()) {
                 Some((_, st)) => {
-                    let shape = p.shape();
-                    if st.shape != shape {
+                    // g has the parameter's shape (checked by the caller).
+                    if st.shape.as_slice() != g.shape() {
                         return Err(Error::StateShape {
                             optimizer,
                             name: p.name().to_string(),
-                            param: shape,
+                            param: g.shape().to_vec(),
                             state: st.shape.clone(),
                         });
                     }
