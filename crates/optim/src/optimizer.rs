@@ -2,6 +2,7 @@
 //! transforms, a learning-rate schedule, parameter groups, save/restore.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use rayon::prelude::*;
 use smallvec::SmallVec;
@@ -41,6 +42,31 @@ impl WeightDecay {
         }
     }
 }
+
+/// Hashes parameter ids (unique counters, not attacker-chosen keys) with
+/// one multiplication instead of SipHash: the state map is looked up
+/// twice per parameter per step.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        // Fibonacci hashing: spreads consecutive ids over the high bits,
+        // which the table uses.
+        self.0 = v.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// Per-parameter state keyed by parameter id.
+type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 
 /// Hyperparameters that a parameter group overrides, checked when the
 /// group is added ([`Optimizer::with_group`]).
@@ -129,7 +155,7 @@ pub struct Optimizer<E: Float = f32> {
     schedule: Option<Box<dyn Schedule>>,
     transforms: Vec<GradTransform>,
     groups: Vec<Group>,
-    state: HashMap<u64, (String, ParamState<E>)>,
+    state: IdMap<(String, ParamState<E>)>,
     step: u64,
     skipped: u64,
 }
@@ -162,7 +188,7 @@ impl<E: Float> Optimizer<E> {
             schedule: None,
             transforms: Vec::new(),
             groups: Vec::new(),
-            state: HashMap::new(),
+            state: IdMap::default(),
             step: 0,
             skipped: 0,
         })
@@ -488,7 +514,7 @@ impl<E: Float> Optimizer<E> {
                 state.rule
             )));
         }
-        let mut new = HashMap::with_capacity(state.params.len());
+        let mut new = IdMap::with_capacity_and_hasher(state.params.len(), Default::default());
         let mut names = HashSet::with_capacity(state.params.len());
         for (name, st) in &state.params {
             if !names.insert(name.as_str()) {
