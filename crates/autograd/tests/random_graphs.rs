@@ -200,6 +200,29 @@ fn nchw(p: u16, c: usize) -> [usize; 4] {
     ]
 }
 
+/// Clamp bounds of a step (op 19), shared by the planner and the kink check.
+fn clamp_bounds(p: &[u16; 6]) -> (Option<f64>, Option<f64>) {
+    (
+        [None, Some(-0.5), Some(-1.0)][p[1] as usize % 3],
+        [None, Some(0.5), Some(1.2)][p[2] as usize % 3],
+    )
+}
+
+/// Input shape and parameters of a pooling step (ops 70 and 71), shared by
+/// the planner and the tie check.
+fn pool_params(p: &[u16; 6]) -> ([usize; 4], Pool2dParams) {
+    let kernel = [1 + p[3] as usize % 3, 1 + (p[3] as usize >> 2) % 3];
+    let pp = Pool2dParams {
+        kernel,
+        stride: [1 + p[4] as usize % 3, 1 + (p[4] as usize >> 2) % 3],
+        padding: [
+            (p[5] as usize % 2).min(kernel[0] / 2),
+            (p[5] as usize >> 1 & 1).min(kernel[1] / 2),
+        ],
+    };
+    (nchw(p[1], 1 + p[2] as usize % 3), pp)
+}
+
 /// Boxes a step function; the bound gives the closure its higher-ranked
 /// signature (inference alone would not tie the result to the pool).
 fn step_fn<F>(f: F) -> StepFn
@@ -261,8 +284,7 @@ fn plan_step(s: &Step, pool: &Pool<'_>) -> Option<Planned> {
         17 => unary("silu", |x| x.silu())?,
         18 => unary("softplus", |x| x.softplus())?,
         19 => {
-            let lo = [None, Some(-0.5), Some(-1.0)][p[1] as usize % 3];
-            let hi = [None, Some(0.5), Some(1.2)][p[2] as usize % 3];
+            let (lo, hi) = clamp_bounds(&p);
             planned!(format!("clamp(#{ia}, {lo:?}, {hi:?})"), |v| v[ia]
                 .clamp(lo, hi))
         }
@@ -728,18 +750,7 @@ fn plan_step(s: &Step, pool: &Pool<'_>) -> Option<Planned> {
             }
         }
         70 | 71 => {
-            let xs = nchw(p[1], 1 + p[2] as usize % 3);
-            let kernel = [1 + p[3] as usize % 3, 1 + (p[3] as usize >> 2) % 3];
-            let stride = [1 + p[4] as usize % 3, 1 + (p[4] as usize >> 2) % 3];
-            let padding = [
-                (p[5] as usize % 2).min(kernel[0] / 2),
-                (p[5] as usize >> 1 & 1).min(kernel[1] / 2),
-            ];
-            let pp = Pool2dParams {
-                kernel,
-                stride,
-                padding,
-            };
+            let (xs, pp) = pool_params(&p);
             let max = s.op == 70;
             planned!(
                 format!(
@@ -789,8 +800,7 @@ fn near_kink(s: &Step, pool: &Pool<'_>, margin: f64) -> Result<bool> {
     Ok(match s.op {
         11 | 12 | 13 | 14 | 28 => near_zero(x, margin),
         19 => {
-            let lo = [None, Some(-0.5), Some(-1.0)][p[1] as usize % 3];
-            let hi = [None, Some(0.5), Some(1.2)][p[2] as usize % 3];
+            let (lo, hi) = clamp_bounds(&p);
             lo.is_some_and(|l| near_zero(&x.add_scalar(-l), margin))
                 || hi.is_some_and(|h| near_zero(&x.add_scalar(-h), margin))
         }
@@ -818,17 +828,8 @@ fn near_kink(s: &Step, pool: &Pool<'_>, margin: f64) -> Result<bool> {
             x.to_vec().iter().any(|&v| v.abs() < margin) && (s.op == 41 || p[1] % 5 == 4)
         }
         70 => {
-            let xs = nchw(p[1], 1 + p[2] as usize % 3);
+            let (xs, pp) = pool_params(&p);
             let xv = conform(&pool[ia], &xs)?.into_value();
-            let kernel = [1 + p[3] as usize % 3, 1 + (p[3] as usize >> 2) % 3];
-            let pp = Pool2dParams {
-                kernel,
-                stride: [1 + p[4] as usize % 3, 1 + (p[4] as usize >> 2) % 3],
-                padding: [
-                    (p[5] as usize % 2).min(kernel[0] / 2),
-                    (p[5] as usize >> 1 & 1).min(kernel[1] / 2),
-                ],
-            };
             pool_near_tie(&xv, &pp, margin)
         }
         _ => false,
