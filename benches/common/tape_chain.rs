@@ -13,6 +13,6 @@ pub fn chain(x: &Parameter<f32>, c: &Tensor<f32>) -> Tensor<f32> {
     for _ in 0..500 {
         v = v.mul(&c).expect("same shape").tanh();
     }
-    let loss = v.sum_all();
+    let loss = v.sum();
     tape.gradient(&loss, [x]).expect("scalar target")[x].clone()
 }

@@ -6,7 +6,8 @@ use tapir_tensor::{Float, Tensor};
 
 use crate::error::Result;
 use crate::op::Op;
-use crate::tape::{Tape, Var};
+use crate::tape::Tape;
+use crate::var::Var;
 
 /// An op with a hand-written gradient: the counterpart of
 /// `tf.custom_gradient` and `torch.autograd.Function`.
@@ -47,7 +48,7 @@ use crate::tape::{Tape, Var};
 /// let tape = Tape::new();
 /// let q = Var::custom(Arc::new(RoundSte), &[&tape.watch(&w)])?;
 /// assert_eq!(q.value().to_vec(), vec![0.0, 2.0]);
-/// let loss = q.mul_scalar(3.0).sum_all();
+/// let loss = q.mul_scalar(3.0).sum();
 /// let grads = tape.gradient(&loss, [&w])?;
 /// assert_eq!(grads[&w].to_vec(), vec![3.0, 3.0]); // passed straight through
 /// # Ok::<(), tapir_autograd::Error>(())

@@ -110,7 +110,7 @@ pub(crate) fn backward<E: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tape::Var;
+    use crate::var::Var;
     use tapir_tensor::Rng;
 
     /// Every fast rule gives the bits of the general rule, for each

@@ -5,7 +5,8 @@ use tapir_tensor::{Float, Tensor};
 
 use crate::error::Result;
 use crate::gradients::{GradientOptions, Unconnected};
-use crate::tape::{Tape, Var};
+use crate::tape::Tape;
+use crate::var::Var;
 
 /// The Jacobian of `f` at `x`: shape `f(x).shape + x.shape`, entry
 /// (i, j) = ∂f(x)ᵢ/∂xⱼ (`torch.autograd.functional.jacobian`). One backward
@@ -70,7 +71,7 @@ pub fn hvp<E: Float>(
     let g = tape.gradient_graph(&y, &[&xv], None)?[0]
         .clone()
         .unwrap_or_else(zeros);
-    let gv = g.mul(&xv.lift(v.clone()))?.sum_all();
+    let gv = g.mul(&xv.lift(v.clone()))?.sum();
     let opts = GradientOptions {
         output_grad: None,
         unconnected: Unconnected::Zero,

@@ -4,7 +4,8 @@ use tapir_tensor::{Rng, Tensor};
 
 use crate::error::{Error, Result};
 use crate::gradients::{GradientOptions, Unconnected};
-use crate::tape::{Tape, Var};
+use crate::tape::Tape;
+use crate::var::Var;
 
 /// Tolerances of [`gradcheck`]; the defaults are PyTorch's (eps 1e-6,
 /// atol 1e-5, rtol 1e-3).
@@ -36,7 +37,7 @@ pub trait CheckFn: for<'t> Fn(&[Var<'t, f64>]) -> Result<Var<'t, f64>> {}
 impl<F: for<'t> Fn(&[Var<'t, f64>]) -> Result<Var<'t, f64>>> CheckFn for F {}
 
 fn dot(a: &Tensor<f64>, b: &Tensor<f64>) -> Result<f64> {
-    Ok(a.mul(b)?.sum_all().item()?)
+    Ok(a.mul(b)?.sum().item()?)
 }
 
 /// First-order gradients of ⟨f(xs), r⟩ with respect to every input.
@@ -69,7 +70,7 @@ fn double_backward(
     let mut s: Option<Var<'_, f64>> = None;
     for (g, u) in gs.iter().zip(us) {
         if let Some(g) = g {
-            let term = g.mul(&g.lift(u.clone()))?.sum_all();
+            let term = g.mul(&g.lift(u.clone()))?.sum();
             s = Some(match s {
                 None => term,
                 Some(acc) => acc.add(&term)?,

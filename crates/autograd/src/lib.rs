@@ -24,6 +24,7 @@
 //! gradients and the unconnected-gradient policy.
 #![deny(missing_docs)]
 
+mod backward;
 mod custom;
 mod error;
 mod fast;
@@ -33,8 +34,9 @@ mod gradients;
 mod op;
 mod param;
 mod rules;
+mod slots;
 mod tape;
-mod var_ops;
+mod var;
 
 pub use custom::CustomOp;
 pub use error::{Error, Result};
@@ -42,6 +44,7 @@ pub use functional::{hvp, jacobian};
 pub use gradcheck::{gradcheck, gradcheck_directional, CheckFn, GradcheckOptions};
 pub use gradients::{GradientOptions, Gradients, Unconnected};
 pub use param::Parameter;
-pub use tape::{Tape, Var};
+pub use tape::Tape;
+pub use var::Var;
 
 pub use tapir_tensor as tensor;

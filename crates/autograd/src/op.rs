@@ -49,7 +49,7 @@ pub(crate) enum Op<E: Float> {
     Silu,
     Softplus,
     Clamp(Option<E>, Option<E>),
-    /// `where_(cond, a, b)`; the condition is data, not an input.
+    /// `a.where_(cond, b)`; the condition is data, not an input.
     Where(Box<Tensor<E>>),
     Sum {
         axes: Vec<isize>,

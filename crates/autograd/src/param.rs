@@ -27,7 +27,7 @@ struct Inner<E: Float> {
 /// let w = Parameter::new("w", Tensor::<f32>::zeros([2, 3]));
 /// let alias = w.clone();
 /// alias.set(Tensor::ones([2, 3]));
-/// assert_eq!(w.value().sum_all().item()?, 6.0);
+/// assert_eq!(w.value().sum().item()?, 6.0);
 /// assert_eq!(w.name(), "w");
 /// # Ok::<(), tapir_tensor::Error>(())
 /// ```

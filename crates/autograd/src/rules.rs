@@ -12,7 +12,7 @@ use tapir_tensor::{Float, GeluApprox, Tensor};
 
 use crate::error::{Error, Result};
 use crate::op::Op;
-use crate::tape::Var;
+use crate::var::Var;
 
 type Grads<'t, E> = SmallVec<[Option<Var<'t, E>>; 2]>;
 
@@ -201,7 +201,7 @@ pub(crate) fn backward<'t, E: Float>(
             let ks = kept_shape(x[0].shape(), axes)?;
             let ext = out.value.reshape_usize(&ks)?;
             let hit = x[0].value.eq(&ext)?;
-            let count = hit.sum(axes, true)?;
+            let count = hit.sum_axes(axes, true)?;
             let w = hit.div(&count)?;
             one(g.reshape_usize(&ks)?.mul(&mask(g, w))?)
         }
@@ -216,11 +216,11 @@ pub(crate) fn backward<'t, E: Float>(
             one(g.reshape_usize(&ks)?.mul(&x[0].sub(&o)?.exp())?)
         }
         Op::Softmax(axis) => {
-            let s = g.mul(out)?.sum(&[*axis], true)?;
+            let s = g.mul(out)?.sum_axes(&[*axis], true)?;
             one(out.mul(&g.sub(&s)?)?)
         }
         Op::LogSoftmax(axis) => {
-            let s = g.sum(&[*axis], true)?;
+            let s = g.sum_axes(&[*axis], true)?;
             one(g.sub(&out.exp().mul(&s)?)?)
         }
         Op::Matmul => matmul_rule(&x[0], &x[1], g, needs)?,
@@ -259,7 +259,7 @@ pub(crate) fn backward<'t, E: Float>(
         }
         Op::Gather { axis, idx } => {
             let zeros = x[0].value.zeros_like();
-            let v = zeros.scatter_add(*axis as isize, idx, &g.value)?;
+            let v = zeros.scatter_add(*axis as isize, &**idx, &g.value)?;
             let op = Op::ScatterAddZeros {
                 axis: *axis,
                 idx: idx.clone(),
@@ -271,7 +271,7 @@ pub(crate) fn backward<'t, E: Float>(
             // only src's leading index-shaped block was scattered, the
             // rest gets zeros, so the gathered gradient is padded at the
             // end of each axis up to src's shape.
-            let picked = g.gather(*axis as isize, idx)?;
+            let picked = g.gather(*axis as isize, &**idx)?;
             let src = x[0].shape();
             if picked.shape() == src {
                 one(picked)

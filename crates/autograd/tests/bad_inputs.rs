@@ -295,10 +295,10 @@ fn table() -> Vec<Case> {
             "hvp direction shape",
             TShape,
             ["hvp", "[3]", "[2]"],
-            |tape| hvp(|x| Ok(x.square().sum_all()), &ones(&[3]), &ones(&[2]))
+            |tape| hvp(|x| Ok(x.square().sum()), &ones(&[3]), &ones(&[2]))
         ),
         case!("hvp direction rank", TShape, ["hvp"], |tape| hvp(
-            |x| Ok(x.square().sum_all()),
+            |x| Ok(x.square().sum()),
             &ones(&[2, 2]),
             &ones(&[4])
         )),
@@ -341,18 +341,18 @@ fn table() -> Vec<Case> {
             .index_add(0, &[MAX], &tape.var(ones(&[1])))),
         case!("gather MAX", TIndex, ["gather"], |tape| tape
             .var(ones(&[3]))
-            .gather(0, &indices(vec![MAX], [1]).unwrap())),
+            .gather(0, indices(vec![MAX], [1]).unwrap())),
         case!("scatter_add MAX", TIndex, ["scatter_add"], |tape| tape
             .var(ones(&[3]))
             .scatter_add(
                 0,
-                &indices(vec![MAX], [1]).unwrap(),
+                indices(vec![MAX], [1]).unwrap(),
                 &tape.var(ones(&[1]))
             )),
         case!("scatter_add src small", TShape, ["scatter_add"], |tape| {
             tape.var(ones(&[3])).scatter_add(
                 0,
-                &indices(vec![0, 1], [2]).unwrap(),
+                indices(vec![0, 1], [2]).unwrap(),
                 &tape.var(ones(&[1])),
             )
         }),
@@ -413,17 +413,18 @@ fn table() -> Vec<Case> {
             .var(ones(&[2, 3]))
             .add(&tape.var(ones(&[2])))),
         case!("where_ broadcast", TBroadcast, ["where_"], |tape| {
-            Var::where_(&ones(&[4]), &tape.var(ones(&[2, 3])), &tape.var(ones(&[3])))
+            tape.var(ones(&[2, 3]))
+                .where_(&ones(&[4]), &tape.var(ones(&[3])))
         }),
         case!("softmax axis", TAxis, ["softmax"], |tape| tape
             .var(ones(&[2, 3]))
             .softmax(2)),
         case!("sum axis MIN", TAxis, ["sum"], |tape| tape
             .var(ones(&[2, 3]))
-            .sum(&[isize::MIN], false)),
+            .sum_axes(&[isize::MIN], false)),
         case!("std axis names std", TAxis, ["std"], |tape| tape
             .var(ones(&[2, 3]))
-            .std(&[5], false)),
+            .std_axes(&[5], false)),
         case!("permute repeated", TShape, ["permute"], |tape| tape
             .var(ones(&[2, 3]))
             .permute(&[1, 1])),
@@ -435,7 +436,7 @@ fn table() -> Vec<Case> {
         }),
         case!("gather rank", TShape, ["gather"], |tape| tape
             .var(ones(&[2, 3]))
-            .gather(1, &indices(vec![0], [1]).unwrap())),
+            .gather(1, indices(vec![0], [1]).unwrap())),
         case!("flatten reversed", TArg, ["flatten"], |tape| tape
             .var(ones(&[2, 3]))
             .flatten(1, 0)),
@@ -469,7 +470,7 @@ fn table() -> Vec<Case> {
             ["gradient"],
             |tape| {
                 let other = Tape::new();
-                let y = other.var(ones(&[1])).sum_all();
+                let y = other.var(ones(&[1])).sum();
                 tape.gradient_vars(&y, &[], &GradientOptions::default())
             }
         ),
@@ -480,7 +481,7 @@ fn table() -> Vec<Case> {
             |tape| {
                 let other = Tape::new();
                 let x = tape.var(ones(&[2]));
-                let y = x.sum_all();
+                let y = x.sum();
                 tape.gradient_vars(&y, &[&other.var(ones(&[2]))], &GradientOptions::default())
             }
         ),
@@ -521,7 +522,7 @@ fn table() -> Vec<Case> {
             ["gradient", "'w'", "[2]", "[3]"],
             |tape| {
                 let w = Parameter::new("w", ones(&[2]));
-                let y = tape.watch(&w).sum_all();
+                let y = tape.watch(&w).sum();
                 w.set(ones(&[3]));
                 tape.gradient(&y, [&w])
             }
@@ -535,7 +536,7 @@ fn table() -> Vec<Case> {
                     Parameter::new("w", ones(&[2])),
                     Parameter::new("b", ones(&[2])),
                 );
-                let y = tape.watch(&w).sum_all();
+                let y = tape.watch(&w).sum();
                 let _ = tape.watch(&b);
                 let opts = GradientOptions {
                     output_grad: None,
@@ -550,7 +551,7 @@ fn table() -> Vec<Case> {
             ["bad_shape", "[5]", "[2]"],
             |tape| {
                 let x = tape.var(ones(&[2]));
-                let y = Var::custom(Arc::new(BadShape(vec![5], 1)), &[&x])?.sum_all();
+                let y = Var::custom(Arc::new(BadShape(vec![5], 1)), &[&x])?.sum();
                 tape.gradient_vars(&y, &[&x], &GradientOptions::default())
             }
         ),
@@ -560,7 +561,7 @@ fn table() -> Vec<Case> {
             ["bad_shape", "2 gradients for 1 inputs"],
             |tape| {
                 let x = tape.var(ones(&[2]));
-                let y = Var::custom(Arc::new(BadShape(vec![2], 2)), &[&x])?.sum_all();
+                let y = Var::custom(Arc::new(BadShape(vec![2], 2)), &[&x])?.sum();
                 tape.gradient_vars(&y, &[&x], &GradientOptions::default())
             }
         ),
@@ -570,7 +571,7 @@ fn table() -> Vec<Case> {
             ["bad_shape"],
             |tape| {
                 let x = tape.var(ones(&[2]));
-                let y = Var::custom(Arc::new(BadShape(vec![1, 2], 1)), &[&x])?.sum_all();
+                let y = Var::custom(Arc::new(BadShape(vec![1, 2], 1)), &[&x])?.sum();
                 tape.gradient_graph(&y, &[&x], None)
             }
         ),
@@ -614,14 +615,14 @@ fn table() -> Vec<Case> {
     // Each Var reduction refuses bad axes under its own name.
     type Red = for<'t> fn(&Var<'t, f64>, &[isize], bool) -> Result<Var<'t, f64>>;
     let reds: [(&'static str, Red); 8] = [
-        ("sum", |x, a, k| x.sum(a, k)),
-        ("mean", |x, a, k| x.mean(a, k)),
-        ("max", |x, a, k| x.max(a, k)),
-        ("min", |x, a, k| x.min(a, k)),
-        ("prod", |x, a, k| x.prod(a, k)),
-        ("var", |x, a, k| x.var(a, k)),
-        ("std", |x, a, k| x.std(a, k)),
-        ("logsumexp", |x, a, k| x.logsumexp(a, k)),
+        ("sum", |x, a, k| x.sum_axes(a, k)),
+        ("mean", |x, a, k| x.mean_axes(a, k)),
+        ("max", |x, a, k| x.max_axes(a, k)),
+        ("min", |x, a, k| x.min_axes(a, k)),
+        ("prod", |x, a, k| x.prod_axes(a, k)),
+        ("var", |x, a, k| x.var_axes(a, k)),
+        ("std", |x, a, k| x.std_axes(a, k)),
+        ("logsumexp", |x, a, k| x.logsumexp_axes(a, k)),
     ];
     for (name, f) in reds {
         for axes in [vec![2isize], vec![-3], vec![isize::MAX], vec![isize::MIN]] {
@@ -688,7 +689,7 @@ fn gradients_index_panics_as_documented_and_get_does_not() {
         Parameter::new("b", ones(&[2])),
     );
     let tape = Tape::new();
-    let y = tape.watch(&w).sum_all();
+    let y = tape.watch(&w).sum();
     let grads = tape.gradient(&y, [&w]).unwrap();
     assert!(grads.get(&b).is_none());
     assert!(catch_unwind(AssertUnwindSafe(|| grads[&b].clone())).is_err());
@@ -721,13 +722,13 @@ fn no_panic(
     let r = catch_unwind(AssertUnwindSafe(|| -> Result<()> {
         let tape = Tape::new();
         let x = tape.var(T::ones(shape));
-        let y = f(&x)?.sum_all();
+        let y = f(&x)?.sum();
         let g = tape.gradient_vars(&y, &[&x], &GradientOptions::default())?;
         if let Some(g) = &g[0] {
             assert_eq!(g.shape(), x.shape());
         }
         if let Some(g) = &tape.gradient_graph(&y, &[&x], None)?[0] {
-            let s = g.sum_all();
+            let s = g.sum();
             tape.gradient_vars(&s, &[&x], &GradientOptions::default())?;
         }
         Ok(())
@@ -751,10 +752,10 @@ proptest! {
         no_panic(&s, |x| x.transpose(a, b))?;
         no_panic(&s, |x| x.unsqueeze(a)?.squeeze(b))?;
         no_panic(&s, |x| x.flatten(a, b))?;
-        no_panic(&s, |x| x.sum(&[a, b], keep))?;
-        no_panic(&s, |x| x.max(&[a], keep))?;
-        no_panic(&s, |x| x.std(&[a], keep))?;
-        no_panic(&s, |x| x.logsumexp(&[b], keep))?;
+        no_panic(&s, |x| x.sum_axes(&[a, b], keep))?;
+        no_panic(&s, |x| x.max_axes(&[a], keep))?;
+        no_panic(&s, |x| x.std_axes(&[a], keep))?;
+        no_panic(&s, |x| x.logsumexp_axes(&[b], keep))?;
         no_panic(&s, |x| x.softmax(a))?;
         no_panic(&s, |x| x.reshape_usize(&[n1, n2]))?;
         no_panic(&s, |x| x.broadcast_to([n1, n2]))?;
@@ -769,8 +770,8 @@ proptest! {
         no_panic(&s, |x| x.mse(&x.lift(T::ones(&t2))))?;
         no_panic(&s, |x| x.matmul(&x.lift(T::ones(&t2))))?;
         no_panic(&s, |x| x.cross_entropy(&[n1, n2]))?;
-        no_panic(&s, |x| x.gather(a, &indices(vec![n1], [1]).unwrap()))?;
-        no_panic(&s, |x| x.scatter_add(a, &indices(vec![n1 % 3], [1]).unwrap(), &x.lift(T::ones([2]))))?;
+        no_panic(&s, |x| x.gather(a, indices(vec![n1], [1]).unwrap()))?;
+        no_panic(&s, |x| x.scatter_add(a, indices(vec![n1 % 3], [1]).unwrap(), &x.lift(T::ones([2]))))?;
     }
 
     #[test]

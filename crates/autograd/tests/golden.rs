@@ -90,10 +90,10 @@ fn self_attention_block_with_layer_norm() {
     let att = scores.softmax(-1).unwrap();
     let h = att.matmul(&val).unwrap().matmul(&v[4]).unwrap();
     let y = x + &h;
-    let mean = y.mean(&[-1], true).unwrap();
+    let mean = y.mean_axes(&[-1], true).unwrap();
     let var = y.var_with(&[-1], true, 0).unwrap();
     let z = (&y - &mean).div(&var.add_scalar(1e-5).sqrt()).unwrap() * &v[5] + &v[6];
-    let loss = z.mul(&tape.constant(r)).unwrap().sum_all();
+    let loss = z.mul(&tape.constant(r)).unwrap().sum();
     let g = tape.gradient(&loss, &ps).unwrap();
     assert_close(loss.value(), &c.t::<f64>("loss"), RTOL, ATOL);
     for (p, label) in ps

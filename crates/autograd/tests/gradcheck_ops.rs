@@ -76,7 +76,7 @@ fn table() -> Vec<Case> {
         }),
         case("where", vec![n(&[2, 3]), n(&[3])], |v| {
             let c = Tensor::from_vec(vec![1.0, 0.0], [2, 1])?;
-            Var::where_(&c, &v[0], &v[1])
+            v[0].where_(&c, &v[1])
         }),
         // Unary.
         case("neg", vec![n(&[4])], |v| Ok(v[0].neg())),
@@ -118,20 +118,22 @@ fn table() -> Vec<Case> {
                 .rsub_scalar(0.5))
         }),
         // Reductions over one axis, several axes, all, with and without keepdim.
-        case("sum_axis", vec![n(&[2, 3, 4])], |v| v[0].sum(&[1], false)),
-        case("sum_axes_keep", vec![n(&[2, 3, 4])], |v| {
-            v[0].sum(&[0, 2], true)
+        case("sum_axis", vec![n(&[2, 3, 4])], |v| {
+            v[0].sum_axes(&[1], false)
         }),
-        case("sum_all", vec![n(&[2, 3])], |v| Ok(v[0].sum_all())),
-        case("mean", vec![n(&[2, 3, 4])], |v| v[0].mean(&[-1], true)),
-        case("mean_all", vec![n(&[2, 3])], |v| Ok(v[0].mean_all())),
-        case("max", vec![d(&[2, 3, 4])], |v| v[0].max(&[1], false)),
-        case("min", vec![d(&[2, 3, 4])], |v| v[0].min(&[0, 2], true)),
-        case("prod", vec![p(&[2, 3])], |v| v[0].prod(&[1], false)),
-        case("var", vec![n(&[3, 4])], |v| v[0].var(&[1], false)),
-        case("std", vec![n(&[3, 4])], |v| v[0].std(&[0], true)),
+        case("sum_axes_keep", vec![n(&[2, 3, 4])], |v| {
+            v[0].sum_axes(&[0, 2], true)
+        }),
+        case("sum_all", vec![n(&[2, 3])], |v| Ok(v[0].sum())),
+        case("mean", vec![n(&[2, 3, 4])], |v| v[0].mean_axes(&[-1], true)),
+        case("mean_all", vec![n(&[2, 3])], |v| Ok(v[0].mean())),
+        case("max", vec![d(&[2, 3, 4])], |v| v[0].max_axes(&[1], false)),
+        case("min", vec![d(&[2, 3, 4])], |v| v[0].min_axes(&[0, 2], true)),
+        case("prod", vec![p(&[2, 3])], |v| v[0].prod_axes(&[1], false)),
+        case("var", vec![n(&[3, 4])], |v| v[0].var_axes(&[1], false)),
+        case("std", vec![n(&[3, 4])], |v| v[0].std_axes(&[0], true)),
         case("logsumexp", vec![n(&[2, 3, 4])], |v| {
-            v[0].logsumexp(&[1, 2], false)
+            v[0].logsumexp_axes(&[1, 2], false)
         }),
         case("softmax", vec![n(&[2, 3, 4])], |v| v[0].softmax(1)),
         case("log_softmax", vec![n(&[3, 4])], |v| v[0].log_softmax(-1)),
@@ -157,7 +159,7 @@ fn table() -> Vec<Case> {
         }),
         case("sliced_mul", vec![n(&[4, 6])], |v| {
             let s = v[0].slice(1, 1, None, 2)?;
-            s.mul(&s.transpose(0, 1)?.sum(&[0], true)?.t()?)
+            s.mul(&s.transpose(0, 1)?.sum_axes(&[0], true)?.t()?)
         }),
         // Shape ops.
         case("reshape", vec![n(&[2, 6])], |v| {
@@ -182,9 +184,9 @@ fn table() -> Vec<Case> {
             let a = v[0].narrow(0, 1, 3)?;
             let parts = v[0].split(4, 0)?;
             let chunks = v[0].chunk(3, 0)?;
-            a.sum_all()
-                .add(&parts[1].square().sum_all())?
-                .add(&chunks[2].exp().sum_all())
+            a.sum()
+                .add(&parts[1].square().sum())?
+                .add(&chunks[2].exp().sum())
         }),
         case("concat", vec![n(&[2, 3]), n(&[1, 3])], |v| {
             Ok(Var::concat(&[&v[0], &v[1], &v[0]], 0)?.square())
@@ -211,7 +213,7 @@ fn table() -> Vec<Case> {
             Ok(v[0].index_add(0, &[1, 3, 1], &v[1])?.square())
         }),
         case("max_min_prod_all", vec![d(&[2, 3])], |v| {
-            v[0].max_all()?.add(&v[0].min_all()?)?.add(&v[0].prod_all())
+            v[0].max()?.add(&v[0].min()?)?.add(&v[0].prod())
         }),
         case("cross_entropy", vec![n(&[4, 3])], |v| {
             v[0].cross_entropy(&[0, 2, 1, 2])
@@ -269,7 +271,7 @@ fn table() -> Vec<Case> {
         }),
         // Composite: layer norm, as the nn crate will build it.
         case("layer_norm", vec![n(&[2, 5]), n(&[5]), n(&[5])], |v| {
-            let mean = v[0].mean(&[-1], true)?;
+            let mean = v[0].mean_axes(&[-1], true)?;
             let var = v[0].var_with(&[-1], true, 0)?;
             let z = v[0].sub(&mean)?.div(&var.add_scalar(1e-5).sqrt())?;
             z.mul(&v[1])?.add(&v[2])

@@ -101,9 +101,9 @@ fn near_zero(d: &Tensor<f64>, margin: f64) -> bool {
 
 fn near_tie_to_extreme(x: &Tensor<f64>, axes: &[isize], max: bool, margin: f64) -> Result<bool> {
     let e = if max {
-        x.max(axes, true)?
+        x.max_axes(axes, true)?
     } else {
-        x.min(axes, true)?
+        x.min_axes(axes, true)?
     };
     Ok(near_zero(&x.sub(&e)?, margin))
 }
@@ -338,9 +338,9 @@ fn plan_step(s: &Step, pool: &Pool<'_>) -> Option<Planned> {
                     35 => l.minimum(&r),
                     _ => {
                         if swap {
-                            Var::where_(&cond, &r, &l)
+                            r.where_(&cond, &l)
                         } else {
-                            Var::where_(&cond, &l, &r)
+                            l.where_(&cond, &r)
                         }
                     }
                 }
@@ -369,14 +369,14 @@ fn plan_step(s: &Step, pool: &Pool<'_>) -> Option<Planned> {
                 |v| {
                     let x = &v[ia];
                     match which {
-                        37 => x.sum(&axes, keep),
-                        38 => x.mean(&axes, keep),
-                        39 => x.max(&axes, keep),
-                        40 => x.min(&axes, keep),
-                        41 => x.prod(&axes, keep),
+                        37 => x.sum_axes(&axes, keep),
+                        38 => x.mean_axes(&axes, keep),
+                        39 => x.max_axes(&axes, keep),
+                        40 => x.min_axes(&axes, keep),
+                        41 => x.prod_axes(&axes, keep),
                         42 => x.var_with(&axes, keep, correction),
-                        43 => x.std(&axes, keep),
-                        _ => x.logsumexp(&axes, keep),
+                        43 => x.std_axes(&axes, keep),
+                        _ => x.logsumexp_axes(&axes, keep),
                     }
                 }
             )
@@ -403,11 +403,11 @@ fn plan_step(s: &Step, pool: &Pool<'_>) -> Option<Planned> {
             let which = p[1] % 5;
             let name = ["sum_all", "mean_all", "max_all", "min_all", "prod_all"][which as usize];
             planned!(format!("{name}(#{ia})"), |v| match which {
-                0 => Ok(v[ia].sum_all()),
-                1 => Ok(v[ia].mean_all()),
-                2 => v[ia].max_all(),
-                3 => v[ia].min_all(),
-                _ => Ok(v[ia].prod_all()),
+                0 => Ok(v[ia].sum()),
+                1 => Ok(v[ia].mean()),
+                2 => v[ia].max(),
+                3 => v[ia].min(),
+                _ => Ok(v[ia].prod()),
             })
         }
         48 => {
@@ -820,7 +820,7 @@ fn near_kink(s: &Step, pool: &Pool<'_>, margin: f64) -> Result<bool> {
         }
         43 if x.ndim() > 0 => {
             // std at zero variance has an infinite derivative.
-            let v = x.var(&axes_of(p[1], x.ndim()), false)?;
+            let v = x.var_axes(&axes_of(p[1], x.ndim()), false)?;
             v.to_vec().iter().any(|&v| v < margin)
         }
         41 | 47 => {
@@ -1046,7 +1046,7 @@ fn scatter_add_src_larger_than_index() -> Result<()> {
         vec![0.5, -1.0, 2.0, 1.5, 0.25, -0.75],
         [2, 3],
     )?);
-    let loss = w.mul(&x.scatter_add(1, &idx, &src)?)?.sum_all();
+    let loss = w.mul(&x.scatter_add(1, &idx, &src)?)?.sum();
     let opts = tapir_autograd::GradientOptions::default();
     let g = tape.gradient_vars(&loss, &[&src], &opts)?;
     let g = g[0].as_ref().expect("connected");
@@ -1076,8 +1076,8 @@ fn scatter_add_src_with_fan_out() -> Result<()> {
     )?);
     let loss = w
         .mul(&x.scatter_add(0, &idx, &src)?)?
-        .sum_all()
-        .add(&src.sum_all())?;
+        .sum()
+        .add(&src.sum())?;
     let opts = tapir_autograd::GradientOptions::default();
     let g = tape.gradient_vars(&loss, &[&src], &opts)?;
     assert_eq!(

@@ -28,12 +28,12 @@ fn fan_out_reuse_and_diamonds_accumulate() {
     let tape = Tape::new();
     let x = tape.watch(&w);
     // y = x² + x: the Var is used three times.
-    let y = (&x * &x + &x).sum_all();
+    let y = (&x * &x + &x).sum();
     let g = tape.gradient(&y, [&w]).unwrap();
     close(&g[&w], &t(&[2.0, -1.0, 5.0]), 1e-12);
     // Diamond: a feeds two branches that meet again.
     let a = x.exp();
-    let loss = a.sin().mul(&a.cos()).unwrap().sum_all(); // ½ sin(2eˣ)
+    let loss = a.sin().mul(&a.cos()).unwrap().sum(); // ½ sin(2eˣ)
     let g = tape.gradient(&loss, [&w]).unwrap();
     let want = w.value().map(|v| (2.0 * v.exp()).cos() * v.exp());
     close(&g[&w], &want, 1e-12);
@@ -47,8 +47,8 @@ fn a_parameter_watched_twice_gets_the_sum() {
         .watch(&w)
         .mul(&tape.constant(t(&[3.0, 4.0])))
         .unwrap()
-        .sum_all();
-    let l2 = tape.watch(&w).square().sum_all();
+        .sum();
+    let l2 = tape.watch(&w).square().sum();
     let g = tape.gradient(&(l1 + l2), [&w]).unwrap();
     close(&g[&w], &t(&[5.0, 8.0]), 1e-12);
 }
@@ -59,7 +59,7 @@ fn power<'t>(x: &Var<'t, f64>, n: u32) -> Var<'t, f64> {
         return x.mul_scalar(0.0).add_scalar(1.0);
     }
     let rest = power(x, n - 1);
-    if x.value().sum_all().item().unwrap() > 0.0 {
+    if x.value().sum().item().unwrap() > 0.0 {
         &rest * x
     } else {
         &(&rest * x) * 1.0
@@ -93,7 +93,7 @@ fn gradients_with_respect_to_inputs() {
     let tape = Tape::new();
     let x = tape.var(t(&[1.0, -2.0, 3.0]));
     let w = tape.constant(t(&[0.5, 0.25, -1.0]));
-    let loss = x.mul(&w).unwrap().tanh().sum_all();
+    let loss = x.mul(&w).unwrap().tanh().sum();
     let g = tape
         .gradient_vars(&loss, &[&x], &GradientOptions::default())
         .unwrap();
@@ -113,7 +113,7 @@ fn unconnected_sources_follow_the_policy() {
     let unused = Parameter::new("unused", t(&[1.0, 2.0]));
     let tape = Tape::new();
     let _ = tape.watch(&unused); // watched but not on the path
-    let loss = tape.watch(&used).square().sum_all();
+    let loss = tape.watch(&used).square().sum();
     let g = tape.gradient(&loss, [&used, &unused]).unwrap();
     assert!(g.get(&unused).is_none());
     assert_eq!(g.len(), 2);
@@ -174,13 +174,13 @@ fn errors_instead_of_panics() {
         vec![2.0, 40.0]
     );
     // The target belongs to the other tape.
-    let lb = b.sum_all();
+    let lb = b.sum();
     assert!(matches!(
         tape.gradient(&lb, [&w]),
         Err(Error::TapeMismatch { .. })
     ));
     // The parameter changed shape after watch.
-    let loss = a.sum_all();
+    let loss = a.sum();
     w.set(t(&[1.0, 2.0, 3.0]));
     let e = tape.gradient(&loss, [&w]).unwrap_err();
     assert_eq!(
@@ -206,7 +206,7 @@ fn var_operators_panic_with_the_method_message() {
 fn the_tape_answers_repeatedly() {
     let w = Parameter::new("w", t(&[1.0, -1.0]));
     let tape = Tape::new();
-    let loss = tape.watch(&w).exp().sum_all();
+    let loss = tape.watch(&w).exp().sum();
     let g1 = tape.gradient(&loss, [&w]).unwrap();
     let g2 = tape.gradient(&loss, [&w]).unwrap();
     assert_eq!(g1[&w], g2[&w]);
@@ -217,14 +217,14 @@ fn stop_gradient_cuts_the_path() {
     let w = Parameter::new("w", t(&[3.0]));
     let tape = Tape::new();
     let x = tape.watch(&w);
-    let y = x.mul(&x.stop_gradient()).unwrap().sum_all(); // d/dw = w, not 2w
+    let y = x.mul(&x.stop_gradient()).unwrap().sum(); // d/dw = w, not 2w
     assert_eq!(tape.gradient(&y, [&w]).unwrap()[&w].to_vec(), vec![3.0]);
-    let z = x.detach().square().sum_all();
+    let z = x.detach().square().sum();
     assert!(tape.gradient(&z, [&w]).unwrap().get(&w).is_none());
 }
 
 fn model<'t>(x: &Var<'t, f64>, w: &Var<'t, f64>) -> Result<Var<'t, f64>> {
-    x.matmul(w)?.relu().sum(&[1], false)
+    x.matmul(w)?.relu().sum_axes(&[1], false)
 }
 
 #[test]
@@ -281,7 +281,7 @@ impl CustomOp<f64> for BadShape {
         _out: &Var<'t, f64>,
         g: &Var<'t, f64>,
     ) -> Result<Vec<Option<Var<'t, f64>>>> {
-        Ok(vec![Some(g.sum_all())])
+        Ok(vec![Some(g.sum())])
     }
 }
 
@@ -291,7 +291,7 @@ fn custom_ops_compose_with_other_ops() {
     let tape = Tape::new();
     let x = tape.watch(&w);
     let r = Var::custom(Arc::new(GradReverse(2.0)), &[&x.tanh()]).unwrap();
-    let loss = r.square().sum_all();
+    let loss = r.square().sum();
     let g = tape.gradient(&loss, [&w]).unwrap();
     let want = w
         .value()
@@ -302,19 +302,19 @@ fn custom_ops_compose_with_other_ops() {
     let xv = tape.var(t(&[0.7]));
     let y = Var::custom(Arc::new(GradReverse(1.0)), &[&xv.square()])
         .unwrap()
-        .sum_all();
+        .sum();
     let gx = tape.gradient_graph(&y, &[&xv], None).unwrap()[0]
         .clone()
         .unwrap();
     assert!((gx.value().item().unwrap() + 1.4).abs() < 1e-12); // −2x
     let h = tape
-        .gradient_vars(&gx.sum_all(), &[&xv], &GradientOptions::default())
+        .gradient_vars(&gx.sum(), &[&xv], &GradientOptions::default())
         .unwrap();
     assert!((h[0].as_ref().unwrap().item().unwrap() + 2.0).abs() < 1e-12);
     // A backward that returns the wrong shape is an error naming the op.
     let tape = Tape::new();
     let xv = tape.var(t(&[1.0, 2.0]));
-    let y = Var::custom(Arc::new(BadShape), &[&xv]).unwrap().sum_all();
+    let y = Var::custom(Arc::new(BadShape), &[&xv]).unwrap().sum();
     let e = tape
         .gradient_vars(&y, &[&xv], &GradientOptions::default())
         .unwrap_err();
@@ -367,7 +367,7 @@ fn hessian_of_a_small_mlp_matches_finite_differences_of_the_gradient() {
         cols.push(hv);
     }
     // The Hessian from the columns is symmetric.
-    let h = Tensor::stack(&cols, 1).unwrap();
+    let h = Tensor::stack(&cols.iter().collect::<Vec<_>>(), 1).unwrap();
     close(&h, &h.t().unwrap().contiguous(), 1e-10);
 }
 
@@ -388,7 +388,7 @@ fn a_gradient_penalty_loss_trains() {
     let w1 = Parameter::new("w1", Tensor::<f64>::randn([2, 8], &mut rng).mul_scalar(0.5));
     let w2 = Parameter::new("w2", Tensor::<f64>::randn([8, 1], &mut rng).mul_scalar(0.5));
     let x: Tensor<f64> = Tensor::randn([16, 2], &mut rng);
-    let y = x.sum(&[1], true).unwrap().sin();
+    let y = x.sum_axes(&[1], true).unwrap().sin();
     let step = |lr: f64| -> (f64, f64) {
         let tape = Tape::new();
         let xv = tape.var(x.clone());
@@ -398,11 +398,11 @@ fn a_gradient_penalty_loss_trains() {
             .tanh()
             .matmul(&tape.watch(&w2))
             .unwrap();
-        let gx = tape.gradient_graph(&out.sum_all(), &[&xv], None).unwrap()[0]
+        let gx = tape.gradient_graph(&out.sum(), &[&xv], None).unwrap()[0]
             .clone()
             .unwrap();
-        let norm2 = gx.square().sum(&[1], false).unwrap();
-        let penalty = norm2.sub_scalar(1.0).square().mean_all();
+        let norm2 = gx.square().sum_axes(&[1], false).unwrap();
+        let penalty = norm2.sub_scalar(1.0).square().mean();
         let fit = out.mse(&tape.constant(y.clone())).unwrap();
         let loss = fit.add(&penalty.mul_scalar(0.5)).unwrap();
         let g = tape.gradient(&loss, [&w1, &w2]).unwrap();

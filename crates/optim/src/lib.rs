@@ -12,11 +12,11 @@
 //! let mut opt = Adam::new(0.1)?;
 //! for _ in 0..200 {
 //!     let tape = Tape::new();
-//!     let loss = tape.watch(&w).square().sum_all();
+//!     let loss = tape.watch(&w).square().sum();
 //!     let grads = tape.gradient(&loss, [&w])?;
 //!     opt.apply_gradients(&grads)?;
 //! }
-//! assert!(w.value().abs().max_all()?.item()? < 0.05);
+//! assert!(w.value().abs().max()?.item()? < 0.05);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

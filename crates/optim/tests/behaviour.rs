@@ -221,7 +221,7 @@ fn groups_select_hyperparameters_by_name() {
 fn train(opt: &mut Optimizer<f64>, w: &Parameter<f64>, steps: usize) {
     for _ in 0..steps {
         let tape = Tape::new();
-        let loss = tape.watch(w).sin().mul(&tape.watch(w)).unwrap().sum_all();
+        let loss = tape.watch(w).sin().mul(&tape.watch(w)).unwrap().sum();
         opt.apply_gradients(&tape.gradient(&loss, [w]).unwrap())
             .unwrap();
     }

@@ -180,12 +180,12 @@ fn minimise(
                 .square()
                 .add(&y.sub(&x.square()).unwrap().square().mul_scalar(100.0))
                 .unwrap()
-                .sum_all()
+                .sum()
         } else {
             let g = quadratic_grad(&p.value());
             // ½xᵀAx − bᵀx has gradient Ax − b: ⟨x, Ax − b⟩ with the second
             // factor held constant has the same first-order gradient.
-            v.mul(&tape.constant(g)).unwrap().sum_all()
+            v.mul(&tape.constant(g)).unwrap().sum()
         };
         let grads = tape.gradient(&loss, [&p]).unwrap();
         opt.apply_gradients(&grads).unwrap();
@@ -199,7 +199,7 @@ fn every_optimizer_converges_on_the_quadratic_and_rosenbrock() {
     for r in table() {
         let q = minimise(r.make, r.lr.0, &[0.5, -1.0, 1.5], 5_000, false);
         let g = quadratic_grad(&Tensor::from_vec(q.clone(), [3]).unwrap());
-        let gnorm = g.square().sum_all().item().unwrap().sqrt();
+        let gnorm = g.square().sum().item().unwrap().sqrt();
         if gnorm > 1e-4 {
             failures.push(format!(
                 "{}: quadratic gradient norm {gnorm:.2e} at {q:?}",

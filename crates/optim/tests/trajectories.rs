@@ -174,14 +174,14 @@ fn loss<'t, E: Float>(problem: &str, c: &Case, tape: &'t Tape<E>, ps: &[Var<'t, 
             let b = tape.constant(Tensor::from_vec([1.0, -2.0, 0.5].map(f).to_vec(), [3]).unwrap());
             let x = &ps[0];
             let quad = x.matmul(&a.matmul(x).unwrap()).unwrap().mul_scalar(f(0.5));
-            quad.sub(&x.mul(&b).unwrap().sum_all()).unwrap()
+            quad.sub(&x.mul(&b).unwrap().sum()).unwrap()
         }
         "rosenbrock" => {
             let x = ps[0].narrow(0, 0, 1).unwrap();
             let y = ps[0].narrow(0, 1, 1).unwrap();
             let a = x.rsub_scalar(f(1.0)).square();
             let b = y.sub(&x.square()).unwrap().square().mul_scalar(f(100.0));
-            a.add(&b).unwrap().sum_all()
+            a.add(&b).unwrap().sum()
         }
         "mlp" => {
             let x = tape.constant(c.t("X"));

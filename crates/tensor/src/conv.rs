@@ -574,13 +574,24 @@ impl<E: Float> Tensor<E> {
         gy.conv2d_weight_grad(&x, &shape4, p.to_2d())?.squeeze(2)
     }
 
-    /// 2-D max pooling of (N, C, H, W); also returns, for each output, the
-    /// flat index h·W + w of the chosen input within its (H, W) plane (as
-    /// `return_indices=True` in PyTorch). Ties pick the first; NaN wins.
+    /// 2-D max pooling of (N, C, H, W) (`torch.nn.functional.max_pool2d`):
+    /// each output is the largest input in its window. Ties pick the first;
+    /// NaN wins.
     ///
     /// # Errors
     /// When the input is not 4-D or the window does not fit.
-    pub fn max_pool2d(&self, p: Pool2dParams) -> Result<(Self, IndexArray)> {
+    pub fn max_pool2d(&self, p: Pool2dParams) -> Result<Self> {
+        Ok(self.max_pool2d_with_indices(p)?.0)
+    }
+
+    /// [`Tensor::max_pool2d`] that also returns, for each output, the flat
+    /// index h·W + w of the chosen input within its (H, W) plane
+    /// (`torch.nn.functional.max_pool2d_with_indices`, or
+    /// `return_indices=True`).
+    ///
+    /// # Errors
+    /// When the input is not 4-D or the window does not fit.
+    pub fn max_pool2d_with_indices(&self, p: Pool2dParams) -> Result<(Self, IndexArray)> {
         let (n, c, h, w, oh, ow) = pool_geometry("max_pool2d", self.shape(), p)?;
         let x = self.contiguous();
         let xs = x.as_slice().expect("c");

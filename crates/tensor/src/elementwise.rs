@@ -326,13 +326,24 @@ impl<E: Float> Tensor<E> {
         zip_with("ge", self, other, |a, b| mask(a >= b))
     }
 
-    /// Picks `a` where `cond` is non-zero and `b` elsewhere, after
-    /// broadcasting all three (`torch.where`). Masks from the comparison ops
-    /// hold 1 and 0.
+    /// `self` where `cond` is non-zero and `other` elsewhere, after
+    /// broadcasting all three: PyTorch's `x.where(cond, other)`, i.e.
+    /// `torch.where(cond, x, other)` (NumPy's `np.where`). The underscore
+    /// only avoids the Rust keyword; the op is not in place. Masks from the
+    /// comparison ops (`gt`, `eq`, ...) hold 1 and 0.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let x = Tensor::<f32>::from_vec(vec![-1.0, 2.0], [2])?;
+    /// let zero = Tensor::scalar(0.0);
+    /// assert_eq!(x.where_(&x.gt(&zero)?, &zero)?.to_vec(), [0.0, 2.0]);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When the three shapes do not broadcast together.
-    pub fn where_(cond: &Self, a: &Self, b: &Self) -> Result<Self> {
+    pub fn where_(&self, cond: &Self, other: &Self) -> Result<Self> {
+        let (a, b) = (self, other);
         let s = broadcast_shapes("where_", cond.shape(), a.shape())?;
         let s = broadcast_shapes("where_", &s, b.shape())?;
         crate::shape::check_alloc::<E>("where_", &s)?;

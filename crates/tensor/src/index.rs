@@ -1,6 +1,8 @@
 //! Indexing ops: index_select / index_add (embedding lookup and its
 //! backward), gather / scatter_add, one_hot.
 
+use std::borrow::Cow;
+
 use ndarray::{Axis, Dimension, IxDyn};
 
 use crate::error::{Error, Result};
@@ -26,6 +28,81 @@ pub fn indices(data: Vec<usize>, shape: impl AsRef<[usize]>) -> Result<IndexArra
         });
     }
     Ok(IndexArray::from_shape_vec(IxDyn(shape), data).expect("length checked"))
+}
+
+/// What `gather`, `scatter_add` and `one_hot` accept as their index tensor
+/// (PyTorch passes a `LongTensor`):
+///
+/// - an [`IndexArray`] (what `argmax_axes` returns), by value or reference;
+/// - a pair `(data, shape)` of row-major `usize` data and a shape, e.g.
+///   `(vec![0, 2, 1], [3, 1])` or `(&idx[..], &shape[..])`;
+/// - a float [`Tensor`] holding non-negative integers, e.g. labels read
+///   from a file.
+///
+/// ```
+/// use tapir_tensor::Tensor;
+/// let x = Tensor::<f32>::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3])?;
+/// let picked = x.gather(1, (vec![2, 0], [2, 1]))?;
+/// assert_eq!(picked.to_vec(), [3.0, 4.0]);
+/// let as_tensor = Tensor::<f32>::from_vec(vec![2.0, 0.0], [2, 1])?;
+/// assert_eq!(x.gather(1, &as_tensor)?.to_vec(), [3.0, 4.0]);
+/// # Ok::<(), tapir_tensor::Error>(())
+/// ```
+pub trait AsIndex {
+    /// The index array, borrowed where it already is one.
+    ///
+    /// # Errors
+    /// When data and shape disagree in length, or a float index is not a
+    /// non-negative integer; the error names `op`.
+    fn as_index(&self, op: &'static str) -> Result<Cow<'_, IndexArray>>;
+}
+
+impl AsIndex for IndexArray {
+    fn as_index(&self, _op: &'static str) -> Result<Cow<'_, IndexArray>> {
+        Ok(Cow::Borrowed(self))
+    }
+}
+
+impl<T: AsIndex + ?Sized> AsIndex for &T {
+    fn as_index(&self, op: &'static str) -> Result<Cow<'_, IndexArray>> {
+        (**self).as_index(op)
+    }
+}
+
+impl<D: AsRef<[usize]>, S: AsRef<[usize]>> AsIndex for (D, S) {
+    fn as_index(&self, op: &'static str) -> Result<Cow<'_, IndexArray>> {
+        let (data, shape) = (self.0.as_ref(), self.1.as_ref());
+        let expected = crate::shape::numel(shape);
+        if data.len() != expected {
+            return Err(Error::DataLength {
+                op,
+                len: data.len(),
+                shape: shape.to_vec(),
+                expected,
+            });
+        }
+        let a = IndexArray::from_shape_vec(IxDyn(shape), data.to_vec()).expect("length checked");
+        Ok(Cow::Owned(a))
+    }
+}
+
+impl<E: Float> AsIndex for Tensor<E> {
+    fn as_index(&self, op: &'static str) -> Result<Cow<'_, IndexArray>> {
+        let mut data = Vec::with_capacity(self.len());
+        for v in self.to_vec() {
+            let f = v.to_f64();
+            // 2^53: above it f64 no longer holds every integer.
+            if !(f >= 0.0 && f.fract() == 0.0 && f < 9007199254740992.0) {
+                return Err(Error::arg(
+                    op,
+                    format!("index tensor holds {f}, not a non-negative integer"),
+                ));
+            }
+            data.push(f as usize);
+        }
+        let a = IndexArray::from_shape_vec(IxDyn(self.shape()), data).expect("same length");
+        Ok(Cow::Owned(a))
+    }
 }
 
 fn check_index(op: &'static str, i: usize, axis: usize, size: usize) -> Result<()> {
@@ -104,8 +181,10 @@ impl<E: Float> Tensor<E> {
     ///
     /// # Errors
     /// When ranks differ, `index` is larger than `self` off `axis`, or an
-    /// index is out of range.
-    pub fn gather(&self, axis: isize, index: &IndexArray) -> Result<Self> {
+    /// index is out of range; see [`AsIndex`] for the index forms.
+    pub fn gather(&self, axis: isize, index: impl AsIndex) -> Result<Self> {
+        let index = index.as_index("gather")?;
+        let index: &IndexArray = &index;
         let a = normalize_axis("gather", axis, self.shape())?;
         self.check_scatter_shapes("gather", a, index, None)?;
         let x = self.contiguous();
@@ -127,7 +206,9 @@ impl<E: Float> Tensor<E> {
     /// # Errors
     /// When ranks differ, `index` is larger than `src` or than `self` off
     /// `axis`, or an index is out of range.
-    pub fn scatter_add(&self, axis: isize, index: &IndexArray, src: &Self) -> Result<Self> {
+    pub fn scatter_add(&self, axis: isize, index: impl AsIndex, src: &Self) -> Result<Self> {
+        let index = index.as_index("scatter_add")?;
+        let index: &IndexArray = &index;
         let a = normalize_axis("scatter_add", axis, self.shape())?;
         self.check_scatter_shapes("scatter_add", a, index, Some(src))?;
         let mut out = self.contiguous().into_array();
@@ -179,7 +260,9 @@ impl<E: Float> Tensor<E> {
     ///
     /// # Errors
     /// When an index is ≥ `num_classes`.
-    pub fn one_hot(index: &IndexArray, num_classes: usize) -> Result<Self> {
+    pub fn one_hot(index: impl AsIndex, num_classes: usize) -> Result<Self> {
+        let index = index.as_index("one_hot")?;
+        let index: &IndexArray = &index;
         let mut shape = index.shape().to_vec();
         shape.push(num_classes);
         let n = crate::shape::check_alloc::<E>("one_hot", &shape)?;

@@ -10,7 +10,7 @@
 //! let w: Tensor = Tensor::randn([3, 2], &mut rng);
 //! let y = x.matmul(&w)?.relu().softmax(-1)?;
 //! assert_eq!(y.shape(), &[4, 2]);
-//! let rows = y.sum(&[-1], false)?;
+//! let rows = y.sum_axes(&[-1], false)?;
 //! assert!(rows.to_vec().iter().all(|s| (s - 1.0).abs() < 1e-6));
 //! # Ok::<(), tapir_tensor::Error>(())
 //! ```
@@ -18,7 +18,8 @@
 //! Conventions:
 //! - Fallible ops return [`Result`]; the operators `+ - * /` panic with the
 //!   same message (see [`ops`]).
-//! - Axes may be negative (−1 is the last). Reductions take `(axes, keepdim)`.
+//! - Axes may be negative (−1 is the last). Reductions come in pairs: `sum()` over every element,
+//!   `sum_axes(axes, keepdim)` over some.
 //! - Small tensors run on the calling thread; elementwise ops and reductions
 //!   go parallel above [`kernels::PAR_THRESHOLD`] elements.
 #![deny(missing_docs)]
@@ -44,7 +45,7 @@ pub use conv::{Conv1dParams, Conv2dParams, Pool2dParams};
 pub use elementwise::GeluApprox;
 pub use error::{Error, Result};
 pub use float::Float;
-pub use index::indices;
+pub use index::{indices, AsIndex};
 pub use random::Rng;
 pub use reduce::IndexArray;
 pub use shape::{broadcast_shapes, checked_numel, normalize_axis, numel, shape_of, Shape};

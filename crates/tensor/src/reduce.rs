@@ -1,8 +1,11 @@
 //! Reductions over any set of axes, and the stable softmax family.
 //!
-//! Every reduction takes `(axes, keepdim)`: `axes` may hold negative axes
-//! (−1 is the last); an empty slice reduces nothing (NumPy's `axis=()`); the
-//! `*_all` forms reduce everything to a scalar. Parallel reductions split the
+//! Every reduction has two forms, as in PyTorch: `x.sum()` reduces every
+//! element to a scalar tensor (`torch.sum(x)`), and `x.sum_axes(axes,
+//! keepdim)` reduces the listed axes (`torch.sum(x, dim, keepdim)`). `axes`
+//! may hold negative axes (−1 is the last); an empty slice reduces nothing
+//! (NumPy's `axis=()`). The same pair exists for mean, prod, max, min, var,
+//! std, logsumexp, argmax and argmin, on `Tensor` and on `Var`. Parallel reductions split the
 //! work into fixed-size chunks and add the partial results in chunk order, so
 //! results do not depend on the number of threads.
 
@@ -202,7 +205,7 @@ impl<E: Float> Tensor<E> {
     ///
     /// # Errors
     /// When an axis is out of range or repeated.
-    pub fn sum(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
+    pub fn sum_axes(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
         let red = normalize_axes("sum", axes, self.shape())?;
         // Reducing the leading axes of contiguous data: add whole rows, which
         // avoids the transposing copy (the common case of bias gradients).
@@ -242,7 +245,7 @@ impl<E: Float> Tensor<E> {
     }
 
     /// Sum of all elements, as a scalar tensor.
-    pub fn sum_all(&self) -> Self {
+    pub fn sum(&self) -> Self {
         match self.as_slice() {
             Some(s) => Self::scalar(sum_slice(s)),
             None => Self::scalar(sum_slice(&self.to_vec())),
@@ -253,29 +256,29 @@ impl<E: Float> Tensor<E> {
     ///
     /// # Errors
     /// When an axis is out of range or repeated.
-    pub fn mean(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
+    pub fn mean_axes(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
         let red = normalize_axes("mean", axes, self.shape())?;
         let n: usize = red.iter().map(|&a| self.shape()[a]).product();
-        Ok(self.sum(axes, keepdim)?.div_scalar(E::from_usize(n)))
+        Ok(self.sum_axes(axes, keepdim)?.div_scalar(E::from_usize(n)))
     }
 
     /// Mean of all elements.
-    pub fn mean_all(&self) -> Self {
-        self.sum_all().div_scalar(E::from_usize(self.len()))
+    pub fn mean(&self) -> Self {
+        self.sum().div_scalar(E::from_usize(self.len()))
     }
 
     /// Product over `axes` (1 for an empty axis).
     ///
     /// # Errors
     /// When an axis is out of range or repeated.
-    pub fn prod(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
+    pub fn prod_axes(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
         self.reduce("prod", axes, keepdim, |s| {
             s.iter().copied().fold(E::ONE, |a, b| a * b)
         })
     }
 
     /// Product of all elements.
-    pub fn prod_all(&self) -> Self {
+    pub fn prod(&self) -> Self {
         Self::scalar(self.nd().iter().copied().fold(E::ONE, |a, b| a * b))
     }
 
@@ -283,7 +286,7 @@ impl<E: Float> Tensor<E> {
     ///
     /// # Errors
     /// When an axis is out of range, repeated, or has size 0.
-    pub fn max(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
+    pub fn max_axes(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
         self.reduce_nonempty("max", axes, keepdim, max_slice)
     }
 
@@ -291,16 +294,16 @@ impl<E: Float> Tensor<E> {
     ///
     /// # Errors
     /// When the tensor is empty.
-    pub fn max_all(&self) -> Result<Self> {
+    pub fn max(&self) -> Result<Self> {
         let all: Vec<isize> = (0..self.ndim() as isize).collect();
-        self.max(&all, false)
+        self.max_axes(&all, false)
     }
 
     /// Minimum over `axes`; NaN propagates.
     ///
     /// # Errors
     /// When an axis is out of range, repeated, or has size 0.
-    pub fn min(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
+    pub fn min_axes(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
         self.reduce_nonempty("min", axes, keepdim, min_slice)
     }
 
@@ -308,9 +311,9 @@ impl<E: Float> Tensor<E> {
     ///
     /// # Errors
     /// When the tensor is empty.
-    pub fn min_all(&self) -> Result<Self> {
+    pub fn min(&self) -> Result<Self> {
         let all: Vec<isize> = (0..self.ndim() as isize).collect();
-        self.min(&all, false)
+        self.min_axes(&all, false)
     }
 
     /// Variance over `axes` with Bessel's correction (divides by n − 1), the
@@ -318,7 +321,7 @@ impl<E: Float> Tensor<E> {
     ///
     /// # Errors
     /// When an axis is out of range or repeated.
-    pub fn var(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
+    pub fn var_axes(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
         self.var_with(axes, keepdim, 1)
     }
 
@@ -335,7 +338,7 @@ impl<E: Float> Tensor<E> {
     ///
     /// # Errors
     /// When an axis is out of range or repeated.
-    pub fn std(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
+    pub fn std_axes(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
         self.std_with(axes, keepdim, 1)
     }
 
@@ -347,9 +350,15 @@ impl<E: Float> Tensor<E> {
         self.reduce("std", axes, keepdim, |s| var_slice(s, correction).sqrt())
     }
 
-    /// Variance of all elements with Bessel's correction.
-    pub fn var_all(&self) -> Self {
+    /// Variance of all elements with Bessel's correction (`torch.var(x)`).
+    pub fn var(&self) -> Self {
         Self::scalar(var_slice(&self.to_vec(), 1))
+    }
+
+    /// Standard deviation of all elements with Bessel's correction
+    /// (`torch.std(x)`).
+    pub fn std(&self) -> Self {
+        Self::scalar(var_slice(&self.to_vec(), 1).sqrt())
     }
 
     /// Index of the largest element over the flattened axes `axes` (in
@@ -358,7 +367,7 @@ impl<E: Float> Tensor<E> {
     ///
     /// # Errors
     /// When an axis is out of range, repeated, or has size 0.
-    pub fn argmax(&self, axes: &[isize], keepdim: bool) -> Result<IndexArray> {
+    pub fn argmax_axes(&self, axes: &[isize], keepdim: bool) -> Result<IndexArray> {
         self.arg_reduce("argmax", axes, keepdim, argmax_slice)
     }
 
@@ -367,7 +376,7 @@ impl<E: Float> Tensor<E> {
     ///
     /// # Errors
     /// When an axis is out of range, repeated, or has size 0.
-    pub fn argmin(&self, axes: &[isize], keepdim: bool) -> Result<IndexArray> {
+    pub fn argmin_axes(&self, axes: &[isize], keepdim: bool) -> Result<IndexArray> {
         self.arg_reduce("argmin", axes, keepdim, argmin_slice)
     }
 
@@ -375,7 +384,7 @@ impl<E: Float> Tensor<E> {
     ///
     /// # Errors
     /// When the tensor is empty.
-    pub fn argmax_all(&self) -> Result<usize> {
+    pub fn argmax(&self) -> Result<usize> {
         self.arg_all("argmax", argmax_slice)
     }
 
@@ -383,7 +392,7 @@ impl<E: Float> Tensor<E> {
     ///
     /// # Errors
     /// When the tensor is empty.
-    pub fn argmin_all(&self) -> Result<usize> {
+    pub fn argmin(&self) -> Result<usize> {
         self.arg_all("argmin", argmin_slice)
     }
 
@@ -416,8 +425,13 @@ impl<E: Float> Tensor<E> {
     ///
     /// # Errors
     /// When an axis is out of range or repeated.
-    pub fn logsumexp(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
+    pub fn logsumexp_axes(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
         self.reduce("logsumexp", axes, keepdim, logsumexp_slice)
+    }
+
+    /// log Σ exp(x) over all elements, as a scalar tensor (−∞ when empty).
+    pub fn logsumexp(&self) -> Self {
+        Self::scalar(logsumexp_slice(&self.to_vec()))
     }
 
     /// Applies `f` to each lane along `axis` (a contiguous copy of the lane
@@ -507,6 +521,6 @@ impl<E: Float> Tensor<E> {
             return Ok(self.clone());
         }
         let axes = crate::check::sum_to_axes("sum_to", self.shape(), shape)?;
-        self.sum(&axes, true)?.reshape_usize(shape)
+        self.sum_axes(&axes, true)?.reshape_usize(shape)
     }
 }

@@ -298,11 +298,12 @@ impl<E: Float> Tensor<E> {
         Ok(self.with_layout(sh, st, off))
     }
 
-    /// Joins tensors along an existing axis (`torch.cat`).
+    /// Joins tensors along an existing axis (`torch.cat`):
+    /// `Tensor::concat(&[&a, &b], 0)`, the same form as `Var::concat`.
     ///
     /// # Errors
     /// When the list is empty, ranks differ, or sizes differ off `axis`.
-    pub fn concat(tensors: &[Self], axis: isize) -> Result<Self> {
+    pub fn concat(tensors: &[&Self], axis: isize) -> Result<Self> {
         let first = tensors
             .first()
             .ok_or_else(|| Error::arg("concat", "needs at least one tensor"))?;
@@ -337,11 +338,12 @@ impl<E: Float> Tensor<E> {
         Ok(Self::from_owned(out))
     }
 
-    /// Joins equal-shaped tensors along a new axis (`torch.stack`).
+    /// Joins equal-shaped tensors along a new axis (`torch.stack`):
+    /// `Tensor::stack(&[&a, &b], 0)`, the same form as `Var::stack`.
     ///
     /// # Errors
     /// When the list is empty or shapes differ.
-    pub fn stack(tensors: &[Self], axis: isize) -> Result<Self> {
+    pub fn stack(tensors: &[&Self], axis: isize) -> Result<Self> {
         let first = tensors
             .first()
             .ok_or_else(|| Error::arg("stack", "needs at least one tensor"))?;

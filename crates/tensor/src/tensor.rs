@@ -29,7 +29,7 @@ use crate::shape::{contiguous_strides, numel, shape_of, Shape};
 /// let b = Tensor::from_vec(vec![10.0f32, 20.0, 30.0], [3])?;
 /// let c = a.add(&b)?; // b is broadcast over the rows of a
 /// assert_eq!(c.to_vec(), vec![11.0, 22.0, 33.0, 14.0, 25.0, 36.0]);
-/// assert_eq!(c.sum_all().item()?, 141.0);
+/// assert_eq!(c.sum().item()?, 141.0);
 /// # Ok::<(), tapir_tensor::Error>(())
 /// ```
 pub struct Tensor<E: Float = f32> {

@@ -33,7 +33,7 @@ fn construction_and_access() {
     );
     assert_eq!(Tensor::<f64>::full([2], 7.0).to_vec(), vec![7.0, 7.0]);
     assert_eq!(a.zeros_like().to_vec(), vec![0.0; 6]);
-    assert_eq!(a.ones_like().sum_all().item().unwrap(), 6.0);
+    assert_eq!(a.ones_like().sum().item().unwrap(), 6.0);
     assert_eq!(
         Tensor::<f64>::arange(0.0, 1.0, 0.25).unwrap().to_vec(),
         vec![0.0, 0.25, 0.5, 0.75]
@@ -65,12 +65,12 @@ fn random_tensors_depend_only_on_the_seed() {
     let w: Tensor = pool.install(|| Tensor::randn([1000], &mut Rng::seed(42)));
     assert_eq!(x, w);
     let u: Tensor<f64> = Tensor::uniform([10_000], -2.0, 3.0, &mut Rng::seed(1));
-    assert!(u.min_all().unwrap().item().unwrap() >= -2.0);
-    assert!(u.max_all().unwrap().item().unwrap() < 3.0);
-    assert!((u.mean_all().item().unwrap() - 0.5).abs() < 0.05);
+    assert!(u.min().unwrap().item().unwrap() >= -2.0);
+    assert!(u.max().unwrap().item().unwrap() < 3.0);
+    assert!((u.mean().item().unwrap() - 0.5).abs() < 0.05);
     let n: Tensor<f64> = Tensor::normal([20_000], 3.0, 2.0, &mut Rng::seed(2));
-    assert!((n.mean_all().item().unwrap() - 3.0).abs() < 0.05);
-    assert!((n.std(&[0], false).unwrap().item().unwrap() - 2.0).abs() < 0.05);
+    assert!((n.mean().item().unwrap() - 3.0).abs() < 0.05);
+    assert!((n.std_axes(&[0], false).unwrap().item().unwrap() - 2.0).abs() < 0.05);
 }
 
 #[test]
@@ -131,17 +131,17 @@ fn operators_panic_with_the_method_message() {
 fn size_zero_axes() {
     let z = Tensor::<f64>::zeros([0, 3]);
     assert_eq!((&z + &t(&[1., 2., 3.], &[3])).shape(), &[0, 3]);
-    assert_eq!(z.sum(&[0], false).unwrap().to_vec(), vec![0.0; 3]);
-    assert_eq!(z.prod(&[0], false).unwrap().to_vec(), vec![1.0; 3]);
+    assert_eq!(z.sum_axes(&[0], false).unwrap().to_vec(), vec![0.0; 3]);
+    assert_eq!(z.prod_axes(&[0], false).unwrap().to_vec(), vec![1.0; 3]);
     assert!(z
-        .mean(&[0], false)
+        .mean_axes(&[0], false)
         .unwrap()
         .to_vec()
         .iter()
         .all(|v| v.is_nan()));
-    assert!(z.max(&[0], false).is_err());
-    assert!(z.argmax(&[0], false).is_err());
-    assert_eq!(z.sum(&[1], false).unwrap().shape(), &[0]);
+    assert!(z.max_axes(&[0], false).is_err());
+    assert!(z.argmax_axes(&[0], false).is_err());
+    assert_eq!(z.sum_axes(&[1], false).unwrap().shape(), &[0]);
     assert_eq!(z.matmul(&Tensor::zeros([3, 2])).unwrap().shape(), &[0, 2]);
     // Inner size 0: a product of zeros.
     let p = Tensor::<f64>::zeros([2, 0])
@@ -150,7 +150,7 @@ fn size_zero_axes() {
     assert_eq!(p.to_vec(), vec![0.0; 6]);
     assert_eq!(z.softmax(1).unwrap().shape(), &[0, 3]);
     assert_eq!(
-        Tensor::concat(&[z.clone(), Tensor::ones([1, 3])], 0)
+        Tensor::concat(&[&z, &Tensor::ones([1, 3])], 0)
             .unwrap()
             .shape(),
         &[1, 3]
@@ -166,7 +166,10 @@ fn size_one_axes_and_squeeze() {
     assert_eq!(a.unsqueeze(-1).unwrap().shape(), &[1, 3, 1, 1]);
     assert_eq!(a.unsqueeze(0).unwrap().shape(), &[1, 1, 3, 1]);
     assert!(a.unsqueeze(4).is_err());
-    assert_eq!(a.sum(&[0, 2], false).unwrap().to_vec(), vec![1., 2., 3.]);
+    assert_eq!(
+        a.sum_axes(&[0, 2], false).unwrap().to_vec(),
+        vec![1., 2., 3.]
+    );
     assert_eq!(a.flatten(0, -1).unwrap().shape(), &[3]);
     assert_eq!(a.flatten(1, 2).unwrap().shape(), &[1, 3]);
 }
@@ -178,8 +181,8 @@ fn non_contiguous_inputs() {
     let at = a.t().unwrap();
     assert_eq!(at.to_vec(), vec![1., 4., 2., 5., 3., 6.]);
     assert_eq!(at.exp().to_vec(), at.contiguous().exp().to_vec());
-    assert_eq!(at.sum(&[0], false).unwrap().to_vec(), vec![6., 15.]);
-    assert_eq!(at.sum(&[1], false).unwrap().to_vec(), vec![5., 7., 9.]);
+    assert_eq!(at.sum_axes(&[0], false).unwrap().to_vec(), vec![6., 15.]);
+    assert_eq!(at.sum_axes(&[1], false).unwrap().to_vec(), vec![5., 7., 9.]);
     assert_eq!(
         (&at + &t(&[1., 1.], &[2])).to_vec(),
         vec![2., 5., 3., 6., 4., 7.]
@@ -202,12 +205,12 @@ fn non_contiguous_inputs() {
     assert_eq!(r.slice(0, 8, Some(2), 1).unwrap().len(), 0);
     assert!(r.slice(0, 0, None, 0).is_err());
     assert_eq!((&s * &s).to_vec(), vec![1., 16., 49.]);
-    assert_eq!(s.max_all().unwrap().item().unwrap(), 7.0);
+    assert_eq!(s.max().unwrap().item().unwrap(), 7.0);
     // Broadcast views materialised by broadcast_to, then sliced.
     let b = t(&[1., 2.], &[2, 1]).broadcast_to([2, 3]).unwrap();
     assert_eq!(b.to_vec(), vec![1., 1., 1., 2., 2., 2.]);
     let bs = b.narrow(1, 1, 2).unwrap();
-    assert_eq!(bs.sum(&[1], false).unwrap().to_vec(), vec![2., 4.]);
+    assert_eq!(bs.sum_axes(&[1], false).unwrap().to_vec(), vec![2., 4.]);
     assert!(t(&[1., 2., 3.], &[3]).broadcast_to([2]).is_err());
     // Permuted 3-D and reduced over a middle axis.
     let c = Tensor::<f64>::arange(0.0, 24.0, 1.0)
@@ -218,8 +221,8 @@ fn non_contiguous_inputs() {
     assert_eq!(p.shape(), &[4, 2, 3]);
     assert_eq!(p.at([1, 1, 2]).unwrap(), c.at([1, 2, 1]).unwrap());
     assert_eq!(
-        p.sum(&[1], false).unwrap().to_vec(),
-        c.sum(&[0], false)
+        p.sum_axes(&[1], false).unwrap().to_vec(),
+        c.sum_axes(&[0], false)
             .unwrap()
             .permute(&[1, 0])
             .unwrap()
@@ -243,16 +246,16 @@ fn large_inputs_take_the_parallel_paths_and_agree_with_serial() {
         xs.iter().map(|v| v.tanh()).collect::<Vec<_>>()
     );
     let serial: f64 = xs.iter().sum();
-    assert!((x.sum_all().item().unwrap() - serial).abs() < 1e-9);
+    assert!((x.sum().item().unwrap() - serial).abs() < 1e-9);
     // Thread count does not change a parallel reduction.
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
         .unwrap();
-    assert_eq!(pool.install(|| x.sum_all()), x.sum_all());
+    assert_eq!(pool.install(|| x.sum()), x.sum());
     let m = x.reshape([600, 500]).unwrap();
-    let rows = m.sum(&[1], false).unwrap();
-    let cols = m.sum(&[0], false).unwrap();
+    let rows = m.sum_axes(&[1], false).unwrap();
+    let cols = m.sum_axes(&[0], false).unwrap();
     for (i, r) in rows.to_vec().iter().enumerate() {
         let want: f64 = xs[i * 500..(i + 1) * 500].iter().sum();
         assert!((r - want).abs() < 1e-9);
@@ -263,7 +266,7 @@ fn large_inputs_take_the_parallel_paths_and_agree_with_serial() {
     }
     let sm = m.softmax(-1).unwrap();
     assert_close(
-        &sm.sum(&[-1], false).unwrap(),
+        &sm.sum_axes(&[-1], false).unwrap(),
         &Tensor::<f64>::ones([600]),
         1e-12,
         1e-12,
@@ -324,7 +327,7 @@ fn matmul_errors_name_the_shapes() {
 #[test]
 fn softmax_and_logsumexp_are_stable_for_extreme_inputs() {
     let x = t(&[1e308, 1e308, -1e308], &[3]);
-    let l = x.logsumexp(&[0], false).unwrap().item().unwrap();
+    let l = x.logsumexp_axes(&[0], false).unwrap().item().unwrap();
     assert!((l - (1e308 + 2f64.ln())).abs() <= 1e292);
     let s = x.softmax(0).unwrap().to_vec();
     assert_eq!(s, vec![0.5, 0.5, 0.0]);
@@ -335,21 +338,25 @@ fn softmax_and_logsumexp_are_stable_for_extreme_inputs() {
     assert_eq!(neg_inf.softmax(0).unwrap().to_vec(), vec![0.0, 1.0]);
     let all_neg_inf = t(&[f64::NEG_INFINITY; 2], &[2]);
     assert_eq!(
-        all_neg_inf.logsumexp(&[0], false).unwrap().item().unwrap(),
+        all_neg_inf
+            .logsumexp_axes(&[0], false)
+            .unwrap()
+            .item()
+            .unwrap(),
         f64::NEG_INFINITY
     );
     let xf: Tensor<f32> = Tensor::from_vec(vec![80.0, 100.0, 60.0], [3]).unwrap();
     let sf = xf.softmax(0).unwrap();
     assert!(sf.to_vec().iter().all(|v| v.is_finite()));
-    assert!((sf.sum_all().item().unwrap() - 1.0).abs() < 1e-6);
+    assert!((sf.sum().item().unwrap() - 1.0).abs() < 1e-6);
 }
 
 #[test]
 fn nan_is_a_value_not_an_error() {
     let x = t(&[1.0, f64::NAN, 3.0], &[3]);
-    assert!(x.max_all().unwrap().item().unwrap().is_nan());
-    assert_eq!(x.argmax_all().unwrap(), 1);
-    assert!(x.sum_all().item().unwrap().is_nan());
+    assert!(x.max().unwrap().item().unwrap().is_nan());
+    assert_eq!(x.argmax().unwrap(), 1);
+    assert!(x.sum().item().unwrap().is_nan());
     assert!(x.maximum(&t(&[0.0], &[1])).unwrap().to_vec()[1].is_nan());
     assert_eq!(x.eq(&x).unwrap().to_vec(), vec![1.0, 0.0, 1.0]);
     assert!(x.clamp(Some(0.0), Some(2.0)).unwrap().to_vec()[1].is_nan());
@@ -360,12 +367,16 @@ fn nan_is_a_value_not_an_error() {
 #[test]
 fn reductions_hand_worked() {
     let x = t(&[1., 5., 3., 4., 2., 6.], &[2, 3]);
-    assert_eq!(x.sum(&[], false).unwrap(), x, "no axes reduces nothing");
-    assert_eq!(x.sum(&[0, 1], false).unwrap().item().unwrap(), 21.0);
-    assert_eq!(x.max(&[1], true).unwrap().to_vec(), vec![5., 6.]);
-    assert_eq!(x.max(&[1], true).unwrap().shape(), &[2, 1]);
     assert_eq!(
-        x.argmax(&[1], false)
+        x.sum_axes(&[], false).unwrap(),
+        x,
+        "no axes reduces nothing"
+    );
+    assert_eq!(x.sum_axes(&[0, 1], false).unwrap().item().unwrap(), 21.0);
+    assert_eq!(x.max_axes(&[1], true).unwrap().to_vec(), vec![5., 6.]);
+    assert_eq!(x.max_axes(&[1], true).unwrap().shape(), &[2, 1]);
+    assert_eq!(
+        x.argmax_axes(&[1], false)
             .unwrap()
             .iter()
             .copied()
@@ -373,7 +384,7 @@ fn reductions_hand_worked() {
         vec![1, 2]
     );
     assert_eq!(
-        x.argmin(&[0], false)
+        x.argmin_axes(&[0], false)
             .unwrap()
             .iter()
             .copied()
@@ -381,7 +392,7 @@ fn reductions_hand_worked() {
         vec![0, 1, 0]
     );
     assert_eq!(
-        x.argmax(&[0, 1], false)
+        x.argmax_axes(&[0, 1], false)
             .unwrap()
             .iter()
             .copied()
@@ -389,21 +400,21 @@ fn reductions_hand_worked() {
         vec![5]
     );
     // Ties pick the first.
-    assert_eq!(t(&[2., 7., 7.], &[3]).argmax_all().unwrap(), 1);
-    assert_eq!(x.prod_all().item().unwrap(), 720.0);
-    assert_eq!(x.var_all().item().unwrap(), 3.5);
+    assert_eq!(t(&[2., 7., 7.], &[3]).argmax().unwrap(), 1);
+    assert_eq!(x.prod().item().unwrap(), 720.0);
+    assert_eq!(x.var().item().unwrap(), 3.5);
     assert!(t(&[1.0], &[1])
-        .var(&[0], false)
+        .var_axes(&[0], false)
         .unwrap()
         .item()
         .unwrap()
         .is_nan());
-    let e = x.sum(&[2], false).unwrap_err();
+    let e = x.sum_axes(&[2], false).unwrap_err();
     assert_eq!(
         e.to_string(),
         "sum: axis 2 is out of range for a tensor of shape [2, 3]"
     );
-    assert!(x.sum(&[1, -1], false).is_err());
+    assert!(x.sum_axes(&[1, -1], false).is_err());
     // sum_to undoes broadcasting.
     let g = Tensor::<f64>::ones([4, 2, 3]);
     assert_eq!(g.sum_to(&[2, 1]).unwrap().to_vec(), vec![12., 12.]);
@@ -417,14 +428,14 @@ fn shape_ops_hand_worked() {
     let a = t(&[1., 2., 3., 4.], &[2, 2]);
     let b = t(&[5., 6.], &[1, 2]);
     assert_eq!(
-        Tensor::concat(&[a.clone(), b.clone()], 0).unwrap().to_vec(),
+        Tensor::concat(&[&a, &b], 0).unwrap().to_vec(),
         vec![1., 2., 3., 4., 5., 6.]
     );
-    assert!(Tensor::concat(&[a.clone(), b.clone()], 1).is_err());
-    let s = Tensor::stack(&[a.clone(), a.clone()], 1).unwrap();
+    assert!(Tensor::concat(&[&a, &b], 1).is_err());
+    let s = Tensor::stack(&[&a, &a], 1).unwrap();
     assert_eq!(s.shape(), &[2, 2, 2]);
     assert_eq!(s.to_vec(), vec![1., 2., 1., 2., 3., 4., 3., 4.]);
-    assert!(Tensor::stack(&[a.clone(), b.clone()], 0).is_err());
+    assert!(Tensor::stack(&[&a, &b], 0).is_err());
     assert!(Tensor::<f64>::stack(&[], 0).is_err());
     let r = Tensor::<f64>::arange(0.0, 7.0, 1.0).unwrap();
     let parts = r.split(3, 0).unwrap();
@@ -480,7 +491,9 @@ fn conv_and_pool_hand_worked() {
     let w = Tensor::<f64>::ones([1, 1, 2, 2]);
     let y = x.conv2d(&w, None, Conv2dParams::default()).unwrap();
     assert_eq!(y.to_vec(), vec![12., 16., 24., 28.]);
-    let (m, idx) = x.max_pool2d(Pool2dParams::new([2, 2])).unwrap();
+    let (m, idx) = x
+        .max_pool2d_with_indices(Pool2dParams::new([2, 2]))
+        .unwrap();
     assert_eq!(m.to_vec(), vec![5.]);
     assert_eq!(idx.iter().copied().collect::<Vec<_>>(), vec![4]);
     let a = x
@@ -524,7 +537,7 @@ fn views_at_the_edges_of_their_storage() {
     assert!(e.to_vec().is_empty());
     let e = a.slice(0, 5, None, 1).unwrap();
     assert_eq!(e.shape(), &[0, 3]);
-    assert_eq!(e.sum_all().item().unwrap(), 0.0);
+    assert_eq!(e.sum().item().unwrap(), 0.0);
     // A strided view of the last column, then rank changes on the view.
     let col = a.slice(1, 2, None, 1).unwrap();
     assert_eq!(col.to_vec(), vec![3., 6.]);

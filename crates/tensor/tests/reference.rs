@@ -74,35 +74,37 @@ fn table<E: Float>() -> Vec<Row> {
         binary!("ge", |x, y| x.ge(&y)),
         ("where", |c: &Case| {
             let (k, x, y): (Tensor<E>, Tensor<E>, Tensor<E>) = (c.t("cond"), c.t("x"), c.t("y"));
-            c.check("out", &Tensor::where_(&k, &x, &y).unwrap())
+            c.check("out", &x.where_(&k, &y).unwrap())
         }),
-        unary!("sum_1", |x| x.sum(&[1], false).unwrap()),
-        unary!("sum_02_keep", |x| x.sum(&[0, 2], true).unwrap()),
-        unary!("mean_m1", |x| x.mean(&[-1], false).unwrap()),
-        unary!("prod_1", |x| x.prod(&[1], false).unwrap()),
-        unary!("max_2", |x| x.max(&[2], false).unwrap()),
-        unary!("min_0", |x| x.min(&[0], false).unwrap()),
-        unary!("var_1", |x| x.var(&[1], false).unwrap()),
+        unary!("sum_1", |x| x.sum_axes(&[1], false).unwrap()),
+        unary!("sum_02_keep", |x| x.sum_axes(&[0, 2], true).unwrap()),
+        unary!("mean_m1", |x| x.mean_axes(&[-1], false).unwrap()),
+        unary!("prod_1", |x| x.prod_axes(&[1], false).unwrap()),
+        unary!("max_2", |x| x.max_axes(&[2], false).unwrap()),
+        unary!("min_0", |x| x.min_axes(&[0], false).unwrap()),
+        unary!("var_1", |x| x.var_axes(&[1], false).unwrap()),
         unary!("var0_2", |x| x.var_with(&[2], false, 0).unwrap()),
-        unary!("std_02", |x| x.std(&[0, 2], false).unwrap()),
+        unary!("std_02", |x| x.std_axes(&[0, 2], false).unwrap()),
         ("argmax_1", |c: &Case| {
             let x: Tensor<E> = c.t("x");
-            assert_eq!(&x.argmax(&[1], false).unwrap(), c.i("out"));
+            assert_eq!(&x.argmax_axes(&[1], false).unwrap(), c.i("out"));
         }),
         ("argmin_2", |c: &Case| {
             let x: Tensor<E> = c.t("x");
-            assert_eq!(&x.argmin(&[2], false).unwrap(), c.i("out"));
+            assert_eq!(&x.argmin_axes(&[2], false).unwrap(), c.i("out"));
         }),
-        unary!("logsumexp_1", |x| x.logsumexp(&[1], false).unwrap()),
-        unary!("sum_all", |x| x.sum_all()),
-        unary!("mean_all", |x| x.mean_all()),
+        unary!("logsumexp_1", |x| x.logsumexp_axes(&[1], false).unwrap()),
+        unary!("sum_all", |x| x.sum()),
+        unary!("mean_all", |x| x.mean()),
         unary!("softmax_1", |x| x.softmax(1).unwrap()),
         unary!("log_softmax_1", |x| x.log_softmax(1).unwrap()),
         unary!("softmax_last", |x| x.softmax(-1).unwrap()),
         unary!("log_softmax_last", |x| x.log_softmax(-1).unwrap()),
         unary!("softmax_large", |x| x.softmax(-1).unwrap()),
         unary!("log_softmax_large", |x| x.log_softmax(-1).unwrap()),
-        unary!("logsumexp_large", |x| x.logsumexp(&[-1], false).unwrap()),
+        unary!("logsumexp_large", |x| x
+            .logsumexp_axes(&[-1], false)
+            .unwrap()),
         binary!("mm", |x, y| x.matmul(&y)),
         binary!("mv", |x, y| x.matmul(&y)),
         binary!("vm", |x, y| x.matmul(&y)),
@@ -174,7 +176,7 @@ fn table<E: Float>() -> Vec<Row> {
                 stride: [2, 2],
                 padding: [1, 1],
             };
-            let (y, idx) = x.max_pool2d(p).unwrap();
+            let (y, idx) = x.max_pool2d_with_indices(p).unwrap();
             c.check("out", &y);
             assert_eq!(&idx, c.i("out2"));
             c.check("gx", &gy.max_pool2d_backward(&idx, x.shape()).unwrap());

@@ -1,0 +1,443 @@
+//! The reverse passes and the gradient entry points of `Tape`:
+//! `backward` (first order, on plain tensors, gradients in recycled slots)
+//! and `backward_graph` (records the rules, for higher order).
+
+use std::cell::Cell;
+
+use smallvec::SmallVec;
+use tapir_tensor::{Float, Tensor};
+
+use crate::error::{Error, Result};
+use crate::gradients::{GradientOptions, Gradients, Unconnected};
+use crate::op::Op;
+use crate::param::Parameter;
+use crate::rules::backward;
+use crate::slots::NodeGrads;
+use crate::tape::Tape;
+use crate::var::Var;
+
+impl<E: Float> Tape<E> {
+    /// Gradients of a scalar `target` with respect to `params`, one per
+    /// parameter in order; a parameter that does not reach the target gets
+    /// `None` (see [`Tape::gradient_with`] for other policies).
+    ///
+    /// # Errors
+    /// A non-scalar target, a target from another tape, a parameter whose
+    /// shape changed since `watch`, or a failing backward rule.
+    pub fn gradient<'p>(
+        &self,
+        target: &Var<'_, E>,
+        params: impl IntoIterator<Item = &'p Parameter<E>>,
+    ) -> Result<Gradients<E>>
+    where
+        E: 'p,
+    {
+        self.gradient_with(target, params, &GradientOptions::default())
+    }
+
+    /// [`Tape::gradient`] with options: an output gradient for a non-scalar
+    /// target and the policy for unconnected parameters.
+    ///
+    /// # Errors
+    /// As [`Tape::gradient`], plus an output gradient of the wrong shape and,
+    /// under [`Unconnected::Error`], an unconnected parameter.
+    pub fn gradient_with<'p>(
+        &self,
+        target: &Var<'_, E>,
+        params: impl IntoIterator<Item = &'p Parameter<E>>,
+        opts: &GradientOptions<E>,
+    ) -> Result<Gradients<E>>
+    where
+        E: 'p,
+    {
+        let params: Vec<Parameter<E>> = params.into_iter().cloned().collect();
+        let watched = self.watched.borrow().clone();
+        let mut leaves: Vec<Vec<usize>> = Vec::with_capacity(params.len());
+        for p in &params {
+            let mut ids = Vec::new();
+            for w in watched.iter().filter(|w| &w.param == p) {
+                let now = p.shape();
+                if now != w.shape {
+                    return Err(Error::ParameterShapeChanged {
+                        name: p.name().to_string(),
+                        watched: w.shape.clone(),
+                        now,
+                    });
+                }
+                ids.push(w.node);
+            }
+            leaves.push(ids);
+        }
+        let all: Vec<usize> = leaves.iter().flatten().copied().collect();
+        let grads = self.backward(target, &all, opts.output_grad.as_ref())?;
+        let mut out = Vec::with_capacity(params.len());
+        for (p, ids) in params.into_iter().zip(leaves) {
+            let mut acc: Option<Tensor<E>> = None;
+            for id in ids {
+                if let Some(g) = grads.get(id) {
+                    acc = Some(match acc {
+                        None => g.clone(),
+                        Some(a) => a.add(g)?,
+                    });
+                }
+            }
+            let acc =
+                self.unconnected(acc, opts.unconnected, p.name(), || p.value().zeros_like())?;
+            out.push((p, acc));
+        }
+        Ok(Gradients::new(out))
+    }
+
+    fn unconnected(
+        &self,
+        g: Option<Tensor<E>>,
+        policy: Unconnected,
+        name: &str,
+        zeros: impl FnOnce() -> Tensor<E>,
+    ) -> Result<Option<Tensor<E>>> {
+        match (g, policy) {
+            (Some(g), _) => Ok(Some(g)),
+            (None, Unconnected::None) => Ok(None),
+            (None, Unconnected::Zero) => Ok(Some(zeros())),
+            (None, Unconnected::Error) => Err(Error::Unconnected {
+                name: name.to_string(),
+            }),
+        }
+    }
+
+    /// Gradients of `target` with respect to Vars made by [`Tape::var`] or
+    /// [`Tape::watch`] (or any tracked intermediate), as tensors.
+    ///
+    /// # Errors
+    /// As [`Tape::gradient_with`].
+    pub fn gradient_vars(
+        &self,
+        target: &Var<'_, E>,
+        sources: &[&Var<'_, E>],
+        opts: &GradientOptions<E>,
+    ) -> Result<Vec<Option<Tensor<E>>>> {
+        let ids = self.source_ids(sources)?;
+        let all: Vec<usize> = ids.iter().flatten().copied().collect();
+        let grads = self.backward(target, &all, opts.output_grad.as_ref())?;
+        ids.iter()
+            .zip(sources)
+            .map(|(id, s)| {
+                let g = id.and_then(|i| grads.get(i).cloned());
+                let name = id.map_or("untracked var".to_string(), |i| format!("var#{i}"));
+                self.unconnected(g, opts.unconnected, &name, || s.value.zeros_like())
+            })
+            .collect()
+    }
+
+    /// Gradients of `target` with respect to `sources`, recorded on this tape
+    /// as Vars so that they can be differentiated again (PyTorch's
+    /// `create_graph=True`, TensorFlow's nested tapes). Unconnected sources
+    /// give `None`.
+    ///
+    /// # Errors
+    /// As [`Tape::gradient_with`].
+    pub fn gradient_graph<'t>(
+        &'t self,
+        target: &Var<'t, E>,
+        sources: &[&Var<'t, E>],
+        output_grad: Option<&Tensor<E>>,
+    ) -> Result<Vec<Option<Var<'t, E>>>> {
+        let ids = self.source_ids(sources)?;
+        let all: Vec<usize> = ids.iter().flatten().copied().collect();
+        let grads = self.backward_graph(target, &all, output_grad)?;
+        Ok(ids
+            .iter()
+            .map(|id| id.and_then(|i| grads[i].clone()))
+            .collect())
+    }
+
+    fn source_ids(&self, sources: &[&Var<'_, E>]) -> Result<Vec<Option<usize>>> {
+        sources
+            .iter()
+            .map(|s| {
+                self.check_own("gradient", s)?;
+                Ok(s.id)
+            })
+            .collect()
+    }
+
+    /// The seed gradient of `target` and, per node, whether it lies on a
+    /// path from a source (only those need gradients). `None` when the
+    /// target does not depend on any source.
+    fn prepare(
+        &self,
+        target: &Var<'_, E>,
+        sources: &[usize],
+        output_grad: Option<&Tensor<E>>,
+    ) -> Result<Option<Pass<E>>> {
+        self.check_own("gradient", target)?;
+        let seed = match output_grad {
+            Some(g) => {
+                if g.shape() != target.shape() {
+                    return Err(Error::OutputGradShape {
+                        got: g.shape().to_vec(),
+                        want: target.shape().to_vec(),
+                    });
+                }
+                g.clone()
+            }
+            None => {
+                if target.value.len() != 1 {
+                    return Err(Error::NonScalarTarget {
+                        shape: target.shape().to_vec(),
+                    });
+                }
+                target.value.ones_like()
+            }
+        };
+        let Some(tid) = target.id else {
+            return Ok(None);
+        };
+        let mut needed = vec![false; self.len()];
+        for &s in sources {
+            needed[s] = true;
+        }
+        let nodes = self.nodes.borrow();
+        for i in 0..=tid {
+            if !needed[i] && nodes[i].inputs.iter().any(|&j| needed[j]) {
+                needed[i] = true;
+            }
+        }
+        Ok(needed[tid].then_some((seed, tid, needed)))
+    }
+
+    /// The first-order reverse pass. Returns the gradients of the `sources`
+    /// (by node id); the gradients of other nodes are consumed on the way.
+    ///
+    /// Rules compute on plain tensors and never touch the tape, so the
+    /// nodes stay borrowed and nothing is cloned but tensor handles; the
+    /// common elementwise rules take the fast paths of `fast.rs`.
+    fn backward(
+        &self,
+        target: &Var<'_, E>,
+        sources: &[usize],
+        output_grad: Option<&Tensor<E>>,
+    ) -> Result<NodeGrads<E>> {
+        let mut grads = NodeGrads::new(self.len());
+        let Some((seed, tid, needed)) = self.prepare(target, sources, output_grad)? else {
+            return Ok(grads);
+        };
+        grads.set(tid, seed);
+        let mut keep = vec![false; self.len()];
+        for &s in sources {
+            keep[s] = true;
+        }
+        let nodes = self.nodes.borrow();
+        for i in (0..=tid).rev() {
+            if !needed[i] {
+                continue;
+            }
+            let node = &nodes[i];
+            if node.inputs.is_empty() {
+                continue;
+            }
+            // A source's gradient is the result; other nodes' are consumed.
+            let g = if keep[i] {
+                grads.get(i).cloned()
+            } else {
+                grads.take(i)
+            };
+            let Some(g) = g else { continue };
+            let inputs = &node.inputs[..];
+            // One or two inputs (nearly every op): plain arrays for the fast
+            // rules, no vectors built.
+            let g = if inputs.len() <= 2 {
+                let (j0, j1) = (inputs[0], inputs[inputs.len() - 1]);
+                let needs = [needed[j0], needed[j1]];
+                let ins = [&nodes[j0].value, &nodes[j1].value];
+                let n = inputs.len();
+                let mut out = [None, None];
+                match crate::fast::backward(
+                    &node.op,
+                    &ins[..n],
+                    &node.value,
+                    g,
+                    &needs[..n],
+                    &mut out,
+                )? {
+                    None => {
+                        // The invariant holds by construction here: a fast
+                        // rule runs only when every input has g's shape,
+                        // and writes elementwise maps of g.
+                        let [g0, g1] = out;
+                        if let Some(g0) = g0 {
+                            debug_assert!(g0.same_shape(ins[0]));
+                            grads.add(j0, g0)?;
+                        }
+                        if let Some(g1) = g1 {
+                            debug_assert!(g1.same_shape(ins[n - 1]));
+                            grads.add(j1, g1)?;
+                        }
+                        continue;
+                    }
+                    Some(g) => g,
+                }
+            } else {
+                g
+            };
+            let needs: SmallVec<[bool; 2]> = inputs.iter().map(|&j| needed[j]).collect();
+            let ins: SmallVec<[&Tensor<E>; 2]> = inputs.iter().map(|&j| &nodes[j].value).collect();
+            let in_vars: SmallVec<[Var<'_, E>; 2]> =
+                ins.iter().map(|t| Var::untracked((*t).clone())).collect();
+            let out = Var::untracked(node.value.clone());
+            let gin = backward(&node.op, &in_vars, &out, &Var::untracked(g), &needs)?;
+            for (k, ((&j, gj), &need)) in node.inputs.iter().zip(gin).zip(&needs).enumerate() {
+                if let Some(gj) = gj.filter(|_| need) {
+                    check_shape(&node.op, k, &gj.value, ins[k])?;
+                    grads.add(j, gj.into_value())?;
+                }
+            }
+        }
+        Ok(grads)
+    }
+
+    /// The reverse pass recorded on this tape (`create_graph`): rules run
+    /// on tracked Vars, so the gradients can be differentiated again.
+    fn backward_graph<'t>(
+        &'t self,
+        target: &Var<'_, E>,
+        sources: &[usize],
+        output_grad: Option<&Tensor<E>>,
+    ) -> Result<Vec<Option<Var<'t, E>>>> {
+        let mut grads: Vec<Option<Var<'t, E>>> = vec![None; self.len()];
+        let Some((seed, tid, needed)) = self.prepare(target, sources, output_grad)? else {
+            return Ok(grads);
+        };
+        grads[tid] = Some(Var::untracked(seed));
+        // Rules record onto this tape, so no borrow of the nodes may be
+        // held while they run: copy out what each step needs (cheap clones
+        // of shared tensors).
+        for i in (0..=tid).rev() {
+            let Some(g) = grads[i].clone() else { continue };
+            let (op, inputs, value, in_values) = {
+                let nodes = self.nodes.borrow();
+                let node = &nodes[i];
+                let ins: SmallVec<[Tensor<E>; 2]> = node
+                    .inputs
+                    .iter()
+                    .map(|&j| nodes[j].value.clone())
+                    .collect();
+                (
+                    node.op.clone(),
+                    node.inputs.clone(),
+                    node.value.clone(),
+                    ins,
+                )
+            };
+            if inputs.is_empty() {
+                continue;
+            }
+            let tracked = |id: usize, value: Tensor<E>| Var {
+                tape: Some(self),
+                id: Some(id),
+                value,
+                const_node: Cell::new(None),
+            };
+            let in_vars: SmallVec<[Var<'t, E>; 2]> = inputs
+                .iter()
+                .zip(in_values)
+                .map(|(&j, v)| tracked(j, v))
+                .collect();
+            let needs: SmallVec<[bool; 2]> = inputs.iter().map(|&j| needed[j]).collect();
+            let gin = backward(&op, &in_vars, &tracked(i, value), &g, &needs)?;
+            for (k, (gk, xk)) in gin.iter().zip(&in_vars).enumerate() {
+                if let Some(gk) = gk {
+                    check_shape(&op, k, &gk.value, &xk.value)?;
+                }
+            }
+            accumulate(&mut grads, &inputs, gin, &needs)?;
+        }
+        Ok(grads)
+    }
+}
+
+/// The reverse pass's invariant: a rule returns, for each input, a
+/// gradient of exactly that input's shape. Without this check a wrong
+/// shape would be broadcast into the input's accumulated gradient, a wrong
+/// value with no error.
+#[inline]
+fn check_shape<E: Float>(op: &Op<E>, input: usize, g: &Tensor<E>, x: &Tensor<E>) -> Result<()> {
+    if g.same_shape(x) {
+        Ok(())
+    } else {
+        Err(shape_error(op, input, g, x))
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn shape_error<E: Float>(op: &Op<E>, input: usize, g: &Tensor<E>, x: &Tensor<E>) -> Error {
+    Error::Backward {
+        op: op.name().to_string(),
+        input,
+        got: g.shape().to_vec(),
+        want: x.shape().to_vec(),
+    }
+}
+
+/// What a reverse pass starts from: the seed gradient, the target's node,
+/// and which nodes need gradients.
+type Pass<E> = (Tensor<E>, usize, Vec<bool>);
+
+/// Adds each input's gradient into its slot (fan-out sums).
+fn accumulate<'t, E: Float>(
+    grads: &mut [Option<Var<'t, E>>],
+    inputs: &[usize],
+    gin: SmallVec<[Option<Var<'t, E>>; 2]>,
+    needs: &[bool],
+) -> Result<()> {
+    for ((&j, gj), &need) in inputs.iter().zip(gin).zip(needs) {
+        let Some(gj) = gj else { continue };
+        if !need {
+            continue;
+        }
+        grads[j] = Some(match grads[j].take() {
+            None => gj,
+            Some(prev) => prev.add(&gj)?,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A node whose recorded input does not have the shape its rule
+    /// assumes: the rule's gradient (shaped like the output) does not fit
+    /// the input, and both reverse passes report it instead of
+    /// broadcasting it into the input's gradient.
+    #[test]
+    fn a_rule_returning_a_wrong_shape_is_an_error() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(Tensor::ones([2, 1]));
+        // Recorded as if neg mapped [2, 1] to [2, 3] (a faulty op).
+        let y = Tape::record("neg", Op::Neg, &[&x], Tensor::ones([2, 3])).unwrap();
+        let loss = y.sum();
+        let want = Error::Backward {
+            op: "neg".into(),
+            input: 0,
+            got: vec![2, 3],
+            want: vec![2, 1],
+        };
+        let opts = GradientOptions::default();
+        assert_eq!(
+            tape.gradient_vars(&loss, &[&x], &opts).err(),
+            Some(want.clone())
+        );
+        assert_eq!(tape.gradient_graph(&loss, &[&x], None).err(), Some(want));
+        let msg = Error::Backward {
+            op: "neg".into(),
+            input: 0,
+            got: vec![2, 3],
+            want: vec![2, 1],
+        }
+        .to_string();
+        assert!(msg.contains("neg") && msg.contains("[2, 3]") && msg.contains("[2, 1]"));
+    }
+}
