@@ -15,6 +15,7 @@
 //! # Ok::<(), tapir::tensor::Error>(())
 //! ```
 #![deny(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub use tapir_autograd as autograd;
 pub use tapir_optim as optim;

@@ -51,22 +51,9 @@ impl<E: Float> Tape<E> {
         E: 'p,
     {
         let params: Vec<Parameter<E>> = params.into_iter().cloned().collect();
-        let watched = self.watched.borrow().clone();
         let mut leaves: Vec<Vec<usize>> = Vec::with_capacity(params.len());
         for p in &params {
-            let mut ids = Vec::new();
-            for w in watched.iter().filter(|w| &w.param == p) {
-                let now = p.shape();
-                if now != w.shape {
-                    return Err(Error::ParameterShapeChanged {
-                        name: p.name().to_string(),
-                        watched: w.shape.clone(),
-                        now,
-                    });
-                }
-                ids.push(w.node);
-            }
-            leaves.push(ids);
+            leaves.push(self.param_leaves(p)?);
         }
         let all: Vec<usize> = leaves.iter().flatten().copied().collect();
         let grads = self.backward(target, &all, opts.output_grad.as_ref())?;
@@ -116,7 +103,13 @@ impl<E: Float> Tape<E> {
         sources: &[&Var<'_, E>],
         opts: &GradientOptions<E>,
     ) -> Result<Vec<Option<Tensor<E>>>> {
-        let ids = self.source_ids(sources)?;
+        let ids: Vec<Option<usize>> = sources
+            .iter()
+            .map(|s| {
+                self.check_own("gradient", s)?;
+                Ok(s.id)
+            })
+            .collect::<Result<_>>()?;
         let all: Vec<usize> = ids.iter().flatten().copied().collect();
         let grads = self.backward(target, &all, opts.output_grad.as_ref())?;
         ids.iter()
@@ -131,34 +124,71 @@ impl<E: Float> Tape<E> {
 
     /// Gradients of `target` with respect to `sources`, recorded on this tape
     /// as Vars so that they can be differentiated again (PyTorch's
-    /// `create_graph=True`, TensorFlow's nested tapes). Unconnected sources
-    /// give `None`.
+    /// `create_graph=True`, TensorFlow's nested tapes). A source is a `Var`
+    /// or a watched `Parameter` (see [`Source`]), so a Hessian-vector
+    /// product with respect to a parameter needs no extra bookkeeping.
+    /// Unconnected sources give `None`.
+    ///
+    /// ```
+    /// use tapir_autograd::{Parameter, Tape};
+    /// use tapir_tensor::Tensor;
+    /// let w = Parameter::new("w", Tensor::<f64>::from_vec(vec![1.0, 2.0], [2])?);
+    /// let tape = Tape::new();
+    /// let loss = tape.watch(&w).pow_scalar(3.0).sum(); // Σ w³
+    /// let g = tape.gradient_graph(&loss, &[&w], None)?[0].clone().unwrap(); // 3w²
+    /// let v = Tensor::from_vec(vec![1.0, 1.0], [2])?;
+    /// let gv = g.mul(&tape.constant(v))?.sum();
+    /// let hv = tape.gradient(&gv, [&w])?; // H·v = 6w ⊙ v
+    /// assert_eq!(hv[&w].to_vec(), vec![6.0, 12.0]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As [`Tape::gradient_with`].
-    pub fn gradient_graph<'t>(
+    pub fn gradient_graph<'t, S: Source<E>>(
         &'t self,
         target: &Var<'t, E>,
-        sources: &[&Var<'t, E>],
+        sources: &[S],
         output_grad: Option<&Tensor<E>>,
     ) -> Result<Vec<Option<Var<'t, E>>>> {
-        let ids = self.source_ids(sources)?;
+        let ids: Vec<Vec<usize>> = sources
+            .iter()
+            .map(|s| s.source_nodes(self))
+            .collect::<Result<_>>()?;
         let all: Vec<usize> = ids.iter().flatten().copied().collect();
         let grads = self.backward_graph(target, &all, output_grad)?;
-        Ok(ids
-            .iter()
-            .map(|id| id.and_then(|i| grads[i].clone()))
-            .collect())
-    }
-
-    fn source_ids(&self, sources: &[&Var<'_, E>]) -> Result<Vec<Option<usize>>> {
-        sources
-            .iter()
-            .map(|s| {
-                self.check_own("gradient", s)?;
-                Ok(s.id)
+        ids.iter()
+            .map(|nodes| {
+                let mut acc: Option<Var<'t, E>> = None;
+                for &i in nodes {
+                    if let Some(g) = &grads[i] {
+                        acc = Some(match acc {
+                            None => g.clone(),
+                            Some(a) => a.add(g)?,
+                        });
+                    }
+                }
+                Ok(acc)
             })
             .collect()
+    }
+
+    /// The leaf nodes `watch` made for `p` on this tape.
+    pub(crate) fn param_leaves(&self, p: &Parameter<E>) -> Result<Vec<usize>> {
+        let watched = self.watched.borrow();
+        let mut ids = Vec::new();
+        for w in watched.iter().filter(|w| &w.param == p) {
+            let now = p.shape();
+            if now != w.shape {
+                return Err(Error::ParameterShapeChanged {
+                    name: p.name().to_string(),
+                    watched: w.shape.clone(),
+                    now,
+                });
+            }
+            ids.push(w.node);
+        }
+        Ok(ids)
     }
 
     /// The seed gradient of `target` and, per node, whether it lies on a
@@ -259,7 +289,9 @@ impl<E: Float> Tape<E> {
                     g,
                     &needs[..n],
                     &mut out,
-                )? {
+                )
+                .map_err(in_rule(&node.op))?
+                {
                     None => {
                         // The invariant holds by construction here: a fast
                         // rule runs only when every input has g's shape,
@@ -285,7 +317,8 @@ impl<E: Float> Tape<E> {
             let in_vars: SmallVec<[Var<'_, E>; 2]> =
                 ins.iter().map(|t| Var::untracked((*t).clone())).collect();
             let out = Var::untracked(node.value.clone());
-            let gin = backward(&node.op, &in_vars, &out, &Var::untracked(g), &needs)?;
+            let gin = backward(&node.op, &in_vars, &out, &Var::untracked(g), &needs)
+                .map_err(in_rule(&node.op))?;
             for (k, ((&j, gj), &need)) in node.inputs.iter().zip(gin).zip(&needs).enumerate() {
                 if let Some(gj) = gj.filter(|_| need) {
                     check_shape(&node.op, k, &gj.value, ins[k])?;
@@ -344,7 +377,8 @@ impl<E: Float> Tape<E> {
                 .map(|(&j, v)| tracked(j, v))
                 .collect();
             let needs: SmallVec<[bool; 2]> = inputs.iter().map(|&j| needed[j]).collect();
-            let gin = backward(&op, &in_vars, &tracked(i, value), &g, &needs)?;
+            let gin =
+                backward(&op, &in_vars, &tracked(i, value), &g, &needs).map_err(in_rule(&op))?;
             for (k, (gk, xk)) in gin.iter().zip(&in_vars).enumerate() {
                 if let Some(gk) = gk {
                     check_shape(&op, k, &gk.value, &xk.value)?;
@@ -353,6 +387,32 @@ impl<E: Float> Tape<E> {
             accumulate(&mut grads, &inputs, gin, &needs)?;
         }
         Ok(grads)
+    }
+}
+
+/// What [`Tape::gradient_graph`] differentiates with respect to: a
+/// [`Var`] (its node; none when untracked) or a [`Parameter`] (every node
+/// `watch` made for it on that tape, their gradients summed, as in
+/// [`Tape::gradient`]).
+pub trait Source<E: Float> {
+    /// The source's nodes on `tape`.
+    ///
+    /// # Errors
+    /// A Var of another tape, or a parameter whose shape changed since
+    /// `watch`.
+    fn source_nodes(&self, tape: &Tape<E>) -> Result<Vec<usize>>;
+}
+
+impl<E: Float> Source<E> for &Var<'_, E> {
+    fn source_nodes(&self, tape: &Tape<E>) -> Result<Vec<usize>> {
+        tape.check_own("gradient", self)?;
+        Ok(self.id.into_iter().collect())
+    }
+}
+
+impl<E: Float> Source<E> for &Parameter<E> {
+    fn source_nodes(&self, tape: &Tape<E>) -> Result<Vec<usize>> {
+        tape.param_leaves(self)
     }
 }
 
@@ -372,11 +432,24 @@ fn check_shape<E: Float>(op: &Op<E>, input: usize, g: &Tensor<E>, x: &Tensor<E>)
 #[cold]
 #[inline(never)]
 fn shape_error<E: Float>(op: &Op<E>, input: usize, g: &Tensor<E>, x: &Tensor<E>) -> Error {
-    Error::Backward {
+    Error::BackwardShape {
         op: op.name().to_string(),
         input,
         got: g.shape().to_vec(),
         want: x.shape().to_vec(),
+    }
+}
+
+/// Wraps an error raised inside `op`'s backward rule so that it names the
+/// op (a rule's own errors name the Var ops it calls, which the user never
+/// called). Errors already naming a rule pass unchanged.
+fn in_rule<E: Float>(op: &Op<E>) -> impl FnOnce(Error) -> Error + '_ {
+    move |e| match e {
+        Error::Backward { .. } | Error::BackwardShape { .. } | Error::Custom { .. } => e,
+        e => Error::Backward {
+            op: op.name().to_string(),
+            source: Box::new(e),
+        },
     }
 }
 
@@ -416,11 +489,11 @@ mod tests {
     fn a_rule_returning_a_wrong_shape_is_an_error() {
         let tape = Tape::<f64>::new();
         let x = tape.var(Tensor::ones([2, 1]));
-        // Recorded as if neg mapped [2, 1] to [2, 3] (a faulty op).
-        let y = Tape::record("neg", Op::Neg, &[&x], Tensor::ones([2, 3])).unwrap();
+        // Recorded as if exp mapped [2, 1] to [2, 3] (a faulty op).
+        let y = Tape::record("exp", Op::Exp, &[&x], Tensor::ones([2, 3])).unwrap();
         let loss = y.sum();
-        let want = Error::Backward {
-            op: "neg".into(),
+        let want = Error::BackwardShape {
+            op: "exp".into(),
             input: 0,
             got: vec![2, 3],
             want: vec![2, 1],
@@ -431,13 +504,13 @@ mod tests {
             Some(want.clone())
         );
         assert_eq!(tape.gradient_graph(&loss, &[&x], None).err(), Some(want));
-        let msg = Error::Backward {
-            op: "neg".into(),
+        let msg = Error::BackwardShape {
+            op: "exp".into(),
             input: 0,
             got: vec![2, 3],
             want: vec![2, 1],
         }
         .to_string();
-        assert!(msg.contains("neg") && msg.contains("[2, 3]") && msg.contains("[2, 1]"));
+        assert!(msg.contains("exp") && msg.contains("[2, 3]") && msg.contains("[2, 1]"));
     }
 }

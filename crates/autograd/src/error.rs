@@ -44,14 +44,6 @@ pub enum Error {
         /// The source's name (parameter name, or `var#id`).
         name: String,
     },
-    /// A gradient had to flow through an op that cannot pass it on.
-    #[error("gradient: {op} has no backward rule {detail}")]
-    NoGradient {
-        /// The op.
-        op: String,
-        /// Why.
-        detail: String,
-    },
     /// `gradcheck` found an analytic derivative that disagrees with the
     /// finite difference.
     #[error("gradcheck: {order} derivative of input {input} at flat index {index}: analytic {analytic}, numeric {numeric}")]
@@ -83,7 +75,7 @@ pub enum Error {
     /// a faulty rule is reported here instead of being broadcast into a
     /// wrong value.
     #[error("backward of {op}: the gradient for input {input} has shape {got:?}, but the input has shape {want:?}")]
-    Backward {
+    BackwardShape {
         /// The op whose rule returned it.
         op: String,
         /// Which input of the op (0-based).
@@ -92,6 +84,16 @@ pub enum Error {
         got: Vec<usize>,
         /// Shape of the input.
         want: Vec<usize>,
+    },
+    /// An error raised inside an op's backward rule (a custom op's
+    /// backward failing, or a tensor op inside a rule), named by the op
+    /// whose rule ran.
+    #[error("backward of {op}: {source}")]
+    Backward {
+        /// The op whose rule failed.
+        op: String,
+        /// What failed.
+        source: Box<Error>,
     },
     /// A custom op's backward returned the wrong number or shapes of gradients.
     #[error("custom op '{name}': {msg}")]

@@ -57,14 +57,6 @@ pub(crate) fn backward<E: Float>(
                 out[1] = Some(g);
             }
         }
-        Op::Sub => {
-            if needs[0] {
-                out[0] = Some(g.clone());
-            }
-            if needs[1] {
-                out[1] = Some(g.map_into(|v| -v));
-            }
-        }
         Op::Mul => {
             if needs[0] && needs[1] {
                 out[0] = Some(g.zip_map(x[1], |g, b| g * b)?);
@@ -84,7 +76,6 @@ pub(crate) fn backward<E: Float>(
                 out[1] = Some(ga.zip_map_into(x[1], |ga, b| -(ga / (b * b)))?);
             }
         }
-        Op::Neg => out[0] = Some(g.map_into(|v| -v)),
         Op::AddScalar => out[0] = Some(g),
         Op::MulScalar(c) => {
             let c = *c;
@@ -122,7 +113,6 @@ mod tests {
         let b = Tensor::<f64>::uniform([3, 4], -2.0, 2.0, &mut rng);
         let g = Tensor::<f64>::randn([3, 4], &mut rng);
         let unary: Vec<(Op<f64>, Tensor<f64>)> = vec![
-            (Op::Neg, a.neg()),
             (Op::AddScalar, a.add_scalar(1.5)),
             (Op::MulScalar(-0.75), a.mul_scalar(-0.75)),
             (Op::Exp, a.exp()),
@@ -136,7 +126,6 @@ mod tests {
         ];
         let binary: Vec<(Op<f64>, Tensor<f64>)> = vec![
             (Op::Add, a.add(&b).unwrap()),
-            (Op::Sub, a.sub(&b).unwrap()),
             (Op::Mul, a.mul(&b).unwrap()),
             (Op::Div, b.div(&a).unwrap()),
         ];

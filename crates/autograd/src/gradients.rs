@@ -4,6 +4,7 @@ use std::ops::Index;
 
 use tapir_tensor::{Float, Tensor};
 
+use crate::error::Result;
 use crate::param::Parameter;
 
 /// What a source that does not reach the target gets.
@@ -71,6 +72,67 @@ impl<E: Float> Gradients<E> {
     /// Whether there are no parameters.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// The global L2 norm √(Σ‖g‖²) over every gradient present, summed in
+    /// f64 (the `total_norm` of `torch.nn.utils.clip_grad_norm_`, optax's
+    /// `global_norm`). NaN or ∞ when a gradient holds one.
+    ///
+    /// ```
+    /// use tapir_autograd::{Gradients, Parameter};
+    /// use tapir_tensor::Tensor;
+    /// let p = Parameter::new("p", Tensor::<f32>::zeros([2]));
+    /// let grads = Gradients::from_pairs(vec![(p, Some(Tensor::from_vec(vec![3.0, 4.0], [2])?))]);
+    /// assert_eq!(grads.global_norm(), 5.0);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
+    pub fn global_norm(&self) -> f64 {
+        self.entries
+            .iter()
+            .filter_map(|(_, g)| g.as_ref())
+            .map(|g| g.view().iter().map(|v| v.to_f64().powi(2)).sum::<f64>())
+            .sum::<f64>()
+            .sqrt()
+    }
+
+    /// Scales every gradient by max / (norm + 1e-6) when the global norm
+    /// exceeds `max`, and returns the norm before clipping: the in-place
+    /// `torch.nn.utils.clip_grad_norm_(params, max)` (optax's
+    /// `clip_by_global_norm` omits the 1e-6). The optimizer transform
+    /// `GradTransform::ClipGlobalNorm` does the same inside a step.
+    ///
+    /// # Errors
+    /// When `max` is not > 0 (NaN included).
+    pub fn clip_global_norm(&mut self, max: f64) -> Result<f64> {
+        if max.is_nan() || max <= 0.0 {
+            return Err(tapir_tensor::Error::InvalidArgument {
+                op: "clip_global_norm",
+                msg: format!("max must be > 0, got {max}"),
+            }
+            .into());
+        }
+        let total = self.global_norm();
+        if total > max {
+            let s = E::from_f64(max / (total + 1e-6));
+            for (_, g) in &mut self.entries {
+                if let Some(g) = g {
+                    *g = g.mul_scalar(s);
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// A new set of gradients with `f(parameter, gradient)` applied to
+    /// every gradient present (optax's `tree_map` over updates): custom
+    /// clipping, noise, masking. Entries without a gradient stay `None`.
+    pub fn map(&self, mut f: impl FnMut(&Parameter<E>, &Tensor<E>) -> Tensor<E>) -> Self {
+        let entries = self
+            .entries
+            .iter()
+            .map(|(p, g)| (p.clone(), g.as_ref().map(|g| f(p, g))))
+            .collect();
+        Gradients { entries }
     }
 }
 

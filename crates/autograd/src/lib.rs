@@ -23,6 +23,7 @@
 //! See docs/autograd.md for how the tape works, custom ops, higher-order
 //! gradients and the unconnected-gradient policy.
 #![deny(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod backward;
 mod custom;
@@ -38,6 +39,7 @@ mod slots;
 mod tape;
 mod var;
 
+pub use backward::Source;
 pub use custom::CustomOp;
 pub use error::{Error, Result};
 pub use functional::{hvp, jacobian};
@@ -48,3 +50,11 @@ pub use tape::Tape;
 pub use var::Var;
 
 pub use tapir_tensor as tensor;
+
+/// The names of the built-in recorded primitives (`Tape::recorded_ops`
+/// reports the same names). For the crate's own coverage tests: the
+/// gradcheck table must exercise every one.
+#[doc(hidden)]
+pub fn primitive_names() -> &'static [&'static str] {
+    op::PRIMITIVES
+}

@@ -1,6 +1,12 @@
-//! The closed set of recorded primitives. Composite ops (mean, var, layer
-//! norm, losses, ...) are built from these in `var_ops.rs`; every primitive
-//! has exactly one backward rule in `rules.rs`.
+//! The closed set of recorded primitives. Composite ops (sub, minimum,
+//! silu, leaky_relu, elu, mean, var, losses, ...) are built from these in
+//! `var/`; every primitive has exactly one backward rule in `rules.rs`.
+//!
+//! A primitive is kept only where a composition of the others would be
+//! slower or less accurate; the reason is written beside each one below
+//! (and listed in this directory's README). Each line of the
+//! `primitives!` table gives the variant and the name errors use, so the
+//! enum and [`Op::name`] cannot drift apart.
 
 use std::sync::Arc;
 
@@ -8,168 +14,153 @@ use tapir_tensor::{Conv2dParams, Float, GeluApprox, IndexArray, Pool2dParams, Te
 
 use crate::custom::CustomOp;
 
-/// A recorded primitive and the non-tensor data its backward rule needs.
-/// Large payloads are boxed: every node stores an `Op`, so its size is
-/// paid on each recorded op.
-/// Shapes are not stored: the rule reads them from the input and output
-/// values.
-#[derive(Clone)]
-pub(crate) enum Op<E: Float> {
-    /// A watched parameter or a source made by `Tape::var`.
-    Leaf,
-    /// An untracked input of a recorded op.
-    Constant,
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Pow,
-    Maximum,
-    Minimum,
-    Neg,
-    AddScalar,
-    MulScalar(E),
-    PowScalar(E),
-    Exp,
-    Log,
-    Log1p,
-    Expm1,
-    Sqrt,
-    Sin,
-    Cos,
-    Tanh,
-    Sigmoid,
-    Erf,
-    Abs,
-    Sign,
-    Relu,
-    LeakyRelu(E),
-    Elu(E),
-    Gelu(GeluApprox),
-    Silu,
-    Softplus,
-    Clamp(Option<E>, Option<E>),
-    /// `a.where_(cond, b)`; the condition is data, not an input.
-    Where(Box<Tensor<E>>),
-    Sum {
-        axes: Vec<isize>,
-    },
-    Max {
-        axes: Vec<isize>,
-    },
-    Min {
-        axes: Vec<isize>,
-    },
-    Prod {
-        axes: Vec<isize>,
-    },
-    LogSumExp {
-        axes: Vec<isize>,
-    },
-    Softmax(isize),
-    LogSoftmax(isize),
-    Matmul,
-    Reshape,
-    Permute(Vec<isize>),
-    BroadcastTo,
-    /// Slices, narrow, split, chunk and embedding lookups.
-    IndexSelect {
-        axis: usize,
-        idx: Arc<[usize]>,
-    },
-    /// Zeros of the output's shape with the input added at `idx` along
-    /// `axis`: the adjoint of `IndexSelect`.
-    IndexAddZeros {
-        axis: usize,
-        idx: Arc<[usize]>,
-    },
-    Concat {
-        axis: usize,
-    },
-    Pad(Vec<(usize, usize)>),
-    Gather {
-        axis: usize,
-        idx: Arc<IndexArray>,
-    },
-    /// The adjoint of `Gather`.
-    ScatterAddZeros {
-        axis: usize,
-        idx: Arc<IndexArray>,
-    },
-    /// Inputs (x, w).
-    Conv2d(Box<Conv2dParams>),
-    /// Inputs (output gradient, w); output shaped like the conv input.
-    Conv2dInputGrad(Box<Conv2dParams>),
-    /// Inputs (output gradient, x); output shaped like the weight.
-    Conv2dWeightGrad(Box<Conv2dParams>),
-    AvgPool2d(Box<Pool2dParams>),
-    /// Input: output gradient; output shaped like the pooling input.
-    AvgPool2dBackward(Box<Pool2dParams>),
-    Custom(Arc<dyn CustomOp<E>>),
+/// Defines `Op` and its names from one table: `Variant(payload) = "name"`.
+macro_rules! primitives {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident $(( $($tuple:ty),* ))? $({ $($field:ident : $fty:ty),* $(,)? })? = $name:literal,
+    )*) => {
+        /// A recorded primitive and the non-tensor data its backward rule
+        /// needs. Large payloads are boxed: every node stores an `Op`, so
+        /// its size is paid on each recorded op. Shapes are not stored: the
+        /// rule reads them from the input and output values.
+        #[derive(Clone)]
+        pub(crate) enum Op<E: Float> {
+            $(
+                $(#[$doc])*
+                $variant $(( $($tuple),* ))? $({ $($field: $fty),* })?,
+            )*
+            /// A user-defined op (`Var::custom`), named by the op itself.
+            Custom(Arc<dyn CustomOp<E>>),
+        }
+
+        impl<E: Float> Op<E> {
+            /// The op's name in errors: the user-facing op it records (a
+            /// slice or `narrow` records `index_select`, `conv_transpose2d`
+            /// records `conv2d_input_grad`).
+            pub(crate) fn name(&self) -> &str {
+                match self {
+                    $(Op::$variant { .. } => $name,)*
+                    Op::Custom(c) => c.name(),
+                }
+            }
+        }
+
+        /// The names of all built-in primitives, in table order.
+        pub(crate) const PRIMITIVES: &[&str] = &[$($name),*];
+    };
 }
 
-impl<E: Float> Op<E> {
-    /// The op's name in errors: the user-facing op it records (a slice or
-    /// `narrow` records `index_select`, `conv_transpose2d` records
-    /// `conv2d_input_grad`).
-    pub(crate) fn name(&self) -> &str {
-        match self {
-            Op::Leaf => "leaf",
-            Op::Constant => "constant",
-            Op::Add => "add",
-            Op::Sub => "sub",
-            Op::Mul => "mul",
-            Op::Div => "div",
-            Op::Pow => "pow",
-            Op::Maximum => "maximum",
-            Op::Minimum => "minimum",
-            Op::Neg => "neg",
-            Op::AddScalar => "add_scalar",
-            Op::MulScalar(..) => "mul_scalar",
-            Op::PowScalar(..) => "pow_scalar",
-            Op::Exp => "exp",
-            Op::Log => "log",
-            Op::Log1p => "log1p",
-            Op::Expm1 => "expm1",
-            Op::Sqrt => "sqrt",
-            Op::Sin => "sin",
-            Op::Cos => "cos",
-            Op::Tanh => "tanh",
-            Op::Sigmoid => "sigmoid",
-            Op::Erf => "erf",
-            Op::Abs => "abs",
-            Op::Sign => "sign",
-            Op::Relu => "relu",
-            Op::LeakyRelu(..) => "leaky_relu",
-            Op::Elu(..) => "elu",
-            Op::Gelu(..) => "gelu",
-            Op::Silu => "silu",
-            Op::Softplus => "softplus",
-            Op::Clamp(..) => "clamp",
-            Op::Where(..) => "where",
-            Op::Sum { .. } => "sum",
-            Op::Max { .. } => "max",
-            Op::Min { .. } => "min",
-            Op::Prod { .. } => "prod",
-            Op::LogSumExp { .. } => "logsumexp",
-            Op::Softmax(..) => "softmax",
-            Op::LogSoftmax(..) => "log_softmax",
-            Op::Matmul => "matmul",
-            Op::Reshape => "reshape",
-            Op::Permute(..) => "permute",
-            Op::BroadcastTo => "broadcast_to",
-            Op::IndexSelect { .. } => "index_select",
-            Op::IndexAddZeros { .. } => "index_add",
-            Op::Concat { .. } => "concat",
-            Op::Pad(..) => "pad",
-            Op::Gather { .. } => "gather",
-            Op::ScatterAddZeros { .. } => "scatter_add",
-            Op::Conv2d(..) => "conv2d",
-            Op::Conv2dInputGrad(..) => "conv2d_input_grad",
-            Op::Conv2dWeightGrad(..) => "conv2d_weight_grad",
-            Op::AvgPool2d(..) => "avg_pool2d",
-            Op::AvgPool2dBackward(..) => "avg_pool2d_backward",
-            Op::Custom(c) => c.name(),
-        }
-    }
+primitives! {
+    /// A watched parameter or a source made by `Tape::var`.
+    Leaf = "leaf",
+    /// An untracked input of a recorded op.
+    Constant = "constant",
+    /// Kept: the sum that every composite and every fan-out uses.
+    Add = "add",
+    /// Kept: products (a composite would need log and exp).
+    Mul = "mul",
+    /// Kept: one correctly rounded quotient, where a·(1/b) rounds twice.
+    Div = "div",
+    /// Kept: aᵇ with both sides differentiable.
+    Pow = "pow",
+    /// Kept: its tie rule (half to each side); minimum is −max(−a, −b).
+    Maximum = "maximum",
+    /// Kept for speed: one pass, no broadcast tensor for the constant.
+    AddScalar = "add_scalar",
+    /// Kept for speed: one pass; also negation (c = −1) and division by a
+    /// scalar.
+    MulScalar(E) = "mul_scalar",
+    /// Kept for speed: square, rsqrt and recip in one pass each.
+    PowScalar(E) = "pow_scalar",
+    /// Kept: transcendental.
+    Exp = "exp",
+    /// Kept: transcendental.
+    Log = "log",
+    /// Kept for accuracy: ln(1 + x) for small x, which log(1 + x) loses.
+    Log1p = "log1p",
+    /// Kept for accuracy: eˣ − 1 for small x, which exp(x) − 1 loses.
+    Expm1 = "expm1",
+    /// Kept for accuracy: correctly rounded, where pow_scalar(0.5) is not.
+    Sqrt = "sqrt",
+    /// Kept: transcendental.
+    Sin = "sin",
+    /// Kept: transcendental.
+    Cos = "cos",
+    /// Kept for speed (one vectorised pass) and stability (a composite of
+    /// exponentials overflows for large |x|).
+    Tanh = "tanh",
+    /// Kept for speed and stability: 1/(1 + e⁻ˣ) composed overflows for
+    /// large −x.
+    Sigmoid = "sigmoid",
+    /// Kept: special function (exact GELU).
+    Erf = "erf",
+    /// Kept: decides the kink at 0 (gradient 0).
+    Abs = "abs",
+    /// Kept: piecewise constant, gradient 0 everywhere.
+    Sign = "sign",
+    /// Kept for speed (the most common activation, a first-order fast
+    /// path); decides the kink at 0 (gradient 0).
+    Relu = "relu",
+    /// Kept for speed: one pass where the composite records about ten
+    /// nodes (every transformer MLP).
+    Gelu(GeluApprox) = "gelu",
+    /// Kept for stability: max(x, 0) + log1p(e^−|x|) never overflows.
+    Softplus = "softplus",
+    /// Kept: the gradient passes at the bounds (inclusive), a kink decided
+    /// here.
+    Clamp(Option<E>, Option<E>) = "clamp",
+    /// `a.where_(cond, b)`; the condition is data, not an input. Kept:
+    /// selection by a mask.
+    Where(Box<Tensor<E>>) = "where",
+    /// Kept: the reduction.
+    Sum { axes: Vec<isize> } = "sum",
+    /// Kept: ties share the gradient equally.
+    Max { axes: Vec<isize> } = "max",
+    /// Kept for speed (one pass); ties share the gradient as in `Max`.
+    Min { axes: Vec<isize> } = "min",
+    /// Kept: a composite exp(Σ log x) fails for x ≤ 0.
+    Prod { axes: Vec<isize> } = "prod",
+    /// Kept for stability: m + log Σ e^(x − m).
+    LogSumExp { axes: Vec<isize> } = "logsumexp",
+    /// Kept for stability and speed: max-shifted, one-pass rule.
+    Softmax(isize) = "softmax",
+    /// Kept for stability: x − logsumexp(x) without forming the softmax.
+    LogSoftmax(isize) = "log_softmax",
+    /// Kept: GEMM.
+    Matmul = "matmul",
+    /// Kept: shape change without copying.
+    Reshape = "reshape",
+    /// Kept: axis reordering (views).
+    Permute(Vec<isize>) = "permute",
+    /// Kept: its rule is the `sum_to` every broadcast needs.
+    BroadcastTo = "broadcast_to",
+    /// Slices, narrow, split, chunk and embedding lookups. Kept: picks
+    /// without copying the rest.
+    IndexSelect { axis: usize, idx: Arc<[usize]> } = "index_select",
+    /// Zeros of the output's shape with the input added at `idx` along
+    /// `axis`: the adjoint of `IndexSelect`, kept so that rule is
+    /// differentiable again.
+    IndexAddZeros { axis: usize, idx: Arc<[usize]> } = "index_add",
+    /// Kept: one node joins many inputs.
+    Concat { axis: usize } = "concat",
+    /// Kept: the adjoint of slicing.
+    Pad(Vec<(usize, usize)>) = "pad",
+    /// Kept: picks by an index tensor (max pooling, cross-entropy).
+    Gather { axis: usize, idx: Arc<IndexArray> } = "gather",
+    /// The adjoint of `Gather`, kept so that rule is differentiable again.
+    ScatterAddZeros { axis: usize, idx: Arc<IndexArray> } = "scatter_add",
+    /// Inputs (x, w). Kept for speed: im2col + GEMM.
+    Conv2d(Box<Conv2dParams>) = "conv2d",
+    /// Inputs (output gradient, w); output shaped like the conv input. The
+    /// adjoint of `Conv2d` in x (and `conv_transpose2d`).
+    Conv2dInputGrad(Box<Conv2dParams>) = "conv2d_input_grad",
+    /// Inputs (output gradient, x); output shaped like the weight. The
+    /// adjoint of `Conv2d` in w.
+    Conv2dWeightGrad(Box<Conv2dParams>) = "conv2d_weight_grad",
+    /// Kept for speed: one pass over the windows.
+    AvgPool2d(Box<Pool2dParams>) = "avg_pool2d",
+    /// Input: output gradient; output shaped like the pooling input. The
+    /// adjoint of `AvgPool2d`, kept so that rule is differentiable again.
+    AvgPool2dBackward(Box<Pool2dParams>) = "avg_pool2d_backward",
 }

@@ -47,10 +47,6 @@ pub(crate) fn backward<'t, E: Float>(
     Ok(match op {
         Op::Leaf | Op::Constant => SmallVec::new(),
         Op::Add => smallvec![Some(g.sum_to(x[0].shape())?), Some(g.sum_to(x[1].shape())?)],
-        Op::Sub => smallvec![
-            Some(g.sum_to(x[0].shape())?),
-            Some(g.neg().sum_to(x[1].shape())?)
-        ],
         Op::Mul => smallvec![
             Some(g.mul(&x[1])?.sum_to(x[0].shape())?),
             Some(g.mul(&x[0])?.sum_to(x[1].shape())?)
@@ -73,13 +69,9 @@ pub(crate) fn backward<'t, E: Float>(
             let gb = g.mul(out)?.mul(&x[0].log())?.sum_to(x[1].shape())?;
             smallvec![Some(ga), Some(gb)]
         }
-        Op::Maximum | Op::Minimum => {
+        Op::Maximum => {
             let (a, b) = (&x[0].value, &x[1].value);
-            let win = if matches!(op, Op::Maximum) {
-                a.gt(b)?
-            } else {
-                a.lt(b)?
-            };
+            let win = a.gt(b)?;
             let tie = a.eq(b)?.mul_scalar(E::from_f64(0.5));
             let wa = win.add(&tie)?;
             let wb = wa.rsub_scalar(E::ONE);
@@ -88,7 +80,6 @@ pub(crate) fn backward<'t, E: Float>(
                 Some(g.mul(&mask(g, wb))?.sum_to(x[1].shape())?)
             ]
         }
-        Op::Neg => one(g.neg()),
         Op::AddScalar => one(g.clone()),
         Op::MulScalar(c) => one(g.mul_scalar(*c)),
         Op::PowScalar(p) => {
@@ -120,20 +111,6 @@ pub(crate) fn backward<'t, E: Float>(
                 .map(|v| if v > E::ZERO { E::ONE } else { E::ZERO });
             one(g.mul(&mask(g, m))?)
         }
-        Op::LeakyRelu(s) => {
-            let s = *s;
-            let m = x[0].value.map(|v| if v > E::ZERO { E::ONE } else { s });
-            one(g.mul(&mask(g, m))?)
-        }
-        Op::Elu(alpha) => {
-            // x > 0: 1; otherwise α·e^x.
-            let pos = x[0]
-                .value
-                .map(|v| if v > E::ZERO { E::ONE } else { E::ZERO });
-            let neg = pos.rsub_scalar(E::ONE).mul_scalar(*alpha);
-            let d = x[0].exp().mul(&mask(g, neg))?.add(&mask(g, pos))?;
-            one(g.mul(&d)?)
-        }
         Op::Gelu(GeluApprox::None) => {
             // Φ(x) + x·φ(x), φ(x) = e^(−x²/2)/√(2π).
             let xv = &x[0];
@@ -164,12 +141,6 @@ pub(crate) fn backward<'t, E: Float>(
                 .mul(&x2.mul_scalar(E::from_f64(3.0) * c).add_scalar(E::ONE))?
                 .mul_scalar(half * k);
             one(g.mul(&a.add(&b)?)?)
-        }
-        Op::Silu => {
-            // σ(x)·(1 + x(1 − σ(x))).
-            let s = x[0].sigmoid();
-            let d = s.mul(&x[0].mul(&s.rsub_scalar(E::ONE))?.add_scalar(E::ONE))?;
-            one(g.mul(&d)?)
         }
         Op::Softplus => one(g.mul(&x[0].sigmoid())?),
         Op::Clamp(lo, hi) => {

@@ -264,6 +264,17 @@ impl<E: Float> Tape<E> {
         })
     }
 
+    /// The name of the op of every recorded node, in recording order
+    /// (leaves and constants included). For coverage tests and debugging.
+    #[doc(hidden)]
+    pub fn recorded_ops(&self) -> Vec<String> {
+        self.nodes
+            .borrow()
+            .iter()
+            .map(|n| n.op.name().to_string())
+            .collect()
+    }
+
     pub(crate) fn check_own(&self, op: &'static str, v: &Var<'_, E>) -> Result<()> {
         match v.tape {
             Some(t) if !same_tape(t, self) => Err(Error::TapeMismatch { op }),

@@ -11,6 +11,7 @@ use std::fmt;
 
 use tapir_tensor::{Float, Tensor};
 
+use crate::error::{Error, Result};
 use crate::op::Op;
 use crate::tape::Tape;
 
@@ -106,6 +107,17 @@ impl<'t, E: Float> Var<'t, E> {
 }
 
 impl<E: Float> Var<'_, E> {
+    /// What `Tape::record` checks, for a composite binary op under its own
+    /// name: both Vars on one tape (or none), shapes that broadcast.
+    pub(crate) fn check_binary(&self, op: &'static str, other: &Self) -> Result<()> {
+        if let (Some(a), Some(b)) = (self.tape, other.tape) {
+            if !std::ptr::eq(a, b) {
+                return Err(Error::TapeMismatch { op });
+            }
+        }
+        tapir_tensor::broadcast_shapes(op, self.shape(), other.shape())?;
+        Ok(())
+    }
     #[inline]
     fn unary_record(&self, op: Op<E>, v: Tensor<E>) -> Self {
         Tape::record_unary(op, self, v)

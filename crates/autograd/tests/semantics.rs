@@ -285,6 +285,51 @@ impl CustomOp<f64> for BadShape {
     }
 }
 
+struct FailsInside;
+
+impl CustomOp<f64> for FailsInside {
+    fn name(&self) -> &str {
+        "fails_inside"
+    }
+    fn forward(&self, x: &[&Tensor<f64>]) -> Result<Tensor<f64>> {
+        Ok(x[0].clone())
+    }
+    fn backward<'t>(
+        &self,
+        _x: &[Var<'t, f64>],
+        _out: &Var<'t, f64>,
+        g: &Var<'t, f64>,
+    ) -> Result<Vec<Option<Var<'t, f64>>>> {
+        // [2] + [5] does not broadcast: a tensor error inside the rule.
+        Ok(vec![Some(g.add(&Var::untracked(Tensor::zeros([5])))?)])
+    }
+}
+
+#[test]
+fn an_error_inside_a_backward_rule_names_the_op() {
+    for graph in [false, true] {
+        let tape = Tape::new();
+        let xv = tape.var(t(&[1.0, 2.0]));
+        let y = Var::custom(Arc::new(FailsInside), &[&xv]).unwrap().sum();
+        let e = if graph {
+            tape.gradient_graph(&y, &[&xv], None).unwrap_err()
+        } else {
+            tape.gradient_vars(&y, &[&xv], &GradientOptions::default())
+                .unwrap_err()
+        };
+        let Error::Backward { op, source } = &e else {
+            panic!("not Error::Backward: {e:?}");
+        };
+        assert_eq!(op, "fails_inside");
+        assert!(matches!(**source, Error::Tensor(_)), "{source:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("backward of fails_inside: add:") && msg.contains("[5]"),
+            "{msg}"
+        );
+    }
+}
+
 #[test]
 fn custom_ops_compose_with_other_ops() {
     let w = Parameter::new("w", t(&[0.5, -0.3]));
@@ -422,4 +467,123 @@ fn a_gradient_penalty_loss_trains() {
     }
     assert!(last.0 < 0.5 * first, "loss {first} -> {}", last.0);
     assert!(last.1 < p0, "penalty {p0} -> {}", last.1);
+}
+
+/// First-order and recorded (second-pass) gradient of `f` at `x`: both
+/// paths must give the documented value at kinks and ties.
+fn grad_at(x: &[f64], f: impl for<'t> Fn(&Var<'t, f64>) -> Result<Var<'t, f64>>) -> Vec<f64> {
+    let tape = Tape::new();
+    let v = tape.var(t(x));
+    let y = f(&v).unwrap().sum();
+    let first = tape
+        .gradient_vars(&y, &[&v], &GradientOptions::default())
+        .unwrap()
+        .remove(0)
+        .unwrap()
+        .to_vec();
+    let recorded = tape.gradient_graph(&y, &[&v], None).unwrap()[0]
+        .clone()
+        .unwrap()
+        .value()
+        .to_vec();
+    assert_eq!(first, recorded, "first-order and recorded passes differ");
+    first
+}
+
+/// The conventions of docs/autograd.md ("Kinks and ties"), at the kinks
+/// themselves, with literal inputs.
+#[test]
+fn kinks_and_ties_follow_the_documented_conventions() {
+    // relu'(0) = 0 (PyTorch); relu' is 1 above and 0 below.
+    assert_eq!(grad_at(&[-1.0, 0.0, 2.0], |x| Ok(x.relu())), [0.0, 0.0, 1.0]);
+    // abs'(0) = 0; sign' = 0 everywhere.
+    assert_eq!(grad_at(&[-2.0, 0.0, 3.0], |x| Ok(x.abs())), [-1.0, 0.0, 1.0]);
+    assert_eq!(grad_at(&[-2.0, 0.0, 3.0], |x| Ok(x.sign())), [0.0, 0.0, 0.0]);
+    // leaky_relu'(0) = slope; elu'(0) = α (both as PyTorch).
+    assert_eq!(
+        grad_at(&[-1.0, 0.0, 1.0], |x| Ok(x.leaky_relu(0.25))),
+        [0.25, 0.25, 1.0]
+    );
+    assert_eq!(grad_at(&[0.0, 1.0], |x| Ok(x.elu(1.5))), [1.5, 1.0]);
+    // elu far above 0: the unused negative branch stays finite.
+    assert_eq!(grad_at(&[1000.0], |x| Ok(x.elu(1.0))), [1.0]);
+    // clamp passes the gradient at the bounds (inclusive), not outside.
+    assert_eq!(
+        grad_at(&[-2.0, -1.0, 0.0, 1.0, 2.0], |x| x.clamp(Some(-1.0), Some(1.0))),
+        [0.0, 1.0, 1.0, 1.0, 0.0]
+    );
+    // maximum / minimum ties: half to each input.
+    let tie = |max: bool| {
+        let tape = Tape::new();
+        let a = tape.var(t(&[1.0, 2.0, 3.0]));
+        let b = tape.var(t(&[1.0, 5.0, 0.0]));
+        let y = if max { a.maximum(&b) } else { a.minimum(&b) };
+        let y = y.unwrap().sum();
+        let g = tape
+            .gradient_vars(&y, &[&a, &b], &GradientOptions::default())
+            .unwrap();
+        (g[0].clone().unwrap().to_vec(), g[1].clone().unwrap().to_vec())
+    };
+    assert_eq!(tie(true), (vec![0.5, 0.0, 1.0], vec![0.5, 1.0, 0.0]));
+    assert_eq!(tie(false), (vec![0.5, 1.0, 0.0], vec![0.5, 0.0, 1.0]));
+    // max / min reductions: tied extremes share the gradient equally.
+    assert_eq!(
+        grad_at(&[3.0, 1.0, 3.0, 3.0], |x| x.max()),
+        [1.0 / 3.0, 0.0, 1.0 / 3.0, 1.0 / 3.0]
+    );
+    assert_eq!(grad_at(&[0.0, 0.0, 2.0], |x| x.min()), [0.5, 0.5, 0.0]);
+    // max_pool2d ties: the first element of the window gets it all.
+    assert_eq!(
+        grad_at(&[7.0, 7.0, 7.0, 7.0], |x| {
+            x.reshape([1, 1, 2, 2])?
+                .max_pool2d(tapir_tensor::Pool2dParams::new([2, 2]))
+        }),
+        [1.0, 0.0, 0.0, 0.0]
+    );
+}
+
+#[test]
+fn gradient_graph_takes_parameters_as_sources() {
+    // f(w) = Σ w³: ∇f = 3w², H·v = 6w ⊙ v, with w watched twice (summed).
+    let w = Parameter::new("w", t(&[1.0, -2.0]));
+    let tape = Tape::new();
+    let (a, b) = (tape.watch(&w), tape.watch(&w));
+    let f = a.pow_scalar(2.0).mul(&b).unwrap().sum();
+    let g = tape.gradient_graph(&f, &[&w], None).unwrap()[0]
+        .clone()
+        .unwrap();
+    assert_eq!(g.value().to_vec(), [3.0, 12.0]);
+    let gv = g.mul(&tape.constant(t(&[1.0, 0.5]))).unwrap().sum();
+    let hv = tape.gradient(&gv, [&w]).unwrap();
+    assert_eq!(hv[&w].to_vec(), [6.0, -6.0]);
+    // A parameter never watched on this tape is unconnected: None.
+    let other = Parameter::new("other", t(&[1.0]));
+    assert!(tape.gradient_graph(&f, &[&other], None).unwrap()[0].is_none());
+}
+
+#[test]
+fn gradients_offer_global_norm_clipping_and_map() {
+    let p = Parameter::new("p", t(&[0.0, 0.0]));
+    let q = Parameter::new("q", t(&[0.0]));
+    let r = Parameter::new("r", t(&[0.0]));
+    let mut grads = tapir_autograd::Gradients::from_pairs(vec![
+        (p.clone(), Some(t(&[3.0, 0.0]))),
+        (q.clone(), Some(t(&[4.0]))),
+        (r.clone(), None),
+    ]);
+    assert_eq!(grads.global_norm(), 5.0);
+    // Below the bound: untouched, and the norm is reported.
+    assert_eq!(grads.clip_global_norm(10.0).unwrap(), 5.0);
+    assert_eq!(grads[&q].to_vec(), [4.0]);
+    // Above: scaled by max / (norm + 1e-6), as clip_grad_norm_.
+    assert_eq!(grads.clip_global_norm(1.0).unwrap(), 5.0);
+    let s = 1.0 / (5.0 + 1e-6);
+    close(&grads[&p], &t(&[3.0 * s, 0.0]), 1e-15);
+    close(&grads[&q], &t(&[4.0 * s]), 1e-15);
+    assert!(grads.get(&r).is_none());
+    assert!(grads.clip_global_norm(0.0).is_err());
+    assert!(grads.clip_global_norm(f64::NAN).is_err());
+    let doubled = grads.map(|_, g| g.mul_scalar(2.0));
+    close(&doubled[&q], &t(&[8.0 * s]), 1e-15);
+    assert!(doubled.get(&r).is_none());
 }

@@ -25,6 +25,7 @@
 //! (clipping, skipping non-finite steps, accumulation, L1) run before it; a
 //! [`Schedule`] sets the learning rate. See docs/optimizers.md.
 #![deny(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod error;
 mod optimizer;

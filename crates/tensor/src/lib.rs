@@ -23,6 +23,7 @@
 //! - Small tensors run on the calling thread; elementwise ops and reductions
 //!   go parallel above [`kernels::PAR_THRESHOLD`] elements.
 #![deny(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod check;
 mod conv;
