@@ -275,10 +275,36 @@ fn view2<E: Float>(s: &[E], r: usize, c: usize) -> ArrayView2<'_, E> {
 
 impl<E: Float> Tensor<E> {
     /// 2-D convolution (cross-correlation, as PyTorch) of `self` (N, C, H, W)
-    /// with `weight` (O, C/groups, KH, KW), plus an optional `bias` (O).
+    /// with `weight` (O, C/groups, KH, KW), plus an optional `bias` (O):
+    /// `out[n, o, i, j] = bias[o] + Σ_{c,u,v} weight[o, c, u, v]·x[n, c′, i·s
+    /// − p + u·d, j·s − p + v·d]`, with c′ the c-th channel of o's group,
+    /// s, p, d the stride, padding and dilation, and zeros outside x. The
+    /// output has OH = ⌊(H + 2p − d·(KH − 1) − 1)/s⌋ + 1 rows, likewise OW.
+    ///
+    /// Gradient: the input gets [`Tensor::conv2d_input_grad`] (a transposed
+    /// convolution of the output gradient), the weight
+    /// [`Tensor::conv2d_weight_grad`], the bias the output gradient summed
+    /// over N, OH and OW.
+    ///
+    /// PyTorch: `torch.nn.functional.conv2d(x, weight, bias, stride,
+    /// padding, dilation, groups)`; TensorFlow's `tf.nn.conv2d` defaults to
+    /// NHWC inputs and (KH, KW, C, O) filters.
     ///
     /// # Errors
     /// When the shapes do not fit each other or the parameters.
+    ///
+    /// ```
+    /// use tapir_tensor::{Conv2dParams, Tensor};
+    /// let x = Tensor::<f32>::from_vec((1..=9).map(|v| v as f32).collect(), [1, 1, 3, 3])?;
+    /// let w = Tensor::<f32>::ones([1, 1, 2, 2]);
+    /// let b = Tensor::<f32>::from_vec(vec![0.5], [1])?;
+    /// let y = x.conv2d(&w, Some(&b), Conv2dParams::default())?;
+    /// assert_eq!(y.shape(), &[1, 1, 2, 2]);
+    /// assert_eq!(y.to_vec(), [12.5, 16.5, 24.5, 28.5]); // 2×2 window sums + 0.5
+    /// let p = Conv2dParams { padding: [1, 1], ..Default::default() };
+    /// assert_eq!(x.conv2d(&w, None, p)?.shape(), &[1, 1, 4, 4]);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn conv2d(&self, weight: &Self, bias: Option<&Self>, p: Conv2dParams) -> Result<Self> {
         self.conv2d_as("conv2d", weight, bias, p)
     }
@@ -338,7 +364,15 @@ impl<E: Float> Tensor<E> {
 
     /// Gradient of [`Tensor::conv2d`] with respect to its input, given the
     /// output gradient `self` (N, O, OH, OW): the transposed convolution of
-    /// `self` with `weight`, cropped to `input_shape`.
+    /// `self` with `weight`, cropped to `input_shape`,
+    /// `dx[n, c′, i·s − p + u·d, …] += Σ_o g[n, o, i, j]·weight[o, c, u, v]`.
+    ///
+    /// Gradient (it is linear in both): `self` gets the conv2d of the
+    /// output gradient with `weight`; `weight` gets the conv2d weight
+    /// gradient of `self` against the output gradient.
+    ///
+    /// PyTorch: `torch.nn.grad.conv2d_input(input_size, weight, grad_output,
+    /// stride, padding, dilation, groups)`.
     ///
     /// # Errors
     /// When the shapes do not fit each other or the parameters.
@@ -390,7 +424,15 @@ impl<E: Float> Tensor<E> {
     }
 
     /// Gradient of [`Tensor::conv2d`] with respect to its weight, given the
-    /// output gradient `self` (N, O, OH, OW) and the forward `input`.
+    /// output gradient `self` (N, O, OH, OW) and the forward `input`:
+    /// `dw[o, c, u, v] = Σ_{n,i,j} g[n, o, i, j]·x[n, c′, i·s − p + u·d, …]`.
+    ///
+    /// Gradient (it is linear in both): `self` gets the conv2d of `input`
+    /// with the output gradient; `input` gets the conv2d input gradient of
+    /// `self` with the output gradient as weight.
+    ///
+    /// PyTorch: `torch.nn.grad.conv2d_weight(input, weight_size,
+    /// grad_output, stride, padding, dilation, groups)`.
     ///
     /// # Errors
     /// When the shapes do not fit each other or the parameters.
@@ -465,10 +507,19 @@ impl<E: Float> Tensor<E> {
         Ok(())
     }
 
-    /// Transposed 2-D convolution (`torch.nn.functional.conv_transpose2d`
-    /// with output_padding 0) of `self` (N, O, H, W) with `weight`
-    /// (O, C/groups, KH, KW), giving (N, C, H', W'), where
-    /// H' = (H − 1)·stride − 2·padding + dilation·(KH − 1) + 1.
+    /// Transposed 2-D convolution of `self` (N, O, H, W) with `weight`
+    /// (O, C/groups, KH, KW), giving (N, C, H′, W′), where
+    /// H′ = (H − 1)·stride − 2·padding + dilation·(KH − 1) + 1: the input
+    /// gradient of a [`Tensor::conv2d`] with the same weight and parameters.
+    ///
+    /// Gradient: the input gets the conv2d of the output gradient with
+    /// `weight`; the weight gets the conv2d weight gradient of `self`
+    /// against the output gradient (a `Var` records it as
+    /// `conv2d_input_grad`).
+    ///
+    /// PyTorch: `torch.nn.functional.conv_transpose2d(x, weight, stride=,
+    /// padding=, dilation=, groups=)` with output_padding 0; TensorFlow's
+    /// `tf.nn.conv2d_transpose` takes the output shape instead.
     ///
     /// # Errors
     /// When the shapes do not fit.
@@ -514,11 +565,29 @@ impl<E: Float> Tensor<E> {
         self.conv2d_input_grad_as("conv_transpose2d", weight, &input_shape, p)
     }
 
-    /// 1-D convolution of `self` (N, C, L) with `weight` (O, C/groups, K)
-    /// and an optional `bias` (O) (`torch.nn.functional.conv1d`).
+    /// 1-D convolution (cross-correlation) of `self` (N, C, L) with `weight`
+    /// (O, C/groups, K) and an optional `bias` (O):
+    /// `out[n, o, i] = bias[o] + Σ_{c,u} weight[o, c, u]·x[n, c′, i·s − p + u·d]`.
+    ///
+    /// Gradient: as [`Tensor::conv2d`] of height 1 (a `Var` records it that
+    /// way).
+    ///
+    /// PyTorch: `torch.nn.functional.conv1d(x, weight, bias, stride,
+    /// padding, dilation, groups)`; TensorFlow's `tf.nn.conv1d` defaults to
+    /// NWC inputs.
     ///
     /// # Errors
     /// When the shapes do not fit each other or the parameters.
+    ///
+    /// ```
+    /// use tapir_tensor::{Conv1dParams, Tensor};
+    /// let x = Tensor::<f32>::from_vec(vec![1.0, 2.0, 3.0, 4.0], [1, 1, 4])?;
+    /// let w = Tensor::<f32>::from_vec(vec![1.0, -1.0], [1, 1, 2])?;
+    /// let y = x.conv1d(&w, None, Conv1dParams::default())?;
+    /// assert_eq!(y.shape(), &[1, 1, 3]);
+    /// assert_eq!(y.to_vec(), [-1.0, -1.0, -1.0]);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn conv1d(&self, weight: &Self, bias: Option<&Self>, p: Conv1dParams) -> Result<Self> {
         crate::check::conv1d(
             "conv1d",
@@ -532,7 +601,15 @@ impl<E: Float> Tensor<E> {
         y.squeeze(2)
     }
 
-    /// Gradient of [`Tensor::conv1d`] with respect to its input.
+    /// Gradient of [`Tensor::conv1d`] with respect to its input, given the
+    /// output gradient `self` (N, O, OL): the transposed 1-D convolution of
+    /// `self` with `weight`, cropped to `input_shape`.
+    ///
+    /// Gradient: linear in `self` and `weight`, as
+    /// [`Tensor::conv2d_input_grad`]; autograd differentiates a `Var`
+    /// conv1d through conv2d, not through this.
+    ///
+    /// PyTorch: `torch.nn.grad.conv1d_input`.
     ///
     /// # Errors
     /// When the shapes do not fit.
@@ -553,7 +630,15 @@ impl<E: Float> Tensor<E> {
         gy.conv2d_input_grad(&w, &shape4, p.to_2d())?.squeeze(2)
     }
 
-    /// Gradient of [`Tensor::conv1d`] with respect to its weight.
+    /// Gradient of [`Tensor::conv1d`] with respect to its weight, given the
+    /// output gradient `self` (N, O, OL) and the forward `input`:
+    /// `dw[o, c, u] = Σ_{n,i} g[n, o, i]·x[n, c′, i·s − p + u·d]`.
+    ///
+    /// Gradient: linear in `self` and `input`, as
+    /// [`Tensor::conv2d_weight_grad`]; autograd differentiates a `Var`
+    /// conv1d through conv2d, not through this.
+    ///
+    /// PyTorch: `torch.nn.grad.conv1d_weight`.
     ///
     /// # Errors
     /// When the shapes do not fit.
@@ -574,20 +659,43 @@ impl<E: Float> Tensor<E> {
         gy.conv2d_weight_grad(&x, &shape4, p.to_2d())?.squeeze(2)
     }
 
-    /// 2-D max pooling of (N, C, H, W) (`torch.nn.functional.max_pool2d`):
-    /// each output is the largest input in its window. Ties pick the first;
-    /// NaN wins.
+    /// 2-D max pooling of (N, C, H, W): `out[n, c, i, j]` is the maximum of
+    /// `x[n, c]` over the KH×KW window at (i·s − p, j·s − p), padding
+    /// counting as −∞.
+    /// Ties pick the first; NaN wins.
+    ///
+    /// Gradient: to the chosen element of each window only (the first on
+    /// ties, unlike [`Tensor::max_axes`]), accumulating where windows
+    /// overlap.
+    ///
+    /// PyTorch: `torch.nn.functional.max_pool2d(x, kernel_size, stride,
+    /// padding)`, whose stride defaults to the kernel size as
+    /// [`Pool2dParams::new`] does; TensorFlow's `tf.nn.max_pool2d` defaults
+    /// to NHWC.
     ///
     /// # Errors
     /// When the input is not 4-D or the window does not fit.
+    ///
+    /// ```
+    /// use tapir_tensor::{Pool2dParams, Tensor};
+    /// let x = Tensor::<f32>::from_vec((0..16).map(|v| v as f32).collect(), [1, 1, 4, 4])?;
+    /// let y = x.max_pool2d(Pool2dParams::new([2, 2]))?;
+    /// assert_eq!(y.shape(), &[1, 1, 2, 2]);
+    /// assert_eq!(y.to_vec(), [5.0, 7.0, 13.0, 15.0]);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn max_pool2d(&self, p: Pool2dParams) -> Result<Self> {
         Ok(self.max_pool2d_with_indices(p)?.0)
     }
 
     /// [`Tensor::max_pool2d`] that also returns, for each output, the flat
-    /// index h·W + w of the chosen input within its (H, W) plane
-    /// (`torch.nn.functional.max_pool2d_with_indices`, or
-    /// `return_indices=True`).
+    /// index h·W + w of the chosen input within its (H, W) plane.
+    ///
+    /// Gradient: the values as [`Tensor::max_pool2d`]; the indices are not
+    /// differentiable.
+    ///
+    /// PyTorch: `torch.nn.functional.max_pool2d_with_indices`, or
+    /// `max_pool2d(..., return_indices=True)`.
     ///
     /// # Errors
     /// When the input is not 4-D or the window does not fit.
@@ -635,7 +743,16 @@ impl<E: Float> Tensor<E> {
     }
 
     /// Gradient of [`Tensor::max_pool2d`]: routes each output gradient
-    /// (`self`) to the input position recorded in `indices`.
+    /// (`self`) to the input position recorded in `indices`,
+    /// `dx[n, c, indices[n, c, i, j]] += g[n, c, i, j]`.
+    ///
+    /// Gradient: linear in `self` (its adjoint gathers at `indices`); no
+    /// `Var` counterpart, since autograd routes max pooling through
+    /// `gather`.
+    ///
+    /// PyTorch: the internal `aten::max_pool2d_with_indices_backward`;
+    /// `torch.nn.functional.max_unpool2d` is close but writes instead of
+    /// adding where windows overlap.
     ///
     /// # Errors
     /// When shapes disagree or an index is out of range.
@@ -679,11 +796,26 @@ impl<E: Float> Tensor<E> {
         Self::from_vec(dx, input_shape)
     }
 
-    /// 2-D average pooling of (N, C, H, W); padded zeros count in the
-    /// average (PyTorch's default `count_include_pad=True`).
+    /// 2-D average pooling of (N, C, H, W): `out[n, c, i, j]` is
+    /// (1/(KH·KW))·Σ of `x[n, c]` over the KH×KW window at (i·s − p,
+    /// j·s − p); padded zeros count in the average.
+    ///
+    /// Gradient: each output gradient spread evenly, 1/(KH·KW), over its
+    /// window ([`Tensor::avg_pool2d_backward`]).
+    ///
+    /// PyTorch: `torch.nn.functional.avg_pool2d(x, kernel_size, stride,
+    /// padding)` with its default `count_include_pad=True`.
     ///
     /// # Errors
     /// When the input is not 4-D or the window does not fit.
+    ///
+    /// ```
+    /// use tapir_tensor::{Pool2dParams, Tensor};
+    /// let x = Tensor::<f32>::from_vec((0..16).map(|v| v as f32).collect(), [1, 1, 4, 4])?;
+    /// let y = x.avg_pool2d(Pool2dParams::new([2, 2]))?;
+    /// assert_eq!(y.to_vec(), [2.5, 4.5, 10.5, 12.5]);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn avg_pool2d(&self, p: Pool2dParams) -> Result<Self> {
         let (n, c, h, w, oh, ow) = pool_geometry("avg_pool2d", self.shape(), p)?;
         let x = self.contiguous();
@@ -703,7 +835,13 @@ impl<E: Float> Tensor<E> {
         Self::from_vec(out, [n, c, oh, ow])
     }
 
-    /// Gradient of [`Tensor::avg_pool2d`] given the output gradient `self`.
+    /// Gradient of [`Tensor::avg_pool2d`] given the output gradient `self`:
+    /// each output gradient spread evenly, 1/(KH·KW), over its window.
+    ///
+    /// Gradient (it is linear): the [`Tensor::avg_pool2d`] of the output
+    /// gradient.
+    ///
+    /// PyTorch: the internal `aten::avg_pool2d_backward`.
     ///
     /// # Errors
     /// When the shapes do not fit.

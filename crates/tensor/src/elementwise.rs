@@ -29,12 +29,22 @@ macro_rules! unary {
 }
 
 impl<E: Float> Tensor<E> {
-    /// Applies a function to every element (parallel for large tensors).
+    /// Applies `f` to every element, out = f(x), in parallel for large tensors.
+    ///
+    /// Not differentiable: autograd cannot see inside `f` (write a `CustomOp`
+    /// in tapir-autograd for a function with a gradient).
+    ///
+    /// PyTorch: no direct counterpart (`Tensor.apply_` is in place and
+    /// CPU-only); NumPy `np.vectorize`.
     pub fn map<F: Fn(E) -> E + Sync + Send>(&self, f: F) -> Self {
         map(self, f)
     }
 
-    /// Applies a function pairwise after broadcasting.
+    /// Applies `f` pairwise after broadcasting, out = f(x, y).
+    ///
+    /// Not differentiable, as [`Tensor::map`].
+    ///
+    /// PyTorch: no direct counterpart; NumPy `np.vectorize` of two arguments.
     ///
     /// # Errors
     /// When the shapes do not broadcast.
@@ -45,6 +55,10 @@ impl<E: Float> Tensor<E> {
     /// [`Tensor::map`] that consumes `self` and writes the results into its
     /// storage when no other tensor shares it (no allocation); otherwise
     /// the same as `map`.
+    ///
+    /// Not differentiable, as [`Tensor::map`].
+    ///
+    /// PyTorch: closest is the in-place `Tensor.apply_`.
     pub fn map_into<F: Fn(E) -> E + Sync + Send>(mut self, f: F) -> Self {
         match self.unique_slice_mut() {
             Some(s) if s.len() < crate::kernels::PAR_THRESHOLD => {
@@ -58,6 +72,10 @@ impl<E: Float> Tensor<E> {
     /// [`Tensor::zip_map`] that consumes `self` and writes the results into
     /// its storage when no other tensor shares it and `other` has the same
     /// shape (no allocation); otherwise the same as `zip_map`.
+    ///
+    /// Not differentiable, as [`Tensor::map`].
+    ///
+    /// PyTorch: no direct counterpart.
     ///
     /// # Errors
     /// When the shapes do not broadcast.
@@ -79,77 +97,221 @@ impl<E: Float> Tensor<E> {
     }
 
     unary!(
-        /// −x.
+        /// Negation, −x, elementwise.
+        ///
+        /// Derivative: −1.
+        ///
+        /// PyTorch: `torch.neg` (unary `-`); NumPy `np.negative`.
         neg, |x| -x);
     unary!(
-        /// e^x.
+        /// Exponential, eˣ, elementwise.
+        ///
+        /// Derivative: eˣ (the output itself).
+        ///
+        /// PyTorch: `torch.exp`.
+        ///
+        /// ```
+        /// use tapir_tensor::Tensor;
+        /// let y = Tensor::<f32>::from_vec(vec![0.0, 1.0], [2])?.exp().to_vec();
+        /// assert_eq!(y[0], 1.0);
+        /// assert!((y[1] - std::f32::consts::E).abs() < 1e-6);
+        /// # Ok::<(), tapir_tensor::Error>(())
+        /// ```
         exp, |x| x.exp());
     unary!(
-        /// Natural logarithm (−inf at 0, NaN below).
+        /// Natural logarithm, ln x, elementwise (−∞ at 0, NaN below 0).
+        ///
+        /// Derivative: 1/x.
+        ///
+        /// PyTorch: `torch.log`.
         log, |x| x.ln());
     unary!(
-        /// ln(1 + x), accurate near 0.
+        /// ln(1 + x), elementwise, accurate near 0.
+        ///
+        /// Derivative: 1/(1 + x).
+        ///
+        /// PyTorch: `torch.log1p`.
         log1p, |x| x.ln_1p());
     unary!(
-        /// e^x − 1, accurate near 0.
+        /// eˣ − 1, elementwise, accurate near 0.
+        ///
+        /// Derivative: eˣ (the output + 1).
+        ///
+        /// PyTorch: `torch.expm1`.
         expm1, |x| x.exp_m1());
     unary!(
-        /// √x.
+        /// Square root, √x, elementwise (NaN below 0).
+        ///
+        /// Derivative: 1/(2√x) (+∞ at 0).
+        ///
+        /// PyTorch: `torch.sqrt`.
         sqrt, |x| x.sqrt());
     unary!(
-        /// 1/√x.
+        /// Reciprocal square root, 1/√x, elementwise.
+        ///
+        /// Derivative: −½·x^(−3/2) (a `Var` records it as `pow_scalar(-0.5)`).
+        ///
+        /// PyTorch: `torch.rsqrt`; TensorFlow `tf.math.rsqrt` (NumPy has none).
         rsqrt, |x| E::ONE / x.sqrt());
     unary!(
-        /// 1/x.
+        /// Reciprocal, 1/x, elementwise (±∞ at ±0).
+        ///
+        /// Derivative: −1/x² (a `Var` records it as `pow_scalar(-1)`).
+        ///
+        /// PyTorch: `torch.reciprocal`; NumPy `np.reciprocal`.
         recip, |x| E::ONE / x);
     unary!(
-        /// |x|.
+        /// Absolute value, |x|, elementwise.
+        ///
+        /// Derivative: sign x, with abs'(0) = 0.
+        ///
+        /// PyTorch: `torch.abs`.
         abs, |x| x.abs());
     unary!(
-        /// −1, 0 or 1; sign(0) = 0 (`torch.sign`).
+        /// Sign, sign x ∈ {−1, 0, 1} with sign(0) = 0, elementwise; NaN stays NaN.
+        ///
+        /// Derivative: sign' = 0 everywhere (the gradient is zero).
+        ///
+        /// PyTorch: `torch.sign`.
         sign, |x| x.sign());
     unary!(
-        /// x².
+        /// Square, x², elementwise.
+        ///
+        /// Derivative: 2x.
+        ///
+        /// PyTorch: `torch.square`.
         square, |x| x * x);
     unary!(
-        /// The error function erf x (within 2e-15 of reference values in f64).
+        /// Error function, erf x = (2/√π)·∫₀ˣ e^(−t²) dt, elementwise (within
+        /// 2e-15 of reference values in f64).
+        ///
+        /// Derivative: (2/√π)·e^(−x²).
+        ///
+        /// PyTorch: `torch.erf` (`torch.special.erf`); NumPy has none
+        /// (`scipy.special.erf`).
         erf, |x| x.erf());
     unary!(
-        /// sin x.
+        /// Sine, sin x, elementwise.
+        ///
+        /// Derivative: cos x.
+        ///
+        /// PyTorch: `torch.sin`.
         sin, |x| x.sin());
     unary!(
-        /// cos x.
+        /// Cosine, cos x, elementwise.
+        ///
+        /// Derivative: −sin x.
+        ///
+        /// PyTorch: `torch.cos`.
         cos, |x| x.cos());
     unary!(
-        /// tanh x.
+        /// Hyperbolic tangent, tanh x = (eˣ − e⁻ˣ)/(eˣ + e⁻ˣ), elementwise.
+        ///
+        /// Derivative: 1 − tanh² x.
+        ///
+        /// PyTorch: `torch.tanh`.
+        ///
+        /// ```
+        /// use tapir_tensor::Tensor;
+        /// let y = Tensor::<f32>::from_vec(vec![0.0, 0.5], [2])?.tanh().to_vec();
+        /// assert_eq!(y[0], 0.0);
+        /// assert!((y[1] - 0.462_117_16).abs() < 1e-6);
+        /// # Ok::<(), tapir_tensor::Error>(())
+        /// ```
         tanh, |x| x.tanh());
     unary!(
-        /// 1/(1 + e^−x), computed without overflow for large |x|.
+        /// Logistic sigmoid, σ(x) = 1/(1 + e⁻ˣ), elementwise, computed without
+        /// overflow for large |x|.
+        ///
+        /// Derivative: σ(x)·(1 − σ(x)).
+        ///
+        /// PyTorch: `torch.sigmoid`; TensorFlow `tf.math.sigmoid`, NumPy has
+        /// none (`scipy.special.expit`).
+        ///
+        /// ```
+        /// use tapir_tensor::Tensor;
+        /// let y = Tensor::<f32>::from_vec(vec![0.0, 2.0], [2])?.sigmoid().to_vec();
+        /// assert_eq!(y[0], 0.5);
+        /// assert!((y[1] - 0.880_797_1).abs() < 1e-6);
+        /// # Ok::<(), tapir_tensor::Error>(())
+        /// ```
         sigmoid, |x| x.sigmoid());
     unary!(
-        /// max(x, 0). The gradient at 0 is taken as 0 (PyTorch's choice).
+        /// Rectified linear unit, relu x = max(x, 0), elementwise.
+        ///
+        /// Derivative: 1 for x > 0, else 0; relu'(0) = 0 (PyTorch's choice).
+        ///
+        /// PyTorch: `torch.relu` (`torch.nn.functional.relu`); TensorFlow
+        /// `tf.nn.relu`.
+        ///
+        /// ```
+        /// use tapir_tensor::Tensor;
+        /// let x = Tensor::<f32>::from_vec(vec![-2.0, 0.0, 3.0], [3])?;
+        /// assert_eq!(x.relu().to_vec(), [0.0, 0.0, 3.0]);
+        /// # Ok::<(), tapir_tensor::Error>(())
+        /// ```
         relu, |x| if x > E::ZERO { x } else { E::ZERO });
     unary!(
-        /// x·sigmoid(x) (`torch.nn.functional.silu`).
+        /// SiLU (swish), x·σ(x), elementwise.
+        ///
+        /// Derivative: σ(x)·(1 + x·(1 − σ(x))).
+        ///
+        /// PyTorch: `torch.nn.functional.silu`; TensorFlow `tf.nn.silu`
+        /// (alias `tf.nn.swish`).
         silu, |x| x * x.sigmoid());
     unary!(
-        /// ln(1 + e^x), computed as max(x, 0) + ln(1 + e^−|x|) so it never
-        /// overflows (PyTorch switches to x above 20; the results agree to
-        /// rounding).
+        /// Softplus, ln(1 + eˣ), elementwise, computed as
+        /// max(x, 0) + ln(1 + e^−|x|) so it never overflows.
+        ///
+        /// Derivative: σ(x).
+        ///
+        /// PyTorch: `torch.nn.functional.softplus` with its default beta = 1
+        /// (it switches to x above threshold = 20; the results agree to
+        /// rounding); TensorFlow `tf.math.softplus`.
         softplus, |x| (if x > E::ZERO { x } else { E::ZERO }) + (-x.abs()).exp().ln_1p());
 
-    /// x for x > 0, `slope`·x otherwise (`torch.nn.functional.leaky_relu`,
-    /// whose default slope is 0.01).
+    /// Leaky ReLU, x for x > 0 and `slope`·x otherwise, elementwise.
+    ///
+    /// Derivative: 1 for x > 0, `slope` otherwise (so `slope` at 0).
+    ///
+    /// PyTorch: `torch.nn.functional.leaky_relu(x, negative_slope)`, default
+    /// 0.01; TensorFlow's `tf.nn.leaky_relu` defaults to alpha = 0.2.
     pub fn leaky_relu(&self, slope: E) -> Self {
         self.map(|x| if x > E::ZERO { x } else { slope * x })
     }
 
-    /// x for x > 0, α(e^x − 1) otherwise (`torch.nn.functional.elu`, default α = 1).
+    /// Exponential linear unit, x for x > 0 and α·(eˣ − 1) otherwise,
+    /// elementwise.
+    ///
+    /// Derivative: 1 for x > 0, α·eˣ otherwise (so α at 0).
+    ///
+    /// PyTorch: `torch.nn.functional.elu(x, alpha)`, default α = 1;
+    /// TensorFlow's `tf.nn.elu` has α = 1 fixed.
     pub fn elu(&self, alpha: E) -> Self {
         self.map(|x| if x > E::ZERO { x } else { alpha * x.exp_m1() })
     }
 
-    /// The Gaussian error linear unit, exact or with the tanh approximation.
+    /// Gaussian error linear unit, elementwise: exact,
+    /// gelu x = x·Φ(x) = ½x·(1 + erf(x/√2)), or with [`GeluApprox::Tanh`]
+    /// ½x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+    ///
+    /// Derivative: exact, Φ(x) + x·φ(x) with φ(x) = e^(−x²/2)/√(2π); tanh
+    /// form, the derivative of its own formula,
+    /// ½(1 + t) + ½x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²), t the tanh.
+    ///
+    /// PyTorch: `torch.nn.functional.gelu(x, approximate='none' | 'tanh')`;
+    /// TensorFlow `tf.nn.gelu(x, approximate=False)` (a bool).
+    ///
+    /// ```
+    /// use tapir_tensor::{GeluApprox, Tensor};
+    /// let x = Tensor::<f32>::from_vec(vec![0.0, 1.0], [2])?;
+    /// let exact = x.gelu(GeluApprox::None).to_vec();
+    /// let approx = x.gelu(GeluApprox::Tanh).to_vec();
+    /// assert_eq!(exact[0], 0.0);
+    /// assert!((exact[1] - 0.841_344_7).abs() < 1e-6);
+    /// assert!((approx[1] - 0.841_192).abs() < 1e-6);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn gelu(&self, approx: GeluApprox) -> Self {
         let half = E::from_f64(0.5);
         match approx {
@@ -165,11 +327,25 @@ impl<E: Float> Tensor<E> {
         }
     }
 
-    /// Limits every element to [min, max]; `None` leaves that side open.
-    /// NaN stays NaN.
+    /// Clamps every element to [min, max], min(max(x, min), max); `None`
+    /// leaves that side open. NaN stays NaN.
+    ///
+    /// Derivative: 1 where min ≤ x ≤ max (bounds included, as PyTorch), 0
+    /// outside.
+    ///
+    /// PyTorch: `torch.clamp` (alias `torch.clip`); NumPy `np.clip`,
+    /// TensorFlow `tf.clip_by_value`.
     ///
     /// # Errors
     /// When both bounds are given and min > max.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let x = Tensor::<f32>::from_vec(vec![-2.0, 0.5, 3.0], [3])?;
+    /// assert_eq!(x.clamp(Some(0.0), Some(1.0))?.to_vec(), [0.0, 0.5, 1.0]);
+    /// assert_eq!(x.clamp(None, Some(1.0))?.to_vec(), [-2.0, 0.5, 1.0]);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn clamp(&self, min: Option<E>, max: Option<E>) -> Result<Self> {
         if let (Some(lo), Some(hi)) = (min, max) {
             if lo > hi {
@@ -195,8 +371,12 @@ impl<E: Float> Tensor<E> {
         }))
     }
 
-    /// x^p for a scalar exponent (`torch.pow(x, p)`); whole exponents use
+    /// Power with a scalar exponent, xᵖ, elementwise; whole exponents use
     /// repeated multiplication, so negative bases work for them.
+    ///
+    /// Derivative: p·x^(p−1).
+    ///
+    /// PyTorch: `torch.pow(x, p)` (`x ** p`); NumPy `np.power`.
     pub fn pow_scalar(&self, p: E) -> Self {
         let pf = p.to_f64();
         if pf == pf.round() && pf.abs() <= 64.0 {
@@ -211,70 +391,156 @@ impl<E: Float> Tensor<E> {
         }
     }
 
-    /// x + c.
+    /// Adds a scalar, x + c, elementwise (also `&x + c`).
+    ///
+    /// Derivative: 1.
+    ///
+    /// PyTorch: `torch.add(x, c)` (`x + c`).
     pub fn add_scalar(&self, c: E) -> Self {
         self.map(|x| x + c)
     }
-    /// x − c.
+    /// Subtracts a scalar, x − c, elementwise (also `&x - c`).
+    ///
+    /// Derivative: 1.
+    ///
+    /// PyTorch: `torch.sub(x, c)` (`x - c`).
     pub fn sub_scalar(&self, c: E) -> Self {
         self.map(|x| x - c)
     }
-    /// c − x.
+    /// Subtracts from a scalar, c − x, elementwise (also `c - &x`).
+    ///
+    /// Derivative: −1.
+    ///
+    /// PyTorch: `torch.rsub(x, c)` (`c - x`).
     pub fn rsub_scalar(&self, c: E) -> Self {
         self.map(|x| c - x)
     }
-    /// x · c.
+    /// Multiplies by a scalar, x·c, elementwise (also `&x * c`).
+    ///
+    /// Derivative: c.
+    ///
+    /// PyTorch: `torch.mul(x, c)` (`x * c`).
     pub fn mul_scalar(&self, c: E) -> Self {
         self.map(|x| x * c)
     }
-    /// x / c.
+    /// Divides by a scalar, x / c, elementwise (also `&x / c`).
+    ///
+    /// Derivative: 1/c.
+    ///
+    /// PyTorch: `torch.div(x, c)` (`x / c`).
     pub fn div_scalar(&self, c: E) -> Self {
         self.map(|x| x / c)
     }
 
-    /// Elementwise sum with broadcasting.
+    /// Sum, a + b, elementwise with NumPy broadcasting (also the `+`
+    /// operator, which panics instead of returning an error).
+    ///
+    /// Derivative: 1 for each input; each gradient is summed back over the
+    /// axes its input was broadcast along ([`Tensor::sum_to`]).
+    ///
+    /// PyTorch: `torch.add` (`a + b`).
     ///
     /// # Errors
     /// When the shapes do not broadcast.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let a = Tensor::<f32>::from_vec(vec![1.0, 2.0, 3.0, 4.0], [2, 2])?;
+    /// let b = Tensor::<f32>::from_vec(vec![10.0, 20.0], [2])?;
+    /// assert_eq!(a.add(&b)?.to_vec(), [11.0, 22.0, 13.0, 24.0]);
+    /// assert_eq!((&a + &b).to_vec(), [11.0, 22.0, 13.0, 24.0]);
+    /// assert_eq!((&a + 1.0).to_vec(), [2.0, 3.0, 4.0, 5.0]);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn add(&self, other: &Self) -> Result<Self> {
         zip_with("add", self, other, |a, b| a + b)
     }
-    /// Elementwise difference with broadcasting.
+    /// Difference, a − b, elementwise with broadcasting (also `-`).
+    ///
+    /// Derivative: 1 for a, −1 for b, each summed back over broadcast axes.
+    ///
+    /// PyTorch: `torch.sub` (`a - b`); NumPy `np.subtract`.
     ///
     /// # Errors
     /// When the shapes do not broadcast.
     pub fn sub(&self, other: &Self) -> Result<Self> {
         zip_with("sub", self, other, |a, b| a - b)
     }
-    /// Elementwise product with broadcasting.
+    /// Product, a·b, elementwise with broadcasting (also `*`).
+    ///
+    /// Derivative: b for a, a for b, each summed back over broadcast axes.
+    ///
+    /// PyTorch: `torch.mul` (`a * b`); NumPy `np.multiply`.
     ///
     /// # Errors
     /// When the shapes do not broadcast.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let a = Tensor::<f32>::from_vec(vec![1.0, 2.0, 3.0, 4.0], [2, 2])?;
+    /// let col = Tensor::<f32>::from_vec(vec![10.0, 100.0], [2, 1])?;
+    /// assert_eq!(a.mul(&col)?.to_vec(), [10.0, 20.0, 300.0, 400.0]);
+    /// assert_eq!((&a * &a).to_vec(), [1.0, 4.0, 9.0, 16.0]);
+    /// assert_eq!((2.0 * &a).to_vec(), [2.0, 4.0, 6.0, 8.0]);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn mul(&self, other: &Self) -> Result<Self> {
         zip_with("mul", self, other, |a, b| a * b)
     }
-    /// Elementwise quotient with broadcasting (x/0 gives ±inf or NaN).
+    /// Quotient, a / b, elementwise with broadcasting (also `/`); x/0 gives
+    /// ±∞ or NaN.
+    ///
+    /// Derivative: 1/b for a, −a/b² for b, each summed back over broadcast
+    /// axes.
+    ///
+    /// PyTorch: `torch.div` (`a / b`, true division); NumPy `np.divide`.
     ///
     /// # Errors
     /// When the shapes do not broadcast.
     pub fn div(&self, other: &Self) -> Result<Self> {
         zip_with("div", self, other, |a, b| a / b)
     }
-    /// Elementwise power x^y with broadcasting.
+    /// Power, aᵇ, elementwise with broadcasting.
+    ///
+    /// Derivative: b·a^(b−1) for a, aᵇ·ln a for b (NaN for b where a ≤ 0),
+    /// each summed back over broadcast axes.
+    ///
+    /// PyTorch: `torch.pow` (`a ** b`); NumPy `np.power`.
     ///
     /// # Errors
     /// When the shapes do not broadcast.
     pub fn pow(&self, other: &Self) -> Result<Self> {
         zip_with("pow", self, other, |a, b| a.powf(b))
     }
-    /// Elementwise maximum with broadcasting; NaN propagates (`torch.maximum`).
+    /// Larger of two values, max(a, b), elementwise with broadcasting; NaN
+    /// propagates.
+    ///
+    /// Derivative: 1 for the larger input, 0 for the other; ties share the
+    /// gradient equally (½ each, as PyTorch).
+    ///
+    /// PyTorch: `torch.maximum`; NumPy `np.maximum` (`np.fmax` ignores NaN).
     ///
     /// # Errors
     /// When the shapes do not broadcast.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let a = Tensor::<f32>::from_vec(vec![1.0, 5.0, 3.0], [3])?;
+    /// let b = Tensor::<f32>::from_vec(vec![4.0, 2.0, 3.0], [3])?;
+    /// assert_eq!(a.maximum(&b)?.to_vec(), [4.0, 5.0, 3.0]);
+    /// assert_eq!(a.minimum(&b)?.to_vec(), [1.0, 2.0, 3.0]);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn maximum(&self, other: &Self) -> Result<Self> {
         zip_with("maximum", self, other, |a, b| a.max_nan(b))
     }
-    /// Elementwise minimum with broadcasting; NaN propagates (`torch.minimum`).
+    /// Smaller of two values, min(a, b), elementwise with broadcasting; NaN
+    /// propagates.
+    ///
+    /// Derivative: 1 for the smaller input, 0 for the other; ties share the
+    /// gradient equally (½ each).
+    ///
+    /// PyTorch: `torch.minimum`; NumPy `np.minimum` (`np.fmin` ignores NaN).
     ///
     /// # Errors
     /// When the shapes do not broadcast.
@@ -282,43 +548,83 @@ impl<E: Float> Tensor<E> {
         zip_with("minimum", self, other, |a, b| a.min_nan(b))
     }
 
-    /// Mask of `self == other`: 1 where true, 0 where false (comparisons
-    /// with NaN are false, except `ne`).
+    /// Mask of a = b, elementwise with broadcasting: 1 where true, 0 where
+    /// false (comparisons with NaN are false, except `ne`).
+    ///
+    /// Not differentiable (on a `Var` the mask is a constant).
+    ///
+    /// PyTorch: `torch.eq` (`a == b`), which gives a bool tensor where this
+    /// gives 1.0/0.0; NumPy `np.equal`.
     ///
     /// # Errors
     /// When the shapes do not broadcast.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let a = Tensor::<f32>::from_vec(vec![1.0, 2.0, 3.0], [3])?;
+    /// let two = Tensor::scalar(2.0);
+    /// assert_eq!(a.eq(&two)?.to_vec(), [0.0, 1.0, 0.0]);
+    /// assert_eq!(a.gt(&two)?.to_vec(), [0.0, 0.0, 1.0]);
+    /// assert_eq!(a.le(&two)?.to_vec(), [1.0, 1.0, 0.0]);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn eq(&self, other: &Self) -> Result<Self> {
         zip_with("eq", self, other, |a, b| mask(a == b))
     }
-    /// Mask of `self != other`.
+    /// Mask of a ≠ b, elementwise with broadcasting: 1 where true, 0 where
+    /// false (true against NaN).
+    ///
+    /// Not differentiable.
+    ///
+    /// PyTorch: `torch.ne` (`a != b`); NumPy `np.not_equal`.
     ///
     /// # Errors
     /// When the shapes do not broadcast.
     pub fn ne(&self, other: &Self) -> Result<Self> {
         zip_with("ne", self, other, |a, b| mask(a != b))
     }
-    /// Mask of `self < other`.
+    /// Mask of a < b, elementwise with broadcasting: 1 where true, 0 where
+    /// false.
+    ///
+    /// Not differentiable.
+    ///
+    /// PyTorch: `torch.lt` (`a < b`); NumPy `np.less`.
     ///
     /// # Errors
     /// When the shapes do not broadcast.
     pub fn lt(&self, other: &Self) -> Result<Self> {
         zip_with("lt", self, other, |a, b| mask(a < b))
     }
-    /// Mask of `self <= other`.
+    /// Mask of a ≤ b, elementwise with broadcasting: 1 where true, 0 where
+    /// false.
+    ///
+    /// Not differentiable.
+    ///
+    /// PyTorch: `torch.le` (`a <= b`); NumPy `np.less_equal`.
     ///
     /// # Errors
     /// When the shapes do not broadcast.
     pub fn le(&self, other: &Self) -> Result<Self> {
         zip_with("le", self, other, |a, b| mask(a <= b))
     }
-    /// Mask of `self > other`.
+    /// Mask of a > b, elementwise with broadcasting: 1 where true, 0 where
+    /// false.
+    ///
+    /// Not differentiable.
+    ///
+    /// PyTorch: `torch.gt` (`a > b`); NumPy `np.greater`.
     ///
     /// # Errors
     /// When the shapes do not broadcast.
     pub fn gt(&self, other: &Self) -> Result<Self> {
         zip_with("gt", self, other, |a, b| mask(a > b))
     }
-    /// Mask of `self >= other`.
+    /// Mask of a ≥ b, elementwise with broadcasting: 1 where true, 0 where
+    /// false.
+    ///
+    /// Not differentiable.
+    ///
+    /// PyTorch: `torch.ge` (`a >= b`); NumPy `np.greater_equal`.
     ///
     /// # Errors
     /// When the shapes do not broadcast.
@@ -326,11 +632,19 @@ impl<E: Float> Tensor<E> {
         zip_with("ge", self, other, |a, b| mask(a >= b))
     }
 
-    /// `self` where `cond` is non-zero and `other` elsewhere, after
-    /// broadcasting all three: PyTorch's `x.where(cond, other)`, i.e.
-    /// `torch.where(cond, x, other)` (NumPy's `np.where`). The underscore
-    /// only avoids the Rust keyword; the op is not in place. Masks from the
-    /// comparison ops (`gt`, `eq`, ...) hold 1 and 0.
+    /// Elementwise selection, out = `self` where `cond` ≠ 0 and `other`
+    /// elsewhere, after broadcasting all three. The underscore only avoids
+    /// the Rust keyword; the op is not in place. Masks from the comparison
+    /// ops (`gt`, `eq`, ...) hold 1 and 0.
+    ///
+    /// Gradient: to `self` where `cond` ≠ 0 and to `other` elsewhere, each
+    /// summed back over broadcast axes; `cond` is data and gets none.
+    ///
+    /// PyTorch: `Tensor.where` (`x.where(cond, other)`), i.e.
+    /// `torch.where(cond, x, other)`; NumPy `np.where(cond, x, other)`.
+    ///
+    /// # Errors
+    /// When the three shapes do not broadcast together.
     ///
     /// ```
     /// use tapir_tensor::Tensor;
@@ -339,9 +653,6 @@ impl<E: Float> Tensor<E> {
     /// assert_eq!(x.where_(&x.gt(&zero)?, &zero)?.to_vec(), [0.0, 2.0]);
     /// # Ok::<(), tapir_tensor::Error>(())
     /// ```
-    ///
-    /// # Errors
-    /// When the three shapes do not broadcast together.
     pub fn where_(&self, cond: &Self, other: &Self) -> Result<Self> {
         let (a, b) = (self, other);
         let s = broadcast_shapes("where_", cond.shape(), a.shape())?;

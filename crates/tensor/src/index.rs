@@ -127,11 +127,26 @@ fn offset_along(p: &[usize], axis: usize, i: usize, strides: &[usize]) -> usize 
 }
 
 impl<E: Float> Tensor<E> {
-    /// Picks the slices `idx` along `axis` (`torch.index_select`); with a
-    /// weight matrix and axis 0 this is an embedding lookup.
+    /// Picks the slices `idx` along `axis`: `out[…, k, …] = x[…, idx[k], …]`.
+    /// With a weight matrix and axis 0 this is an embedding lookup.
+    ///
+    /// Gradient: scatter-added back into zeros at `idx`
+    /// ([`Tensor::index_add`]), so repeated indices accumulate.
+    ///
+    /// PyTorch: `torch.index_select(x, dim, index)`; NumPy
+    /// `np.take(x, idx, axis)`, TensorFlow `tf.gather(x, idx, axis=axis)`.
     ///
     /// # Errors
     /// When the axis or an index is out of range.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let w = Tensor::<f32>::from_vec(vec![0.0, 1.0, 10.0, 11.0, 20.0, 21.0], [3, 2])?;
+    /// let rows = w.index_select(0, &[2, 0, 2])?;
+    /// assert_eq!(rows.shape(), &[3, 2]);
+    /// assert_eq!(rows.to_vec(), [20.0, 21.0, 0.0, 1.0, 20.0, 21.0]);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn index_select(&self, axis: isize, idx: &[usize]) -> Result<Self> {
         let a = normalize_axis("index_select", axis, self.shape())?;
         for &i in idx {
@@ -143,12 +158,26 @@ impl<E: Float> Tensor<E> {
         Ok(Self::from_owned(self.nd().select(Axis(a), idx)))
     }
 
-    /// Adds the slices of `src` into `self` at positions `idx` along `axis`,
-    /// accumulating repeated indices (`torch.index_add`): the backward of
-    /// [`Tensor::index_select`].
+    /// Adds the slices of `src` into a copy of `self` at positions `idx`
+    /// along `axis`: `out[…, idx[k], …] += src[…, k, …]`, accumulating
+    /// repeated indices. The backward of [`Tensor::index_select`].
+    ///
+    /// Gradient: `self` gets the output gradient; `src` gets it picked at
+    /// `idx` ([`Tensor::index_select`]).
+    ///
+    /// PyTorch: `torch.index_add(x, dim, index, source)` (not in place, unlike
+    /// `Tensor.index_add_`); NumPy `np.add.at`.
     ///
     /// # Errors
     /// When an index is out of range or `src` has the wrong shape.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let x = Tensor::<f32>::zeros([3]);
+    /// let src = Tensor::<f32>::from_vec(vec![1.0, 2.0, 4.0], [3])?;
+    /// assert_eq!(x.index_add(0, &[2, 0, 2], &src)?.to_vec(), [2.0, 0.0, 5.0]);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn index_add(&self, axis: isize, idx: &[usize], src: &Self) -> Result<Self> {
         let a = normalize_axis("index_add", axis, self.shape())?;
         let mut want: Vec<usize> = self.shape().to_vec();
@@ -176,12 +205,29 @@ impl<E: Float> Tensor<E> {
         Ok(Self::from_owned(out))
     }
 
-    /// `out[p] = self[p with p[axis] = index[p]]`; the result has the shape
-    /// of `index` (`torch.gather`).
+    /// Gathers along `axis`: `out[p] = x[p with p[axis] = index[p]]`; the
+    /// result has the shape of `index`.
+    ///
+    /// Gradient: scatter-added back into zeros at the gathered positions
+    /// ([`Tensor::scatter_add`]), so repeated indices accumulate.
+    ///
+    /// PyTorch: `torch.gather(x, dim, index)`; NumPy
+    /// `np.take_along_axis(x, index, axis)` (TensorFlow's `tf.gather` is
+    /// [`Tensor::index_select`] instead).
     ///
     /// # Errors
     /// When ranks differ, `index` is larger than `self` off `axis`, or an
     /// index is out of range; see [`AsIndex`] for the index forms.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let x = Tensor::<f32>::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3])?;
+    /// // Per row, the entries at columns 2, 0 and 1, 1.
+    /// let y = x.gather(1, (vec![2, 0, 1, 1], [2, 2]))?;
+    /// assert_eq!(y.shape(), &[2, 2]);
+    /// assert_eq!(y.to_vec(), [3.0, 1.0, 5.0, 5.0]);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn gather(&self, axis: isize, index: impl AsIndex) -> Result<Self> {
         let index = index.as_index("gather")?;
         let index: &IndexArray = &index;
@@ -199,9 +245,16 @@ impl<E: Float> Tensor<E> {
         Self::from_vec(out, index.shape())
     }
 
-    /// Returns `self` with `src[p]` added at `p with p[axis] = index[p]`
-    /// for every position p of `index`, accumulating repeats
-    /// (`torch.scatter_add`): the backward of [`Tensor::gather`].
+    /// Returns `self` with `src[p]` added at `p with p[axis] = index[p]` for
+    /// every position p of `index`, accumulating repeats:
+    /// the backward of [`Tensor::gather`].
+    ///
+    /// Gradient: `self` gets the output gradient; `src` gets it gathered at
+    /// `index` ([`Tensor::gather`]), zero where `src` is larger than
+    /// `index`.
+    ///
+    /// PyTorch: `torch.scatter_add(x, dim, index, src)` (not in place, unlike
+    /// `Tensor.scatter_add_`).
     ///
     /// # Errors
     /// When ranks differ, `index` is larger than `src` or than `self` off
@@ -255,8 +308,14 @@ impl<E: Float> Tensor<E> {
         Ok(())
     }
 
-    /// One-hot encoding: shape `index.shape + [num_classes]`, 1 at each
-    /// index (`torch.nn.functional.one_hot`).
+    /// One-hot encoding: `out[…, k] = 1` if `index[…] = k`, else 0, with shape
+    /// `index.shape + [num_classes]`.
+    ///
+    /// Not differentiable (its input is indices).
+    ///
+    /// PyTorch: `torch.nn.functional.one_hot(index, num_classes)`, which
+    /// returns integers where this returns `E`; TensorFlow
+    /// `tf.one_hot(indices, depth)`.
     ///
     /// # Errors
     /// When an index is ≥ `num_classes`.

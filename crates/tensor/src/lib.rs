@@ -22,6 +22,10 @@
 //!   `sum_axes(axes, keepdim)` over some.
 //! - Small tensors run on the calling thread; elementwise ops and reductions
 //!   go parallel above [`kernels::PAR_THRESHOLD`] elements.
+//! - Each op's documentation gives its formula, the derivative or gradient
+//!   rule tapir-autograd uses for it (or "Not differentiable"), and its
+//!   PyTorch counterpart, with the NumPy or TensorFlow name where that
+//!   differs.
 #![deny(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 

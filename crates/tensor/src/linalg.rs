@@ -112,17 +112,36 @@ fn batch_view<'a, E: Float>(v: &ArrayViewD<'a, E>, idx: &[usize]) -> ArrayView2<
 }
 
 impl<E: Float> Tensor<E> {
-    /// Matrix product with NumPy/PyTorch semantics (`torch.matmul`):
-    /// 1-D·1-D is a dot product; a 1-D left (right) operand is a row (column)
-    /// vector whose axis is removed afterwards; inputs of rank > 2 are stacks
-    /// of matrices whose batch axes broadcast.
+    /// Matrix product, C = A·B with cᵢⱼ = Σₖ aᵢₖ·bₖⱼ, with NumPy/PyTorch
+    /// semantics: 1-D·1-D is a dot product; a 1-D left (right) operand is a
+    /// row (column) vector whose axis is removed afterwards; inputs of
+    /// rank > 2 are stacks of matrices whose batch axes broadcast.
     ///
     /// Large products use both cores inside the GEMM kernel; batches of small
     /// matrices run in parallel with rayon.
     ///
+    /// Gradient: g·Bᵀ for A and Aᵀ·g for B (1-D operands promoted to
+    /// matrices, broadcast batch axes summed back).
+    ///
+    /// PyTorch: `torch.matmul` (`a @ b`); NumPy `np.matmul`;
+    /// `tf.linalg.matmul` needs rank ≥ 2.
+    ///
     /// # Errors
     /// When an input is 0-D, the inner sizes differ, or batch axes do not
     /// broadcast.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let a = Tensor::<f32>::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3])?;
+    /// let b = Tensor::<f32>::from_vec(vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0], [3, 2])?;
+    /// let c = a.matmul(&b)?;
+    /// assert_eq!(c.shape(), &[2, 2]);
+    /// assert_eq!(c.to_vec(), [4.0, 5.0, 10.0, 11.0]);
+    /// let v = Tensor::<f32>::from_vec(vec![1.0, 1.0, 1.0], [3])?;
+    /// assert_eq!(a.matmul(&v)?.to_vec(), [6.0, 15.0]); // matrix·vector: shape [2]
+    /// assert_eq!(v.matmul(&v)?.item()?, 3.0); // dot product: 0-d
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn matmul(&self, other: &Self) -> Result<Self> {
         let (ra, rb) = (self.ndim(), other.ndim());
         if ra == 0 || rb == 0 {

@@ -28,6 +28,10 @@ fn splitmix64(state: &mut u64) -> u64 {
 
 impl Rng {
     /// A generator whose whole sequence is fixed by `seed`.
+    ///
+    /// PyTorch: `torch.Generator().manual_seed(seed)`; NumPy
+    /// `np.random.default_rng(seed)` (each with its own algorithm, so the
+    /// numbers differ).
     pub fn seed(seed: u64) -> Self {
         let mut st = seed;
         let s = [
@@ -54,12 +58,16 @@ impl Rng {
     }
 
     /// A uniform sample from [0, 1) with 53 random bits.
+    ///
+    /// Python: `random.random()`; NumPy `rng.random()`.
     pub fn uniform(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
     /// A standard normal sample (Box–Muller; one sample per two uniforms,
     /// so the stream does not depend on how many values were asked for before).
+    ///
+    /// NumPy: `rng.standard_normal()`; Python `random.gauss(0, 1)`.
     pub fn normal(&mut self) -> f64 {
         // 1 − u lies in (0, 1], so the logarithm is finite.
         let u1 = 1.0 - self.uniform();
@@ -68,6 +76,8 @@ impl Rng {
     }
 
     /// A uniform integer in `0..n` (`n > 0`), without modulo bias.
+    ///
+    /// NumPy: `rng.integers(n)`; PyTorch `torch.randint(n, ())`.
     ///
     /// # Panics
     /// When `n` is 0 (there is no integer to draw).
@@ -83,6 +93,8 @@ impl Rng {
     }
 
     /// Shuffles a slice in place (Fisher–Yates).
+    ///
+    /// NumPy: `rng.shuffle(x)`; PyTorch `x[torch.randperm(len(x))]`.
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
             let j = self.below(i as u64 + 1) as usize;

@@ -201,10 +201,27 @@ impl<E: Float> Tensor<E> {
         self.reduce(op, axes, keepdim, f)
     }
 
-    /// Sum over `axes` (`torch.sum(x, dim, keepdim)`).
+    /// Sum over `axes`, Σ x along each listed axis; `keepdim` keeps them as
+    /// size-1 axes.
+    ///
+    /// Gradient: broadcast back over the reduced axes (each element gets the
+    /// gradient of its sum).
+    ///
+    /// PyTorch: `torch.sum(x, dim, keepdim)`; NumPy `np.sum(x, axis,
+    /// keepdims)`, TensorFlow `tf.math.reduce_sum(x, axis, keepdims)`.
     ///
     /// # Errors
     /// When an axis is out of range or repeated.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let x = Tensor::<f32>::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3])?;
+    /// assert_eq!(x.sum_axes(&[0], false)?.to_vec(), [5.0, 7.0, 9.0]);
+    /// let rows = x.sum_axes(&[-1], true)?;
+    /// assert_eq!(rows.shape(), &[2, 1]);
+    /// assert_eq!(rows.to_vec(), [6.0, 15.0]);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn sum_axes(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
         let red = normalize_axes("sum", axes, self.shape())?;
         // Reducing the leading axes of contiguous data: add whole rows, which
@@ -244,7 +261,20 @@ impl<E: Float> Tensor<E> {
         self.reduce("sum", axes, keepdim, sum_slice)
     }
 
-    /// Sum of all elements, as a scalar tensor.
+    /// Sum of all elements, Σ x, as a 0-d tensor.
+    ///
+    /// Gradient: broadcast back to every element.
+    ///
+    /// PyTorch: `torch.sum(x)`; TensorFlow `tf.math.reduce_sum(x)`.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let x = Tensor::<f32>::from_vec(vec![1.0, 2.0, 3.0, 4.0], [2, 2])?;
+    /// let s = x.sum();
+    /// assert_eq!(s.shape(), &[] as &[usize]);
+    /// assert_eq!(s.item()?, 10.0);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn sum(&self) -> Self {
         match self.as_slice() {
             Some(s) => Self::scalar(sum_slice(s)),
@@ -252,22 +282,46 @@ impl<E: Float> Tensor<E> {
         }
     }
 
-    /// Mean over `axes` (NaN for an empty axis, as PyTorch).
+    /// Mean over `axes`, (1/n)·Σ x with n the number of reduced elements
+    /// (NaN for an empty axis, as PyTorch).
+    ///
+    /// Gradient: 1/n to each element, broadcast back over the reduced axes.
+    ///
+    /// PyTorch: `torch.mean(x, dim, keepdim)`; TensorFlow
+    /// `tf.math.reduce_mean`.
     ///
     /// # Errors
     /// When an axis is out of range or repeated.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let x = Tensor::<f32>::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3])?;
+    /// assert_eq!(x.mean_axes(&[1], false)?.to_vec(), [2.0, 5.0]);
+    /// assert_eq!(x.mean_axes(&[0, 1], false)?.item()?, 3.5);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn mean_axes(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
         let red = normalize_axes("mean", axes, self.shape())?;
         let n: usize = red.iter().map(|&a| self.shape()[a]).product();
         Ok(self.sum_axes(axes, keepdim)?.div_scalar(E::from_usize(n)))
     }
 
-    /// Mean of all elements.
+    /// Mean of all elements, (1/n)·Σ x, as a 0-d tensor (NaN when empty).
+    ///
+    /// Gradient: 1/n to each element.
+    ///
+    /// PyTorch: `torch.mean(x)`; TensorFlow `tf.math.reduce_mean(x)`.
     pub fn mean(&self) -> Self {
         self.sum().div_scalar(E::from_usize(self.len()))
     }
 
-    /// Product over `axes` (1 for an empty axis).
+    /// Product over `axes`, Π x (1 for an empty axis).
+    ///
+    /// Gradient: out/x, so inputs holding zeros get non-finite gradients
+    /// (PyTorch treats zeros exactly).
+    ///
+    /// PyTorch: `torch.prod(x, dim, keepdim)`, which takes a single dim;
+    /// TensorFlow `tf.math.reduce_prod`.
     ///
     /// # Errors
     /// When an axis is out of range or repeated.
@@ -277,20 +331,45 @@ impl<E: Float> Tensor<E> {
         })
     }
 
-    /// Product of all elements.
+    /// Product of all elements, Π x, as a 0-d tensor (1 when empty).
+    ///
+    /// Gradient: out/x, as [`Tensor::prod_axes`].
+    ///
+    /// PyTorch: `torch.prod(x)`; TensorFlow `tf.math.reduce_prod(x)`.
     pub fn prod(&self) -> Self {
         Self::scalar(self.nd().iter().copied().fold(E::ONE, |a, b| a * b))
     }
 
-    /// Maximum over `axes`; NaN propagates.
+    /// Maximum over `axes`, max x along the listed axes; NaN propagates.
+    ///
+    /// Gradient: to the elements equal to the maximum; ties share it
+    /// equally (as `torch.amax`).
+    ///
+    /// PyTorch: `torch.amax(x, dim, keepdim)` (`torch.max(x, dim)` takes one
+    /// dim and also returns indices); NumPy `np.max`, TensorFlow
+    /// `tf.math.reduce_max`.
     ///
     /// # Errors
     /// When an axis is out of range, repeated, or has size 0.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let x = Tensor::<f32>::from_vec(vec![1.0, 5.0, 3.0, 4.0, 2.0, 6.0], [2, 3])?;
+    /// assert_eq!(x.max_axes(&[1], false)?.to_vec(), [5.0, 6.0]);
+    /// assert_eq!(x.max_axes(&[0], true)?.shape(), &[1, 3]);
+    /// assert_eq!(x.max_axes(&[0], true)?.to_vec(), [4.0, 5.0, 6.0]);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn max_axes(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
         self.reduce_nonempty("max", axes, keepdim, max_slice)
     }
 
-    /// Maximum of all elements.
+    /// Maximum of all elements, max x, as a 0-d tensor; NaN propagates.
+    ///
+    /// Gradient: to the maximal elements; ties share it equally.
+    ///
+    /// PyTorch: `torch.max(x)` (`torch.amax`); NumPy `np.max`, TensorFlow
+    /// `tf.math.reduce_max`.
     ///
     /// # Errors
     /// When the tensor is empty.
@@ -299,7 +378,14 @@ impl<E: Float> Tensor<E> {
         self.max_axes(&all, false)
     }
 
-    /// Minimum over `axes`; NaN propagates.
+    /// Minimum over `axes`, min x along the listed axes; NaN propagates.
+    ///
+    /// Gradient: to the elements equal to the minimum; ties share it
+    /// equally (as `torch.amin`).
+    ///
+    /// PyTorch: `torch.amin(x, dim, keepdim)` (`torch.min(x, dim)` takes one
+    /// dim and also returns indices); NumPy `np.min`, TensorFlow
+    /// `tf.math.reduce_min`.
     ///
     /// # Errors
     /// When an axis is out of range, repeated, or has size 0.
@@ -307,7 +393,12 @@ impl<E: Float> Tensor<E> {
         self.reduce_nonempty("min", axes, keepdim, min_slice)
     }
 
-    /// Minimum of all elements.
+    /// Minimum of all elements, min x, as a 0-d tensor; NaN propagates.
+    ///
+    /// Gradient: to the minimal elements; ties share it equally.
+    ///
+    /// PyTorch: `torch.min(x)` (`torch.amin`); NumPy `np.min`, TensorFlow
+    /// `tf.math.reduce_min`.
     ///
     /// # Errors
     /// When the tensor is empty.
@@ -316,17 +407,38 @@ impl<E: Float> Tensor<E> {
         self.min_axes(&all, false)
     }
 
-    /// Variance over `axes` with Bessel's correction (divides by n − 1), the
-    /// default of `torch.var`; see [`Tensor::var_with`] for other corrections.
+    /// Sample variance over `axes`, Σ(x − x̄)²/(n − 1) (Bessel's correction,
+    /// the default of `torch.var`); see [`Tensor::var_with`] for other
+    /// corrections.
+    ///
+    /// Gradient: 2(x − x̄)/(n − 1).
+    ///
+    /// PyTorch: `torch.var(x, dim, keepdim=keepdim)` (correction=1); NumPy's
+    /// `np.var` defaults to ddof=0 and `tf.math.reduce_variance` has no
+    /// correction: both divide by n.
     ///
     /// # Errors
     /// When an axis is out of range or repeated.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let x = Tensor::<f32>::from_vec(vec![1.0, 3.0, 2.0, 2.0], [2, 2])?;
+    /// assert_eq!(x.var_axes(&[1], false)?.to_vec(), [2.0, 0.0]);
+    /// assert_eq!(x.var_with(&[1], false, 0)?.to_vec(), [1.0, 0.0]); // ddof=0
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn var_axes(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
         self.var_with(axes, keepdim, 1)
     }
 
-    /// Variance dividing by n − `correction` (0 gives the population
-    /// variance, NumPy's default). NaN when n ≤ correction.
+    /// Variance over `axes` dividing by n − `correction`,
+    /// Σ(x − x̄)²/(n − correction); 0 gives the population variance
+    /// (NumPy's default). NaN when n ≤ correction.
+    ///
+    /// Gradient: 2(x − x̄)/(n − correction).
+    ///
+    /// PyTorch: `torch.var(x, dim, correction=c, keepdim=keepdim)`; NumPy
+    /// `np.var(x, axis, ddof=c)`.
     ///
     /// # Errors
     /// When an axis is out of range or repeated.
@@ -334,7 +446,12 @@ impl<E: Float> Tensor<E> {
         self.reduce("var", axes, keepdim, |s| var_slice(s, correction))
     }
 
-    /// Standard deviation with Bessel's correction (`torch.std`).
+    /// Sample standard deviation over `axes`, √(Σ(x − x̄)²/(n − 1)).
+    ///
+    /// Gradient: (x − x̄)/((n − 1)·std) (non-finite where std = 0).
+    ///
+    /// PyTorch: `torch.std(x, dim, keepdim=keepdim)` (correction=1); NumPy's
+    /// `np.std` defaults to ddof=0 and `tf.math.reduce_std` divides by n.
     ///
     /// # Errors
     /// When an axis is out of range or repeated.
@@ -342,7 +459,13 @@ impl<E: Float> Tensor<E> {
         self.std_with(axes, keepdim, 1)
     }
 
-    /// Standard deviation dividing by n − `correction`.
+    /// Standard deviation over `axes` dividing by n − `correction`,
+    /// √(Σ(x − x̄)²/(n − correction)).
+    ///
+    /// Gradient: (x − x̄)/((n − correction)·std).
+    ///
+    /// PyTorch: `torch.std(x, dim, correction=c, keepdim=keepdim)`; NumPy
+    /// `np.std(x, axis, ddof=c)`.
     ///
     /// # Errors
     /// When an axis is out of range or repeated.
@@ -350,20 +473,33 @@ impl<E: Float> Tensor<E> {
         self.reduce("std", axes, keepdim, |s| var_slice(s, correction).sqrt())
     }
 
-    /// Variance of all elements with Bessel's correction (`torch.var(x)`).
+    /// Sample variance of all elements, Σ(x − x̄)²/(n − 1), as a 0-d tensor.
+    ///
+    /// Gradient: 2(x − x̄)/(n − 1).
+    ///
+    /// PyTorch: `torch.var(x)`; NumPy's `np.var(x)` divides by n.
     pub fn var(&self) -> Self {
         Self::scalar(var_slice(&self.to_vec(), 1))
     }
 
-    /// Standard deviation of all elements with Bessel's correction
-    /// (`torch.std(x)`).
+    /// Sample standard deviation of all elements, √(Σ(x − x̄)²/(n − 1)), as
+    /// a 0-d tensor.
+    ///
+    /// Gradient: (x − x̄)/((n − 1)·std).
+    ///
+    /// PyTorch: `torch.std(x)`; NumPy's `np.std(x)` divides by n.
     pub fn std(&self) -> Self {
         Self::scalar(var_slice(&self.to_vec(), 1).sqrt())
     }
 
-    /// Index of the largest element over the flattened axes `axes` (in
-    /// row-major order of those axes); ties give the first, NaN counts as
-    /// largest (`torch.argmax`).
+    /// Index of the largest element, argmax x, over the flattened axes
+    /// `axes` (in row-major order of those axes); ties give the first, NaN
+    /// counts as largest.
+    ///
+    /// Not differentiable (it returns indices).
+    ///
+    /// PyTorch: `torch.argmax(x, dim, keepdim)`, which takes one dim; NumPy
+    /// `np.argmax`, TensorFlow `tf.math.argmax`.
     ///
     /// # Errors
     /// When an axis is out of range, repeated, or has size 0.
@@ -371,8 +507,13 @@ impl<E: Float> Tensor<E> {
         self.arg_reduce("argmax", axes, keepdim, argmax_slice)
     }
 
-    /// Index of the smallest element; ties give the first, NaN counts as
-    /// smallest (`torch.argmin`).
+    /// Index of the smallest element, argmin x, over the flattened axes
+    /// `axes`; ties give the first, NaN counts as smallest.
+    ///
+    /// Not differentiable (it returns indices).
+    ///
+    /// PyTorch: `torch.argmin(x, dim, keepdim)`, which takes one dim; NumPy
+    /// `np.argmin`, TensorFlow `tf.math.argmin`.
     ///
     /// # Errors
     /// When an axis is out of range, repeated, or has size 0.
@@ -380,7 +521,12 @@ impl<E: Float> Tensor<E> {
         self.arg_reduce("argmin", axes, keepdim, argmin_slice)
     }
 
-    /// Flat index of the largest element of the whole tensor.
+    /// Flat (row-major) index of the largest element of the whole tensor;
+    /// ties give the first, NaN counts as largest.
+    ///
+    /// Not differentiable.
+    ///
+    /// PyTorch: `torch.argmax(x)`; NumPy `np.argmax(x)`.
     ///
     /// # Errors
     /// When the tensor is empty.
@@ -388,7 +534,12 @@ impl<E: Float> Tensor<E> {
         self.arg_all("argmax", argmax_slice)
     }
 
-    /// Flat index of the smallest element of the whole tensor.
+    /// Flat (row-major) index of the smallest element of the whole tensor;
+    /// ties give the first, NaN counts as smallest.
+    ///
+    /// Not differentiable.
+    ///
+    /// PyTorch: `torch.argmin(x)`; NumPy `np.argmin(x)`.
     ///
     /// # Errors
     /// When the tensor is empty.
@@ -420,8 +571,13 @@ impl<E: Float> Tensor<E> {
         Ok(reduce_with(&rows, f))
     }
 
-    /// log Σ exp(x) over `axes`, computed as m + log Σ exp(x − m) with m the
-    /// maximum, so large inputs do not overflow (`torch.logsumexp`).
+    /// Log-sum-exp over `axes`, log Σ exp(x), computed as m + log Σ exp(x − m)
+    /// with m the maximum, so large inputs do not overflow.
+    ///
+    /// Gradient: exp(x − out), the softmax over the reduced axes.
+    ///
+    /// PyTorch: `torch.logsumexp(x, dim, keepdim)`; TensorFlow
+    /// `tf.math.reduce_logsumexp`, SciPy `scipy.special.logsumexp`.
     ///
     /// # Errors
     /// When an axis is out of range or repeated.
@@ -429,7 +585,13 @@ impl<E: Float> Tensor<E> {
         self.reduce("logsumexp", axes, keepdim, logsumexp_slice)
     }
 
-    /// log Σ exp(x) over all elements, as a scalar tensor (−∞ when empty).
+    /// Log-sum-exp of all elements, log Σ exp(x), as a 0-d tensor (−∞ when
+    /// empty), stable for large inputs.
+    ///
+    /// Gradient: exp(x − out), the softmax of all elements.
+    ///
+    /// PyTorch: `torch.logsumexp(x, dim=tuple(range(x.ndim)))`; TensorFlow
+    /// `tf.math.reduce_logsumexp(x)`.
     pub fn logsumexp(&self) -> Self {
         Self::scalar(logsumexp_slice(&self.to_vec()))
     }
@@ -478,11 +640,25 @@ impl<E: Float> Tensor<E> {
         Ok(Self::from_owned(back.as_standard_layout().into_owned()))
     }
 
-    /// exp(x) / Σ exp(x) along `axis`, shifted by the maximum for stability
-    /// (`torch.softmax`).
+    /// Softmax along `axis`, yᵢ = exp(xᵢ − m)/Σⱼ exp(xⱼ − m), with m the
+    /// maximum for stability.
+    ///
+    /// Derivative: ∂yᵢ/∂xⱼ = yᵢ(δᵢⱼ − yⱼ), applied as y ⊙ (g − Σ g·y).
+    ///
+    /// PyTorch: `torch.softmax(x, dim)` (`torch.nn.functional.softmax`);
+    /// TensorFlow `tf.nn.softmax(x, axis)`, SciPy `scipy.special.softmax`.
     ///
     /// # Errors
     /// When the axis is out of range.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let x = Tensor::<f32>::from_vec(vec![1.0, 2.0, 3.0], [1, 3])?;
+    /// let y = x.softmax(-1)?.to_vec();
+    /// let want = [0.090_030_57, 0.244_728_47, 0.665_240_96];
+    /// assert!(y.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6));
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn softmax(&self, axis: isize) -> Result<Self> {
         self.along_axis("softmax", axis, |x, o| {
             let m = max_slice(x);
@@ -498,10 +674,25 @@ impl<E: Float> Tensor<E> {
         })
     }
 
-    /// x − logsumexp(x) along `axis` (`torch.log_softmax`).
+    /// Log-softmax along `axis`, yᵢ = xᵢ − log Σⱼ exp(xⱼ), computed stably.
+    ///
+    /// Derivative: ∂yᵢ/∂xⱼ = δᵢⱼ − softmax(x)ⱼ, applied as
+    /// g − softmax(x)·Σ g.
+    ///
+    /// PyTorch: `torch.log_softmax(x, dim)`
+    /// (`torch.nn.functional.log_softmax`); TensorFlow `tf.nn.log_softmax`.
     ///
     /// # Errors
     /// When the axis is out of range.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let x = Tensor::<f32>::from_vec(vec![1.0, 2.0, 3.0], [3])?;
+    /// let y = x.log_softmax(0)?.to_vec();
+    /// let want = [-2.407_606, -1.407_606, -0.407_606];
+    /// assert!(y.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-5));
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn log_softmax(&self, axis: isize) -> Result<Self> {
         self.along_axis("log_softmax", axis, |x, o| {
             let l = logsumexp_slice(x);
@@ -511,8 +702,13 @@ impl<E: Float> Tensor<E> {
         })
     }
 
-    /// Sums a broadcast result back to `shape`: the reverse of
+    /// Sums a broadcast result back to `shape`, Σ over the axes that
+    /// broadcasting added or stretched: the reverse of
     /// [`Tensor::broadcast_to`], used by backward rules.
+    ///
+    /// Gradient: broadcast back to the input's shape.
+    ///
+    /// PyTorch: `Tensor.sum_to_size(shape)`.
     ///
     /// # Errors
     /// When `self` is not a broadcast of `shape`.

@@ -8,10 +8,25 @@ use crate::shape::{normalize_axis, normalize_axis_rank, numel, Shape};
 use crate::tensor::{row_major_strides, Dims, Tensor};
 
 impl<E: Float> Tensor<E> {
-    /// Swaps two axes (a view, no copy), as `torch.transpose`.
+    /// Swaps axes `a` and `b` (a view, no copy):
+    /// `out[…, j, …, i, …] = x[…, i, …, j, …]`.
+    ///
+    /// Gradient: the same swap applied to the output gradient.
+    ///
+    /// PyTorch: `torch.transpose(x, a, b)`; NumPy `np.swapaxes` (`np.transpose`
+    /// and `tf.transpose` take a whole permutation, see [`Tensor::permute`]).
     ///
     /// # Errors
     /// When an axis is out of range.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let x = Tensor::<f32>::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3])?;
+    /// let y = x.transpose(0, 1)?;
+    /// assert_eq!(y.shape(), &[3, 2]);
+    /// assert_eq!(y.to_vec(), [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn transpose(&self, a: isize, b: isize) -> Result<Self> {
         let a = normalize_axis("transpose", a, self.shape())?;
         let b = normalize_axis("transpose", b, self.shape())?;
@@ -21,7 +36,12 @@ impl<E: Float> Tensor<E> {
         Ok(self.with_layout(sh, st, off))
     }
 
-    /// Reverses the axes of a tensor of rank ≤ 2 (a view), as `Tensor.t()`.
+    /// Matrix transpose xᵀ of a tensor of rank ≤ 2 (a view); ranks 0 and 1
+    /// come back unchanged.
+    ///
+    /// Gradient: transposed back.
+    ///
+    /// PyTorch: `Tensor.t()`; NumPy `x.T` (which reverses any rank).
     ///
     /// # Errors
     /// When the rank is above 2.
@@ -38,10 +58,25 @@ impl<E: Float> Tensor<E> {
         Ok(self.with_layout(sh, st, off))
     }
 
-    /// Reorders the axes (a view), as `torch.permute`.
+    /// Reorders the axes (a view): axis i of the result is axis `axes[i]` of
+    /// `self`.
+    ///
+    /// Gradient: permuted back by the inverse permutation.
+    ///
+    /// PyTorch: `torch.permute(x, dims)`; NumPy `np.transpose(x, axes)`,
+    /// TensorFlow `tf.transpose(x, perm)`.
     ///
     /// # Errors
     /// When `axes` is not a permutation of `0..ndim`.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let x = Tensor::<f32>::from_vec((0..6).map(|v| v as f32).collect(), [1, 2, 3])?;
+    /// let y = x.permute(&[2, 0, 1])?;
+    /// assert_eq!(y.shape(), &[3, 1, 2]);
+    /// assert_eq!(y.to_vec(), [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn permute(&self, axes: &[isize]) -> Result<Self> {
         let nd = self.ndim();
         let mut seen = vec![false; nd];
@@ -74,13 +109,27 @@ impl<E: Float> Tensor<E> {
         Ok(self.with_layout(sh, st, self.offset()))
     }
 
-    /// Gives the tensor a new shape with the same number of elements; one
-    /// size may be −1 and is inferred. A view for contiguous data, a copy
-    /// otherwise (`torch.reshape`).
+    /// Gives the tensor a new shape with the same elements in row-major
+    /// order; one size may be −1 and is inferred. A view for contiguous
+    /// data, a copy otherwise.
+    ///
+    /// Gradient: reshaped back to the input's shape.
+    ///
+    /// PyTorch: `torch.reshape`; NumPy `np.reshape`, TensorFlow `tf.reshape`.
     ///
     /// # Errors
     /// When the sizes do not match, or more than one −1 or another negative
     /// size is given.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let x = Tensor::<f32>::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3])?;
+    /// let y = x.reshape([3, -1])?;
+    /// assert_eq!(y.shape(), &[3, 2]);
+    /// assert_eq!(y.to_vec(), x.to_vec());
+    /// assert!(x.reshape([4, -1]).is_err());
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn reshape(&self, shape: impl AsRef<[isize]>) -> Result<Self> {
         let spec = shape.as_ref();
         let mut infer = None;
@@ -120,6 +169,10 @@ impl<E: Float> Tensor<E> {
 
     /// [`Tensor::reshape`] with explicit sizes.
     ///
+    /// Gradient: reshaped back to the input's shape.
+    ///
+    /// PyTorch: `torch.reshape` with no −1.
+    ///
     /// # Errors
     /// When the number of elements differs.
     pub fn reshape_usize(&self, shape: &[usize]) -> Result<Self> {
@@ -141,8 +194,13 @@ impl<E: Float> Tensor<E> {
         Self::from_vec(v, shape)
     }
 
-    /// Removes `axis` if its size is 1 (otherwise returns the tensor
-    /// unchanged, as `torch.squeeze(x, dim)`).
+    /// Removes `axis` if its size is 1 (a view); otherwise returns the
+    /// tensor unchanged.
+    ///
+    /// Gradient: reshaped back to the input's shape.
+    ///
+    /// PyTorch: `torch.squeeze(x, dim)`; NumPy's `np.squeeze(x, axis)` and
+    /// `tf.squeeze` raise an error instead when the axis is not of size 1.
     ///
     /// # Errors
     /// When the axis is out of range.
@@ -157,7 +215,11 @@ impl<E: Float> Tensor<E> {
         Ok(self.with_layout(sh, st, off))
     }
 
-    /// Removes every axis of size 1 (`torch.squeeze(x)`).
+    /// Removes every axis of size 1 (a view).
+    ///
+    /// Gradient: reshaped back to the input's shape.
+    ///
+    /// PyTorch: `torch.squeeze(x)`; NumPy `np.squeeze(x)`.
     pub fn squeeze_all(&self) -> Self {
         let (mut sh, mut st, off) = self.layout();
         for a in (0..self.ndim()).rev() {
@@ -169,7 +231,12 @@ impl<E: Float> Tensor<E> {
         self.with_layout(sh, st, off)
     }
 
-    /// Inserts an axis of size 1 at `axis` (−1 appends), as `torch.unsqueeze`.
+    /// Inserts an axis of size 1 at `axis` (a view; −1 appends).
+    ///
+    /// Gradient: reshaped back to the input's shape.
+    ///
+    /// PyTorch: `torch.unsqueeze`; NumPy `np.expand_dims`, TensorFlow
+    /// `tf.expand_dims`.
     ///
     /// # Errors
     /// When the axis is outside `-(ndim+1)..=ndim`.
@@ -184,12 +251,26 @@ impl<E: Float> Tensor<E> {
         Ok(self.with_layout(sh, st, off))
     }
 
-    /// Broadcasts to `shape` by NumPy's rules (`torch.broadcast_to`). The
-    /// result is materialised: ndarray's shared arrays cannot hold the zero
-    /// strides of a broadcast view.
+    /// Broadcasts to `shape` by NumPy's rules, repeating size-1 and missing
+    /// leading axes. The result is materialised: ndarray's shared arrays
+    /// cannot hold the zero strides of a broadcast view.
+    ///
+    /// Gradient: summed back over the broadcast axes ([`Tensor::sum_to`]).
+    ///
+    /// PyTorch: `torch.broadcast_to` (a view there, a copy here); NumPy
+    /// `np.broadcast_to`.
     ///
     /// # Errors
     /// When the tensor does not broadcast to `shape`.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let x = Tensor::<f32>::from_vec(vec![1.0, 2.0], [2, 1])?;
+    /// let y = x.broadcast_to([2, 3])?;
+    /// assert_eq!(y.to_vec(), [1.0, 1.0, 1.0, 2.0, 2.0, 2.0]);
+    /// assert_eq!(y.sum_to(&[2, 1])?.to_vec(), [3.0, 6.0]);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn broadcast_to(&self, shape: impl AsRef<[usize]>) -> Result<Self> {
         let shape = shape.as_ref();
         if shape == self.shape() {
@@ -214,8 +295,13 @@ impl<E: Float> Tensor<E> {
         }
     }
 
-    /// Merges axes `start..=end` into one (`torch.flatten`); `(0, -1)`
-    /// flattens everything.
+    /// Merges axes `start..=end` into one of their product's size; `(0, -1)`
+    /// flattens everything, and a 0-d tensor becomes shape `[1]`.
+    ///
+    /// Gradient: reshaped back to the input's shape.
+    ///
+    /// PyTorch: `torch.flatten(x, start_dim, end_dim)`; NumPy's
+    /// `x.flatten()` always flattens everything.
     ///
     /// # Errors
     /// When an axis is out of range or start > end.
@@ -238,13 +324,30 @@ impl<E: Float> Tensor<E> {
         self.reshape_usize(&out)
     }
 
-    /// Elements `start, start + step, ...` before `end` along `axis` (a
-    /// view), as Python's `x[..., start:end:step]`. Negative `start`/`end`
-    /// count from the end and out-of-range bounds are clipped, as in Python;
-    /// `end = None` runs to the end.
+    /// Slices along `axis` (a view): the elements at `start, start + step,
+    /// ...` before `end`. Negative `start`/`end` count from the end and
+    /// out-of-range bounds are clipped, as in Python; `end = None` runs to
+    /// the end.
+    ///
+    /// Gradient: scattered back into zeros at the selected positions (a
+    /// `Var` records the slice as `index_select`, whose adjoint is
+    /// `index_add`).
+    ///
+    /// PyTorch: `x[..., start:end:step]` on that axis (the step must be
+    /// positive there too; NumPy also allows negative steps).
     ///
     /// # Errors
     /// When the axis is out of range or `step` is not positive.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let x = Tensor::<f32>::from_vec((0..10).map(|v| v as f32).collect(), [2, 5])?;
+    /// let y = x.slice(1, 1, None, 2)?; // x[:, 1::2]
+    /// assert_eq!(y.shape(), &[2, 2]);
+    /// assert_eq!(y.to_vec(), [1.0, 3.0, 6.0, 8.0]);
+    /// assert_eq!(x.slice(1, -2, None, 1)?.to_vec(), [3.0, 4.0, 8.0, 9.0]); // x[:, -2:]
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn slice(
         &self,
         axis: isize,
@@ -276,7 +379,13 @@ impl<E: Float> Tensor<E> {
         Ok(self.with_layout(sh, st, off))
     }
 
-    /// `length` elements from `start` along `axis` (a view), as `torch.narrow`.
+    /// The `length` elements from `start` along `axis` (a view):
+    /// `x[…, start..start + length, …]`.
+    ///
+    /// Gradient: scattered back into zeros at those positions, as
+    /// [`Tensor::slice`].
+    ///
+    /// PyTorch: `torch.narrow(x, dim, start, length)`.
     ///
     /// # Errors
     /// When the range does not fit in the axis.
@@ -298,11 +407,26 @@ impl<E: Float> Tensor<E> {
         Ok(self.with_layout(sh, st, off))
     }
 
-    /// Joins tensors along an existing axis (`torch.cat`):
+    /// Joins tensors along an existing axis, in order:
     /// `Tensor::concat(&[&a, &b], 0)`, the same form as `Var::concat`.
+    ///
+    /// Gradient: split back along `axis`; each input gets its own slice.
+    ///
+    /// PyTorch: `torch.cat` (alias `torch.concat`); NumPy `np.concatenate`,
+    /// TensorFlow `tf.concat`.
     ///
     /// # Errors
     /// When the list is empty, ranks differ, or sizes differ off `axis`.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let a = Tensor::<f32>::from_vec(vec![1.0, 2.0], [1, 2])?;
+    /// let b = Tensor::<f32>::from_vec(vec![3.0, 4.0, 5.0, 6.0], [2, 2])?;
+    /// let c = Tensor::concat(&[&a, &b], 0)?;
+    /// assert_eq!(c.shape(), &[3, 2]);
+    /// assert_eq!(c.to_vec(), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn concat(tensors: &[&Self], axis: isize) -> Result<Self> {
         let first = tensors
             .first()
@@ -338,11 +462,25 @@ impl<E: Float> Tensor<E> {
         Ok(Self::from_owned(out))
     }
 
-    /// Joins equal-shaped tensors along a new axis (`torch.stack`):
+    /// Joins equal-shaped tensors along a new axis `axis`:
     /// `Tensor::stack(&[&a, &b], 0)`, the same form as `Var::stack`.
+    ///
+    /// Gradient: each input gets its slice of the new axis.
+    ///
+    /// PyTorch: `torch.stack`; NumPy `np.stack`, TensorFlow `tf.stack`.
     ///
     /// # Errors
     /// When the list is empty or shapes differ.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let a = Tensor::<f32>::from_vec(vec![1.0, 2.0], [2])?;
+    /// let b = Tensor::<f32>::from_vec(vec![3.0, 4.0], [2])?;
+    /// let s = Tensor::stack(&[&a, &b], 1)?;
+    /// assert_eq!(s.shape(), &[2, 2]);
+    /// assert_eq!(s.to_vec(), [1.0, 3.0, 2.0, 4.0]);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn stack(tensors: &[&Self], axis: isize) -> Result<Self> {
         let first = tensors
             .first()
@@ -362,8 +500,15 @@ impl<E: Float> Tensor<E> {
         Ok(Self::from_owned(out))
     }
 
-    /// Splits along `axis` into pieces of the given sizes (views), as
-    /// `torch.split` with a list.
+    /// Splits along `axis` into consecutive pieces of the given sizes
+    /// (views).
+    ///
+    /// Gradient: each piece's gradient goes back to its range of `axis`
+    /// (the pieces are slices).
+    ///
+    /// PyTorch: `torch.split(x, sizes, dim)` with a list; TensorFlow
+    /// `tf.split(x, sizes, axis)`; NumPy's `np.split` takes split indices,
+    /// not sizes.
     ///
     /// # Errors
     /// When the sizes do not add up to the axis length.
@@ -391,8 +536,13 @@ impl<E: Float> Tensor<E> {
         Ok(out)
     }
 
-    /// Splits along `axis` into pieces of `size` (the last may be smaller),
-    /// as `torch.split` with an int.
+    /// Splits along `axis` into consecutive pieces of `size` (views; the
+    /// last may be smaller).
+    ///
+    /// Gradient: each piece's gradient goes back to its range of `axis`.
+    ///
+    /// PyTorch: `torch.split(x, size, dim)` with an int; NumPy's
+    /// `np.split(x, n)` takes a number of equal pieces instead.
     ///
     /// # Errors
     /// When `size` is 0 or the axis is out of range.
@@ -409,8 +559,13 @@ impl<E: Float> Tensor<E> {
         self.split_sizes(&sizes, axis)
     }
 
-    /// Splits into `chunks` pieces of size ceil(n / chunks) (fewer if the
-    /// axis is short), as `torch.chunk`.
+    /// Splits along `axis` into `chunks` pieces of size ⌈n / chunks⌉
+    /// (views; fewer pieces if the axis is short).
+    ///
+    /// Gradient: each piece's gradient goes back to its range of `axis`.
+    ///
+    /// PyTorch: `torch.chunk`; NumPy's `np.array_split` sizes pieces
+    /// differently (always `chunks` pieces, the larger ones first).
     ///
     /// # Errors
     /// When `chunks` is 0 or the axis is out of range.
@@ -426,9 +581,15 @@ impl<E: Float> Tensor<E> {
         self.split(n.div_ceil(chunks), axis)
     }
 
-    /// Pads with a constant: `pads[i] = (before, after)` for axis i, one
-    /// pair per axis, first axis first (NumPy's `np.pad` order; note that
-    /// `torch.nn.functional.pad` lists the last axis first).
+    /// Pads with a constant `value`: `pads[i] = (before, after)` elements
+    /// added on axis i, one pair per axis, first axis first.
+    ///
+    /// Gradient: the unpadded block of the output gradient; the padding
+    /// gets none.
+    ///
+    /// PyTorch: `torch.nn.functional.pad(x, pad, value=v)`, which lists the
+    /// last axis first as flat pairs; NumPy `np.pad(x, pads,
+    /// constant_values=v)` and `tf.pad` use this order.
     ///
     /// # Errors
     /// When `pads` does not have one pair per axis.

@@ -260,10 +260,26 @@ impl<E: Float> Tensor<E> {
         unsafe { ArrayView::from_shape_ptr(shape, self.buf.as_ptr().add(self.offset)) }
     }
 
-    /// Builds a tensor from row-major data.
+    /// Builds a tensor from row-major data: `x[i₀, …, iₙ] = data[Σₖ iₖ·sₖ]`,
+    /// with sₖ the product of the sizes after axis k.
+    ///
+    /// Not differentiable: a constant (wrap it in a `Parameter` or
+    /// `Tape::var` of tapir-autograd to track it).
+    ///
+    /// PyTorch: `torch.tensor(data).reshape(shape)`; NumPy
+    /// `np.array(data).reshape(shape)`.
     ///
     /// # Errors
     /// When `data.len()` differs from the product of `shape`.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let x = Tensor::<f32>::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3])?;
+    /// assert_eq!(x.shape(), &[2, 3]);
+    /// assert_eq!(x.at([1, 0])?, 4.0);
+    /// assert!(Tensor::<f32>::from_vec(vec![1.0, 2.0], [3]).is_err());
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn from_vec(data: Vec<E>, shape: impl AsRef<[usize]>) -> Result<Self> {
         let shape = shape.as_ref();
         let expected = numel(shape);
@@ -278,7 +294,12 @@ impl<E: Float> Tensor<E> {
         Ok(Self::from_contiguous(data, shape))
     }
 
-    /// Builds a tensor by copying a slice (see [`Tensor::from_vec`]).
+    /// Builds a tensor by copying a slice of row-major data (see
+    /// [`Tensor::from_vec`]).
+    ///
+    /// Not differentiable: a constant.
+    ///
+    /// PyTorch: `torch.tensor(data).reshape(shape)`.
     ///
     /// # Errors
     /// When the length differs from the product of `shape`.
@@ -287,11 +308,19 @@ impl<E: Float> Tensor<E> {
     }
 
     /// A rank-0 tensor holding `v`.
+    ///
+    /// Not differentiable: a constant.
+    ///
+    /// PyTorch: `torch.tensor(v)`; NumPy `np.array(v)`.
     pub fn scalar(v: E) -> Self {
         Self::from_contiguous(vec![v], &[])
     }
 
-    /// A tensor of the given shape filled with `v` (`torch.full`).
+    /// A tensor of the given shape filled with `v`: `x[i] = v` for every i.
+    ///
+    /// Not differentiable: a constant.
+    ///
+    /// PyTorch: `torch.full(shape, v)`; NumPy `np.full`, TensorFlow `tf.fill`.
     ///
     /// # Panics
     /// When the shape is too large to allocate (its element count or byte
@@ -305,31 +334,50 @@ impl<E: Float> Tensor<E> {
 
     /// [`Tensor::full`] that returns an error instead of panicking.
     ///
+    /// Not differentiable: a constant.
+    ///
+    /// PyTorch: `torch.full`.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] with the shape and the bytes asked for.
+    ///
     /// ```
     /// use tapir_tensor::{Error, Tensor};
     /// let e = Tensor::<f32>::try_full([1 << 32, 1 << 32], 0.0).unwrap_err();
     /// assert!(matches!(e, Error::TooLarge { .. }));
     /// # Ok::<(), Error>(())
     /// ```
-    ///
-    /// # Errors
-    /// [`Error::TooLarge`] with the shape and the bytes asked for.
     pub fn try_full(shape: impl AsRef<[usize]>, v: E) -> Result<Self> {
         let shape = shape.as_ref();
         let n = crate::shape::check_alloc::<E>("full", shape)?;
         Ok(Self::from_contiguous(vec![v; n], shape))
     }
 
-    /// Zeros of the given shape.
+    /// Zeros of the given shape, `x[i] = 0`.
+    ///
+    /// Not differentiable: a constant.
+    ///
+    /// PyTorch: `torch.zeros(shape)`; NumPy `np.zeros`.
     ///
     /// # Panics
     /// As [`Tensor::full`]; [`Tensor::try_zeros`] returns the error.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let z = Tensor::<f32>::zeros([2, 3]);
+    /// assert_eq!(z.shape(), &[2, 3]);
+    /// assert_eq!(z.to_vec(), [0.0; 6]);
+    /// ```
     #[track_caller]
     pub fn zeros(shape: impl AsRef<[usize]>) -> Self {
         Self::try_zeros(shape).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// [`Tensor::zeros`] that returns an error instead of panicking.
+    ///
+    /// Not differentiable: a constant.
+    ///
+    /// PyTorch: `torch.zeros`.
     ///
     /// # Errors
     /// [`Error::TooLarge`] with the shape and the bytes asked for.
@@ -339,35 +387,70 @@ impl<E: Float> Tensor<E> {
         Ok(Self::from_contiguous(vec![E::ZERO; n], shape))
     }
 
-    /// Ones of the given shape.
+    /// Ones of the given shape, `x[i] = 1`.
+    ///
+    /// Not differentiable: a constant.
+    ///
+    /// PyTorch: `torch.ones(shape)`; NumPy `np.ones`.
     ///
     /// # Panics
     /// As [`Tensor::full`].
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let o = Tensor::<f64>::ones([3]);
+    /// assert_eq!(o.to_vec(), [1.0, 1.0, 1.0]);
+    /// assert_eq!(o.sum().item().unwrap(), 3.0);
+    /// ```
     #[track_caller]
     pub fn ones(shape: impl AsRef<[usize]>) -> Self {
         Self::full(shape, E::ONE)
     }
 
     /// Zeros shaped like `self`.
+    ///
+    /// Not differentiable: a constant.
+    ///
+    /// PyTorch: `torch.zeros_like`.
     pub fn zeros_like(&self) -> Self {
         Self::zeros(self.shape())
     }
 
     /// Ones shaped like `self`.
+    ///
+    /// Not differentiable: a constant.
+    ///
+    /// PyTorch: `torch.ones_like`.
     pub fn ones_like(&self) -> Self {
         Self::ones(self.shape())
     }
 
     /// `v` everywhere, shaped like `self`.
+    ///
+    /// Not differentiable: a constant.
+    ///
+    /// PyTorch: `torch.full_like(x, v)`.
     pub fn full_like(&self, v: E) -> Self {
         Self::full(self.shape(), v)
     }
 
-    /// Values `start, start + step, ...` below `end` (above, for a negative
-    /// step), as `torch.arange`.
+    /// Values xₖ = start + k·step below `end` (above, for a negative step),
+    /// k = 0, 1, …, ⌈(end − start)/step⌉ − 1.
+    ///
+    /// Not differentiable: a constant.
+    ///
+    /// PyTorch: `torch.arange(start, end, step)`; NumPy `np.arange`,
+    /// TensorFlow `tf.range`.
     ///
     /// # Errors
     /// When `step` is zero or not finite, or the bounds are not finite.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// assert_eq!(Tensor::<f32>::arange(0.0, 2.0, 0.5)?.to_vec(), [0.0, 0.5, 1.0, 1.5]);
+    /// assert_eq!(Tensor::<f32>::arange(3.0, 0.0, -1.0)?.to_vec(), [3.0, 2.0, 1.0]);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
     pub fn arange(start: E, end: E, step: E) -> Result<Self> {
         let (s, e, st) = (start.to_f64(), end.to_f64(), step.to_f64());
         if st == 0.0 || !st.is_finite() || !s.is_finite() || !e.is_finite() {
@@ -385,8 +468,13 @@ impl<E: Float> Tensor<E> {
         Self::from_vec(v, [n])
     }
 
-    /// `steps` evenly spaced values from `start` to `end` inclusive
-    /// (`torch.linspace`).
+    /// `steps` evenly spaced values from `start` to `end` inclusive,
+    /// xₖ = start + k·(end − start)/(steps − 1); the last is `end` exactly.
+    ///
+    /// Not differentiable: a constant.
+    ///
+    /// PyTorch: `torch.linspace(start, end, steps)`; NumPy's `np.linspace`
+    /// defaults to 50 values.
     ///
     /// # Panics
     /// When `steps` elements cannot be allocated (as [`Tensor::full`]).
@@ -410,7 +498,11 @@ impl<E: Float> Tensor<E> {
         Self::from_vec(v, [steps]).expect("length matches")
     }
 
-    /// The n×n identity matrix.
+    /// The n×n identity matrix, Iᵢⱼ = 1 if i = j, else 0.
+    ///
+    /// Not differentiable: a constant.
+    ///
+    /// PyTorch: `torch.eye(n)`; NumPy `np.eye`, TensorFlow `tf.eye`.
     ///
     /// # Panics
     /// When n² elements cannot be allocated (as [`Tensor::full`]).
@@ -426,7 +518,14 @@ impl<E: Float> Tensor<E> {
         Self::from_owned(a)
     }
 
-    /// Uniform samples from [low, high).
+    /// Uniform samples, x ~ U[low, high), drawn in order from `rng` (the
+    /// numbers differ from PyTorch's and NumPy's generators).
+    ///
+    /// Not differentiable: a random constant.
+    ///
+    /// PyTorch: `torch.empty(shape).uniform_(low, high)`; NumPy
+    /// `rng.uniform(low, high, size)`, TensorFlow
+    /// `tf.random.uniform(shape, minval, maxval)`.
     ///
     /// # Panics
     /// When the shape is too large to allocate (as [`Tensor::full`]).
@@ -441,7 +540,11 @@ impl<E: Float> Tensor<E> {
         Self::from_vec(v, shape).expect("length matches")
     }
 
-    /// Uniform samples from [0, 1) (`torch.rand`).
+    /// Uniform samples, x ~ U[0, 1), drawn from `rng`.
+    ///
+    /// Not differentiable: a random constant.
+    ///
+    /// PyTorch: `torch.rand(shape)`; NumPy `rng.random(size)`.
     ///
     /// # Panics
     /// When the shape is too large to allocate (as [`Tensor::full`]).
@@ -450,7 +553,13 @@ impl<E: Float> Tensor<E> {
         Self::uniform(shape, E::ZERO, E::ONE, rng)
     }
 
-    /// Normal samples with the given mean and standard deviation.
+    /// Normal samples, x ~ N(mean, std²), drawn from `rng`.
+    ///
+    /// Not differentiable: a random constant.
+    ///
+    /// PyTorch: `torch.normal(mean, std, size)`; NumPy
+    /// `rng.normal(loc, scale, size)`, TensorFlow
+    /// `tf.random.normal(shape, mean, stddev)`.
     ///
     /// # Panics
     /// When the shape is too large to allocate (as [`Tensor::full`]).
@@ -463,21 +572,44 @@ impl<E: Float> Tensor<E> {
         Self::from_vec(v, shape).expect("length matches")
     }
 
-    /// Standard normal samples (`torch.randn`).
+    /// Standard normal samples, x ~ N(0, 1), drawn in order from `rng`: the
+    /// same seed gives the same tensor (the numbers differ from PyTorch's).
+    ///
+    /// Not differentiable: a random constant.
+    ///
+    /// PyTorch: `torch.randn(shape)`; NumPy `rng.standard_normal(size)`,
+    /// TensorFlow `tf.random.normal(shape)`.
     ///
     /// # Panics
     /// When the shape is too large to allocate (as [`Tensor::full`]).
+    ///
+    /// ```
+    /// use tapir_tensor::{Rng, Tensor};
+    /// let x = Tensor::<f64>::randn([1000], &mut Rng::seed(1));
+    /// assert_eq!(x.shape(), &[1000]);
+    /// assert_eq!(x.to_vec(), Tensor::<f64>::randn([1000], &mut Rng::seed(1)).to_vec());
+    /// let mean = x.mean().item().unwrap();
+    /// assert!(mean.abs() < 0.1);
+    /// ```
     #[track_caller]
     pub fn randn(shape: impl AsRef<[usize]>, rng: &mut Rng) -> Self {
         Self::normal(shape, E::ZERO, E::ONE, rng)
     }
 
     /// Wraps an ndarray array without copying.
+    ///
+    /// Not differentiable: a constant.
+    ///
+    /// PyTorch: `torch.from_numpy` (which also shares the buffer).
     pub fn from_array(a: ArrayD<E>) -> Self {
         Self::from_owned(a)
     }
 
     /// Converts a shared ndarray array (copies only if it is shared).
+    ///
+    /// Not differentiable: a constant.
+    ///
+    /// PyTorch: `torch.from_numpy`.
     pub fn from_shared(a: ArcArray<E, IxDyn>) -> Self {
         Self::from_owned(a.into_owned())
     }
@@ -486,6 +618,10 @@ impl<E: Float> Tensor<E> {
     /// copying when the tensor was built from a `Vec` or by ndarray, owns it
     /// alone and spans all of it; copies otherwise (shared or partial
     /// storage, and the single-allocation results of elementwise ops).
+    ///
+    /// Not differentiable (it leaves the tensor world).
+    ///
+    /// PyTorch: `Tensor.numpy()`.
     pub fn into_array(mut self) -> ArrayD<E> {
         let whole = self.offset == 0 && self.len() == self.buf.len();
         if whole && self.is_contiguous() {
@@ -497,11 +633,17 @@ impl<E: Float> Tensor<E> {
     }
 
     /// A borrowed ndarray view (no copy).
+    ///
+    /// PyTorch: `Tensor.numpy()` (a view of CPU tensors).
     pub fn view(&self) -> ArrayViewD<'_, E> {
         self.nd()
     }
 
-    /// The elements in row-major order.
+    /// The elements in row-major order, whatever the layout.
+    ///
+    /// Not differentiable (it reads values out).
+    ///
+    /// PyTorch: `x.flatten().tolist()`; NumPy `x.ravel().tolist()`.
     pub fn to_vec(&self) -> Vec<E> {
         match self.as_slice() {
             Some(s) => s.to_vec(),
@@ -510,6 +652,8 @@ impl<E: Float> Tensor<E> {
     }
 
     /// The row-major elements as a slice, when the layout is contiguous.
+    ///
+    /// PyTorch: no counterpart (`Tensor.data_ptr()` is the raw address).
     #[inline]
     pub fn as_slice(&self) -> Option<&[E]> {
         if self.is_contiguous() {
@@ -520,6 +664,8 @@ impl<E: Float> Tensor<E> {
     }
 
     /// The sizes of the axes.
+    ///
+    /// PyTorch: `Tensor.shape` (`Tensor.size()`).
     #[inline]
     pub fn shape(&self) -> &[usize] {
         &self.shape
@@ -527,6 +673,8 @@ impl<E: Float> Tensor<E> {
 
     /// Whether `other` has the same shape (compared word by word: shapes are
     /// short, and a slice comparison calls `memcmp`).
+    ///
+    /// PyTorch: `a.shape == b.shape`.
     #[inline]
     pub fn same_shape(&self, other: &Self) -> bool {
         self.shape.len() == other.shape.len()
@@ -534,35 +682,49 @@ impl<E: Float> Tensor<E> {
     }
 
     /// The shape as an owned [`Shape`].
+    ///
+    /// PyTorch: `Tensor.size()`.
     pub fn dims(&self) -> Shape {
         shape_of(self.shape())
     }
 
     /// Element strides of each axis.
+    ///
+    /// PyTorch: `Tensor.stride()` (also in elements); NumPy's `x.strides`
+    /// counts bytes.
     #[inline]
     pub fn strides(&self) -> &[isize] {
         &self.strides
     }
 
     /// Number of axes.
+    ///
+    /// PyTorch: `Tensor.dim()` (`Tensor.ndim`).
     #[inline]
     pub fn ndim(&self) -> usize {
         self.shape.len()
     }
 
     /// Number of elements.
+    ///
+    /// PyTorch: `Tensor.numel()` (Python's `len(x)` is the first axis's size
+    /// instead); NumPy `x.size`.
     #[inline]
     pub fn len(&self) -> usize {
         numel(&self.shape)
     }
 
     /// Whether the tensor has no elements.
+    ///
+    /// PyTorch: `x.numel() == 0`.
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Whether the elements lie in row-major order without gaps.
+    ///
+    /// PyTorch: `Tensor.is_contiguous()`.
     #[inline]
     pub fn is_contiguous(&self) -> bool {
         // An empty tensor addresses nothing (its strides may be zeros).
@@ -583,7 +745,11 @@ impl<E: Float> Tensor<E> {
     }
 
     /// A row-major copy when the layout is not already row-major; otherwise
-    /// a cheap clone.
+    /// a cheap clone. The values are unchanged.
+    ///
+    /// Gradient: no `Var` counterpart (`Var` ops take any layout).
+    ///
+    /// PyTorch: `Tensor.contiguous()`; NumPy `np.ascontiguousarray`.
     pub fn contiguous(&self) -> Self {
         if self.is_contiguous() {
             self.clone()
@@ -593,6 +759,10 @@ impl<E: Float> Tensor<E> {
     }
 
     /// The value of a one-element tensor of any rank.
+    ///
+    /// Not differentiable (it reads a value out).
+    ///
+    /// PyTorch: `Tensor.item()`.
     ///
     /// # Errors
     /// When the tensor has more or fewer than one element.
@@ -609,7 +779,11 @@ impl<E: Float> Tensor<E> {
         Ok(self.buf[self.offset])
     }
 
-    /// The element at a multi-index.
+    /// The element at a multi-index, `x[i₀, …, iₙ]`.
+    ///
+    /// Not differentiable (it reads a value out).
+    ///
+    /// PyTorch: `x[i, j].item()`.
     ///
     /// # Errors
     /// When the index has the wrong length or is out of range.
@@ -643,7 +817,13 @@ impl<E: Float> Tensor<E> {
         Ok(self.buf[self.offset + off])
     }
 
-    /// Converts the elements to another float type (`f32` ↔ `f64`).
+    /// Converts the elements to another float type (`f32` ↔ `f64`), rounding
+    /// to nearest.
+    ///
+    /// Not differentiable (no `Var` counterpart; a tape holds one type).
+    ///
+    /// PyTorch: `Tensor.to(dtype)` (`x.double()`, `x.float()`); NumPy
+    /// `x.astype`.
     pub fn cast<F: Float>(&self) -> Tensor<F> {
         let v = self.to_vec().into_iter().map(|v| F::from_f64(v.to_f64()));
         Tensor::from_contiguous(v.collect(), &self.shape)
@@ -662,6 +842,11 @@ impl<E: Float> Tensor<E> {
 
     /// Mutable access to the elements, copying first if the storage is
     /// shared (copy-on-write) or not contiguous.
+    ///
+    /// Not differentiable (writes are invisible to autograd).
+    ///
+    /// PyTorch: in-place writes through indexing (`x[i] = v`), without the
+    /// copy-on-write.
     pub fn as_mut_slice(&mut self) -> &mut [E] {
         let n = self.len();
         if !self.is_contiguous() || self.buf.get_mut().is_none() {
