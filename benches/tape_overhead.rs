@@ -5,8 +5,7 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use tapir::prelude::*;
 
-#[path = "common/tape_chain.rs"]
-mod tape_chain;
+use tapir_testutil::tape_chain;
 
 fn bench(cr: &mut Criterion) {
     let mut rng = Rng::seed(0);

@@ -6,8 +6,7 @@ use std::time::Instant;
 
 use tapir::prelude::*;
 
-#[path = "../benches/common/tape_chain.rs"]
-mod tape_chain;
+use tapir_testutil::tape_chain;
 
 fn main() {
     let mut rng = Rng::seed(0);

@@ -3,12 +3,9 @@
 //! `fixtures/gen_autograd_fixtures.py`, stored in
 //! `fixtures/autograd_graphs.txt`; CI only reads them.
 
-#[path = "../../tensor/tests/common/mod.rs"]
-mod common;
-
-use common::{assert_close, parse_fixtures, Case};
 use tapir_autograd::{Parameter, Tape};
 use tapir_tensor::{Conv2dParams, Pool2dParams, Tensor};
+use tapir_testutil::{assert_close, parse_fixtures, Case};
 
 const FIXTURES: &str = include_str!("fixtures/autograd_graphs.txt");
 const RTOL: f64 = 1e-6;

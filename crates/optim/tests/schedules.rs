@@ -2,13 +2,10 @@
 //! schedulers (`fixtures/gen_schedule_fixtures.py` -> `schedules.txt`), read
 //! through the optimizer as a training loop sees them.
 
-#[path = "../../tensor/tests/common/mod.rs"]
-mod common;
-
-use common::parse_fixtures;
 use tapir_autograd::{Gradients, Parameter};
 use tapir_optim::*;
 use tapir_tensor::Tensor;
+use tapir_testutil::parse_fixtures;
 
 const FIXTURES: &str = include_str!("fixtures/schedules.txt");
 

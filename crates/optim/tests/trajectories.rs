@@ -4,15 +4,12 @@
 //! 1e-10 relative in f64, 1e-4 in f32 (relative to max(|θ|, 0.1)). The seed's EMA momentum is checked
 //! against PyTorch's SGD(lr = α(1−β), momentum = β), its exact equivalent.
 
-#[path = "../../tensor/tests/common/mod.rs"]
-mod common;
-
-use common::{parse_fixtures, Case};
 use tapir_autograd::{Parameter, Tape, Var};
 use tapir_optim::{
     Adadelta, Adagrad, Adam, Adamax, Momentum, Nadam, Optimizer, Radam, Rmsprop, Sgd, WeightDecay,
 };
 use tapir_tensor::{Float, Tensor};
+use tapir_testutil::{parse_fixtures, Case};
 
 const FIXTURES: &str = include_str!("fixtures/optim_trajectories.txt");
 

@@ -2,10 +2,8 @@
 //! broadcasting both ways, non-contiguous inputs, large inputs that take the
 //! parallel paths, errors.
 
-mod common;
-
-use common::assert_close;
 use tapir_tensor::{Conv2dParams, Error, Pool2dParams, Rng, Tensor};
+use tapir_testutil::assert_close;
 
 fn t(v: &[f64], s: &[usize]) -> Tensor<f64> {
     Tensor::from_vec(v.to_vec(), s).unwrap()

@@ -3,10 +3,8 @@
 //! The values in `fixtures/tensor_ops.txt` were produced by
 //! `fixtures/gen_tensor_fixtures.py` (PyTorch, f64); CI only reads them.
 
-mod common;
-
-use common::{parse_fixtures, Case};
 use tapir_tensor::{Conv1dParams, Conv2dParams, Float, GeluApprox, Pool2dParams, Tensor};
+use tapir_testutil::{parse_fixtures, Case};
 
 const FIXTURES: &str = include_str!("fixtures/tensor_ops.txt");
 

@@ -1,8 +1,8 @@
 //! The tape-overhead workload shared by `benches/tape_overhead.rs`
 //! (criterion) and `examples/tape_chain.rs` (the side-by-side run).
 
-use tapir::autograd::{Parameter, Tape};
-use tapir::tensor::Tensor;
+use tapir_autograd::{Parameter, Tape};
+use tapir_tensor::Tensor;
 
 /// Records 1,000 elementwise ops (500 × (mul, tanh)) on `x` and runs the
 /// backward pass; returns the gradient.

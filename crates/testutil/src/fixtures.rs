@@ -1,6 +1,5 @@
-//! Test helpers shared by the tensor crate's integration tests: a parser for
-//! the reference fixtures and one `assert_close` with per-dtype tolerances.
-#![allow(dead_code)]
+//! The reference-fixture format and one `assert_close` with per-dtype
+//! tolerances.
 
 use std::collections::HashMap;
 
@@ -36,8 +35,11 @@ pub fn assert_close<E: Float, F: Float>(got: &Tensor<E>, want: &Tensor<F>, rtol:
 
 /// One named case of the fixture file.
 pub struct Case {
+    /// The case's name (`case NAME`).
     pub name: String,
+    /// Its float tensors by label, stored in f64.
     pub tensors: HashMap<String, Tensor<f64>>,
+    /// Its index tensors by label.
     pub indices: HashMap<String, IndexArray>,
 }
 
