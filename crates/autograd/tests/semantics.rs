@@ -495,10 +495,19 @@ fn grad_at(x: &[f64], f: impl for<'t> Fn(&Var<'t, f64>) -> Result<Var<'t, f64>>)
 #[test]
 fn kinks_and_ties_follow_the_documented_conventions() {
     // relu'(0) = 0 (PyTorch); relu' is 1 above and 0 below.
-    assert_eq!(grad_at(&[-1.0, 0.0, 2.0], |x| Ok(x.relu())), [0.0, 0.0, 1.0]);
+    assert_eq!(
+        grad_at(&[-1.0, 0.0, 2.0], |x| Ok(x.relu())),
+        [0.0, 0.0, 1.0]
+    );
     // abs'(0) = 0; sign' = 0 everywhere.
-    assert_eq!(grad_at(&[-2.0, 0.0, 3.0], |x| Ok(x.abs())), [-1.0, 0.0, 1.0]);
-    assert_eq!(grad_at(&[-2.0, 0.0, 3.0], |x| Ok(x.sign())), [0.0, 0.0, 0.0]);
+    assert_eq!(
+        grad_at(&[-2.0, 0.0, 3.0], |x| Ok(x.abs())),
+        [-1.0, 0.0, 1.0]
+    );
+    assert_eq!(
+        grad_at(&[-2.0, 0.0, 3.0], |x| Ok(x.sign())),
+        [0.0, 0.0, 0.0]
+    );
     // leaky_relu'(0) = slope; elu'(0) = α (both as PyTorch).
     assert_eq!(
         grad_at(&[-1.0, 0.0, 1.0], |x| Ok(x.leaky_relu(0.25))),
@@ -509,7 +518,8 @@ fn kinks_and_ties_follow_the_documented_conventions() {
     assert_eq!(grad_at(&[1000.0], |x| Ok(x.elu(1.0))), [1.0]);
     // clamp passes the gradient at the bounds (inclusive), not outside.
     assert_eq!(
-        grad_at(&[-2.0, -1.0, 0.0, 1.0, 2.0], |x| x.clamp(Some(-1.0), Some(1.0))),
+        grad_at(&[-2.0, -1.0, 0.0, 1.0, 2.0], |x| x
+            .clamp(Some(-1.0), Some(1.0))),
         [0.0, 1.0, 1.0, 1.0, 0.0]
     );
     // maximum / minimum ties: half to each input.
@@ -522,7 +532,10 @@ fn kinks_and_ties_follow_the_documented_conventions() {
         let g = tape
             .gradient_vars(&y, &[&a, &b], &GradientOptions::default())
             .unwrap();
-        (g[0].clone().unwrap().to_vec(), g[1].clone().unwrap().to_vec())
+        (
+            g[0].clone().unwrap().to_vec(),
+            g[1].clone().unwrap().to_vec(),
+        )
     };
     assert_eq!(tie(true), (vec![0.5, 0.0, 1.0], vec![0.5, 1.0, 0.0]));
     assert_eq!(tie(false), (vec![0.5, 1.0, 0.0], vec![0.5, 0.0, 1.0]));

@@ -137,7 +137,9 @@ impl<'t, E: Float> Var<'t, E> {
     /// else `slope` (so `slope` at 0, as PyTorch). Composite:
     /// `x.where_(x > 0, slope·x)`.
     pub fn leaky_relu(&self, slope: E) -> Self {
-        let pos = self.value.map(|v| if v > E::ZERO { E::ONE } else { E::ZERO });
+        let pos = self
+            .value
+            .map(|v| if v > E::ZERO { E::ONE } else { E::ZERO });
         self.where_(&pos, &self.mul_scalar(slope))
             .expect("same shape, same tape")
     }
@@ -146,7 +148,9 @@ impl<'t, E: Float> Var<'t, E> {
     /// Composite: `x.where_(x > 0, α·expm1(min(x, 0)))`; the clamp keeps
     /// the unused branch finite, so its zero gradient stays zero.
     pub fn elu(&self, alpha: E) -> Self {
-        let pos = self.value.map(|v| if v > E::ZERO { E::ONE } else { E::ZERO });
+        let pos = self
+            .value
+            .map(|v| if v > E::ZERO { E::ONE } else { E::ZERO });
         let negative = self
             .clamp(None, Some(E::ZERO))
             .expect("no lower bound")
