@@ -118,7 +118,9 @@ fn same_tape<E: Float>(a: &Tape<E>, b: &Tape<E>) -> bool {
 }
 
 impl<E: Float> Tape<E> {
-    /// An empty tape.
+    /// An empty tape (`tf.GradientTape(persistent=True)`; PyTorch records
+    /// its graph on the tensors instead). Ops record onto it until it is
+    /// dropped.
     pub fn new() -> Self {
         Tape {
             nodes: RefCell::new(Nodes::new()),
@@ -147,7 +149,18 @@ impl<E: Float> Tape<E> {
     }
 
     /// A value that is recorded as an input but never differentiated (data,
-    /// labels, masks).
+    /// labels, masks): a tensor with `requires_grad=False` in PyTorch, an
+    /// unwatched `tf.constant` in TensorFlow. Gradient: none; it is recorded
+    /// once, when a tracked op first uses it.
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::<f64>::new();
+    /// let c = tape.constant(Tensor::ones([2]));
+    /// assert!(!c.is_tracked());
+    /// assert_eq!(tape.len(), 0);
+    /// ```
     pub fn constant(&self, value: Tensor<E>) -> Var<'_, E> {
         Var {
             tape: Some(self),
@@ -158,8 +171,20 @@ impl<E: Float> Tape<E> {
     }
 
     /// Starts tracking a parameter: ops on the returned Var are recorded and
-    /// `gradient` can be asked for this parameter. Watching the same
+    /// [`Tape::gradient`] can be asked for this parameter (TensorFlow's
+    /// `tape.watch(variable)`, automatic there for trainable variables;
+    /// using a `torch.nn.Parameter` in PyTorch). Watching the same
     /// parameter several times is fine; the gradients add up.
+    ///
+    /// ```
+    /// use tapir_autograd::{Parameter, Tape};
+    /// use tapir_tensor::Tensor;
+    /// let w = Parameter::new("w", Tensor::<f64>::from_vec(vec![2.0], [1])?);
+    /// let tape = Tape::new();
+    /// let loss = tape.watch(&w).mul(&tape.watch(&w))?.sum(); // w²
+    /// assert_eq!(tape.gradient(&loss, [&w])?[&w].to_vec(), [4.0]); // 2w
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     pub fn watch(&self, p: &Parameter<E>) -> Var<'_, E> {
         let value = p.value();
         let id = self.push(Op::Leaf, SmallVec::new(), value.clone());
@@ -177,7 +202,20 @@ impl<E: Float> Tape<E> {
     }
 
     /// A differentiable input that is not a parameter (for gradients with
-    /// respect to data, e.g. saliency maps, or for `jacobian`).
+    /// respect to data, e.g. saliency maps, or for `jacobian`): PyTorch's
+    /// `torch.tensor(..., requires_grad=True)`, TensorFlow's
+    /// `tape.watch(tensor)`. Ask [`Tape::gradient_vars`] for its gradient.
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![1.0, 2.0], [2])?);
+    /// let y = x.square().sum(); // Σ x²
+    /// let g = tape.gradient_vars(&y, &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [2.0, 4.0]); // 2x
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     pub fn var(&self, value: Tensor<E>) -> Var<'_, E> {
         let id = self.push(Op::Leaf, SmallVec::new(), value.clone());
         Var {

@@ -22,6 +22,35 @@ use crate::tape::Tape;
 /// (`matmul`, `relu`, `softmax`, `sum`, ...). A Var made with
 /// [`Var::untracked`] belongs to no tape: model code written over `Var`
 /// then runs with no recording cost (evaluation, inference).
+///
+/// The operators `+ - * /` work on owned and borrowed Vars and are
+/// [`Var::add`], [`Var::sub`], [`Var::mul`] and [`Var::div`] (broadcasting,
+/// with their gradients), panicking where those return an error (shapes
+/// that do not broadcast, Vars on different tapes). With a scalar right
+/// operand they are `add_scalar`, `sub_scalar`, `mul_scalar` and
+/// `div_scalar`; unary `-` is [`Var::neg`].
+///
+/// ```
+/// use tapir_autograd::Tape;
+/// use tapir_tensor::Tensor;
+/// let tape = Tape::new();
+/// let a = tape.var(Tensor::<f64>::from_vec(vec![1.0, 2.0], [2])?);
+/// let b = tape.var(Tensor::<f64>::from_vec(vec![3.0, 4.0], [2])?);
+/// let y = &a * &b + &a / 2.0 - -&b; // a·b + a/2 + b
+/// assert_eq!(y.value().to_vec(), [6.5, 13.0]);
+/// let g = tape.gradient_vars(&y.sum(), &[&a, &b], &Default::default())?;
+/// assert_eq!(g[0].as_ref().unwrap().to_vec(), [3.5, 4.5]); // b + 1/2
+/// assert_eq!(g[1].as_ref().unwrap().to_vec(), [2.0, 3.0]); // a + 1
+/// # Ok::<(), tapir_autograd::Error>(())
+/// ```
+///
+/// ```should_panic
+/// use tapir_autograd::Var;
+/// use tapir_tensor::Tensor;
+/// let a = Var::untracked(Tensor::<f64>::zeros([2]));
+/// let b = Var::untracked(Tensor::<f64>::zeros([3]));
+/// let _ = &a + &b; // panics: [2] and [3] do not broadcast
+/// ```
 #[derive(Clone)]
 pub struct Var<'t, E: Float = f32> {
     pub(crate) tape: Option<&'t Tape<E>>,
@@ -43,7 +72,20 @@ impl<E: Float> fmt::Debug for Var<'_, E> {
 }
 
 impl<'t, E: Float> Var<'t, E> {
-    /// A Var on no tape: every op on it computes values only.
+    /// A Var on no tape: every op on it computes values only and records
+    /// nothing, so it has no gradient (PyTorch's tensors under
+    /// `torch.no_grad()`; TensorFlow code run outside a `GradientTape`). It
+    /// mixes with the Vars of any tape as a constant.
+    ///
+    /// ```
+    /// use tapir_autograd::Var;
+    /// use tapir_tensor::Tensor;
+    /// let x = Var::untracked(Tensor::<f64>::from_vec(vec![-1.0, 2.0], [2])?);
+    /// let y = x.relu();
+    /// assert!(!y.is_tracked());
+    /// assert_eq!(y.value().to_vec(), [0.0, 2.0]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     pub fn untracked(value: Tensor<E>) -> Self {
         Var {
             tape: None,
@@ -53,34 +95,62 @@ impl<'t, E: Float> Var<'t, E> {
         }
     }
 
-    /// The value.
+    /// The value, borrowed (PyTorch's `Tensor.detach()` as a plain tensor;
+    /// TensorFlow's `Tensor.numpy()`). Reading it records nothing.
     pub fn value(&self) -> &Tensor<E> {
         &self.value
     }
 
-    /// The value, consuming the Var.
+    /// The value, consuming the Var (no copy: the tape, if any, shares the
+    /// storage).
     pub fn into_value(self) -> Tensor<E> {
         self.value
     }
 
-    /// Shape of the value.
+    /// Shape of the value (`Tensor.shape`, `Tensor.size()`).
     pub fn shape(&self) -> &[usize] {
         self.value.shape()
     }
 
-    /// Number of axes.
+    /// Number of axes (`Tensor.dim()`, `Tensor.ndim`).
     pub fn ndim(&self) -> usize {
         self.value.ndim()
     }
 
-    /// Whether gradients can flow through this Var (it depends on a watched
-    /// parameter or a source).
+    /// Whether gradients can flow through this Var: it depends on a watched
+    /// parameter or a [`Tape::var`] source (PyTorch's `Tensor.requires_grad`).
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::ones([2]));
+    /// let c = tape.constant(Tensor::<f64>::ones([2]));
+    /// assert!(x.is_tracked() && !c.is_tracked());
+    /// assert!(x.mul(&c)?.is_tracked());
+    /// assert!(!c.exp().is_tracked());
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     pub fn is_tracked(&self) -> bool {
         self.id.is_some()
     }
 
-    /// The same value, cut from the graph: gradients do not flow through it
-    /// (`tf.stop_gradient`, `Tensor.detach`).
+    /// The same value, cut from the graph: a constant on the same tape,
+    /// through which no gradient flows (`tf.stop_gradient`;
+    /// `Tensor.detach` in PyTorch). Gradient: none (0 to `self` through
+    /// this path).
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![3.0], [1])?);
+    /// // d(x · stop(x))/dx = stop(x) = 3, not 2x = 6.
+    /// let y = x.mul(&x.stop_gradient())?.sum();
+    /// let g = tape.gradient_vars(&y, &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [3.0]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     pub fn stop_gradient(&self) -> Self {
         Var {
             tape: self.tape,
@@ -90,12 +160,28 @@ impl<'t, E: Float> Var<'t, E> {
         }
     }
 
-    /// Alias of [`Var::stop_gradient`] with PyTorch's name.
+    /// Alias of [`Var::stop_gradient`] with PyTorch's name
+    /// (`Tensor.detach`). Gradient: none.
     pub fn detach(&self) -> Self {
         self.stop_gradient()
     }
 
-    /// A constant on the same tape as `self` (no gradient).
+    /// `value` as a constant on the same tape as `self` (untracked when
+    /// `self` is): [`Tape::constant`] for code that holds a Var but not its
+    /// tape, such as masks in backward rules (`torch.as_tensor`,
+    /// `tf.constant`). Gradient: none.
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![1.0, 2.0], [2])?);
+    /// let c = x.lift(Tensor::from_vec(vec![10.0, 20.0], [2])?);
+    /// assert!(!c.is_tracked());
+    /// let g = tape.gradient_vars(&x.mul(&c)?.sum(), &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [10.0, 20.0]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     pub fn lift(&self, value: Tensor<E>) -> Self {
         Var {
             tape: self.tape,

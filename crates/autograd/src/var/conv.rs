@@ -8,8 +8,34 @@ use crate::tape::Tape;
 use crate::var::Var;
 
 impl<'t, E: Float> Var<'t, E> {
-    /// 2-D convolution (see `Tensor::conv2d`); the bias is added as a
-    /// broadcast (O, 1, 1) term.
+    /// 2-D convolution (a cross-correlation, as PyTorch) of `self`
+    /// (N, C, H, W) with `weight` (O, C/groups, KH, KW), plus an optional
+    /// `bias` (O) added as a broadcast (O, 1, 1) term:
+    /// `y[n, o] = b[o] + Σ_c x[n, c] ⋆ w[o, c]` (`torch.nn.functional.conv2d`;
+    /// `tf.nn.conv2d` defaults to NHWC inputs and (KH, KW, C, O) filters).
+    /// Gradient: conv2d_input_grad (a transposed convolution) for x,
+    /// conv2d_weight_grad for w, a sum over N, H, W for the bias; both
+    /// are recorded ops, so the gradient can be differentiated again.
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::{Conv2dParams, Tensor};
+    /// let tape = Tape::new();
+    /// let data: Vec<f64> = (1..=9).map(f64::from).collect();
+    /// let x = tape.var(Tensor::from_vec(data, [1, 1, 3, 3])?);
+    /// let w = tape.var(Tensor::ones([1, 1, 2, 2]));
+    /// let b = tape.var(Tensor::from_vec(vec![10.0], [1])?);
+    /// let y = x.conv2d(&w, Some(&b), Conv2dParams::default())?;
+    /// assert_eq!(y.shape(), &[1, 1, 2, 2]);
+    /// assert_eq!(y.value().to_vec(), [22.0, 26.0, 34.0, 38.0]);
+    /// let g = tape.gradient_vars(&y.sum(), &[&x, &w, &b], &Default::default())?;
+    /// // How many windows cover each input; each tap's sum over the windows.
+    /// let gx = [1.0, 2.0, 1.0, 2.0, 4.0, 2.0, 1.0, 2.0, 1.0];
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), gx);
+    /// assert_eq!(g[1].as_ref().unwrap().to_vec(), [12.0, 16.0, 24.0, 28.0]);
+    /// assert_eq!(g[2].as_ref().unwrap().to_vec(), [4.0]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When the shapes do not fit.
@@ -71,7 +97,24 @@ impl<'t, E: Float> Var<'t, E> {
             v,
         )
     }
-    /// 1-D convolution, as a 2-D convolution of height 1.
+    /// 1-D convolution (a cross-correlation) of `self` (N, C, L) with
+    /// `weight` (O, C/groups, K), plus an optional `bias` (O)
+    /// (`torch.nn.functional.conv1d`; `tf.nn.conv1d` defaults to NWC
+    /// inputs and (K, C, O) filters). Gradient: as [`Var::conv2d`]'s.
+    /// Composite: a conv2d of height 1.
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::{Conv1dParams, Tensor};
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0, 4.0], [1, 1, 4])?);
+    /// let w = tape.var(Tensor::from_vec(vec![1.0, -1.0], [1, 1, 2])?);
+    /// let y = x.conv1d(&w, None, Conv1dParams::default())?;
+    /// assert_eq!(y.value().to_vec(), [-1.0, -1.0, -1.0]);
+    /// let g = tape.gradient_vars(&y.sum(), &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [1.0, 0.0, 0.0, -1.0]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When the shapes do not fit.
@@ -100,7 +143,14 @@ impl<'t, E: Float> Var<'t, E> {
             Some(b) => Var::add(&y, &b.reshape_usize(&[b.value.len(), 1])?),
         }
     }
-    /// Transposed 2-D convolution (see `Tensor::conv_transpose2d`).
+    /// Transposed 2-D convolution of `self` (N, O, H, W) with `weight`
+    /// (O, C/groups, KH, KW), giving (N, C, H', W') with
+    /// H' = (H − 1)·stride − 2·padding + dilation·(KH − 1) + 1: the input
+    /// gradient of a conv2d (`torch.nn.functional.conv_transpose2d` with
+    /// output_padding 0, whose weight has this layout;
+    /// `tf.nn.conv2d_transpose` takes the output shape instead). Gradient:
+    /// a conv2d of g with `weight` for `self`, and conv2d_weight_grad (with
+    /// `self` as the output gradient and g as the input) for `weight`.
     ///
     /// # Errors
     /// When the shapes do not fit.
@@ -109,8 +159,25 @@ impl<'t, E: Float> Var<'t, E> {
         let shape = v.shape().to_vec();
         self.conv2d_input_grad(weight, &shape, p)
     }
-    /// 2-D max pooling; the gradient goes to the chosen element of each
-    /// window (the first on ties).
+    /// The maximum of each `kernel` window of `self` (N, C, H, W), padding
+    /// counting as −∞ (`torch.nn.functional.max_pool2d`; `tf.nn.max_pool2d`
+    /// defaults to NHWC). Gradient: to the chosen element of each window,
+    /// the first on ties (as PyTorch), accumulated where windows overlap.
+    /// Composite: a [`Var::gather`] of the chosen elements.
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::{Pool2dParams, Tensor};
+    /// let tape = Tape::new();
+    /// let data = vec![1.0, 5.0, 2.0, 2.0, 3.0, 0.0, 2.0, 1.0];
+    /// let x = tape.var(Tensor::<f64>::from_vec(data, [1, 1, 2, 4])?);
+    /// let y = x.max_pool2d(Pool2dParams::new([2, 2]))?;
+    /// assert_eq!(y.shape(), &[1, 1, 1, 2]);
+    /// assert_eq!(y.value().to_vec(), [5.0, 2.0]);
+    /// let g = tape.gradient_vars(&y.sum(), &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When the input is not 4-D or the window does not fit.
@@ -129,7 +196,23 @@ impl<'t, E: Float> Var<'t, E> {
             .gather(1, &idx)?
             .reshape_usize(y.shape())
     }
-    /// 2-D average pooling (padding counts in the average).
+    /// The mean of each `kernel` window of `self` (N, C, H, W); padded zeros
+    /// count in the average (`torch.nn.functional.avg_pool2d` with its
+    /// default `count_include_pad=True`; `tf.nn.avg_pool2d` defaults to
+    /// NHWC). Gradient: each output's g spread evenly, g/(KH·KW), over its
+    /// window.
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::{Pool2dParams, Tensor};
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0, 4.0], [1, 1, 2, 2])?);
+    /// let y = x.avg_pool2d(Pool2dParams::new([2, 2]))?;
+    /// assert_eq!(y.value().to_vec(), [2.5]);
+    /// let g = tape.gradient_vars(&y.sum(), &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [0.25; 4]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When the input is not 4-D or the window does not fit.

@@ -9,8 +9,22 @@ use crate::tape::Tape;
 use crate::var::Var;
 
 impl<'t, E: Float> Var<'t, E> {
-    /// Picks entries `idx` along `axis` (`torch.index_select`; an embedding
-    /// lookup with axis 0).
+    /// The slices `idx` along `axis`, in that order and with repeats: with
+    /// a weight matrix and axis 0, an embedding lookup (`torch.index_select`;
+    /// `tf.gather(x, idx, axis)`, `np.take`). Gradient: scatter-added back
+    /// (index_add into zeros), so repeated indices accumulate.
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [3, 2])?);
+    /// let y = x.index_select(0, &[2, 0, 2])?;
+    /// assert_eq!(y.value().to_vec(), [5.0, 6.0, 1.0, 2.0, 5.0, 6.0]);
+    /// let g = tape.gradient_vars(&y.sum(), &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [1.0, 1.0, 0.0, 0.0, 2.0, 2.0]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When the axis or an index is out of range.
@@ -24,8 +38,25 @@ impl<'t, E: Float> Var<'t, E> {
         Tape::record("index_select", op, &[self], v)
     }
 
-    /// `self` with the slices of `src` added at `idx` along `axis`
-    /// (`torch.index_add`); differentiable in both.
+    /// `self` with slice i of `src` added at slice `idx[i]` along `axis`,
+    /// repeated indices accumulating (`torch.index_add`,
+    /// `Tensor.index_add(dim, index, source)`). Gradient: g to `self`, and
+    /// g's slices `idx` (an index_select) to `src`.
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::zeros([3]));
+    /// let src = tape.var(Tensor::from_vec(vec![1.0, 2.0, 3.0], [3])?);
+    /// let y = x.index_add(0, &[0, 0, 2], &src)?;
+    /// assert_eq!(y.value().to_vec(), [3.0, 0.0, 3.0]);
+    /// let w = tape.constant(Tensor::from_vec(vec![10.0, 20.0, 30.0], [3])?);
+    /// let g = tape.gradient_vars(&y.mul(&w)?.sum(), &[&x, &src], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [10.0, 20.0, 30.0]);
+    /// assert_eq!(g[1].as_ref().unwrap().to_vec(), [10.0, 10.0, 30.0]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When an index is out of range or `src` has the wrong shape.
@@ -40,7 +71,24 @@ impl<'t, E: Float> Var<'t, E> {
         let added = Tape::record("index_add", op, &[src], v)?;
         self.add(&added)
     }
-    /// `torch.gather` along `axis`.
+    /// `out[p] = self[p with p[axis] = index[p]]`, shaped like `index`
+    /// (`torch.gather(x, dim, index)`; `np.take_along_axis`). Not
+    /// `tf.gather`, which picks whole slices as [`Var::index_select`].
+    /// `index` is any [`AsIndex`]: a `(data, shape)` pair, an index array
+    /// or a float tensor of integers. Gradient: scatter-added back
+    /// (scatter_add into zeros), so repeated indices accumulate.
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3])?);
+    /// let y = x.gather(1, (vec![2, 2, 0, 1], [2, 2]))?;
+    /// assert_eq!(y.value().to_vec(), [3.0, 3.0, 4.0, 5.0]);
+    /// let g = tape.gradient_vars(&y.sum(), &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [0.0, 0.0, 2.0, 1.0, 1.0, 0.0]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When the index does not fit.
@@ -54,7 +102,27 @@ impl<'t, E: Float> Var<'t, E> {
         };
         Tape::record("gather", op, &[self], v)
     }
-    /// `self` with `src` added at `index` along `axis` (`torch.scatter_add`).
+    /// `self` with `src[p]` added at `p with p[axis] = index[p]` for every
+    /// position p of `index`, repeats accumulating (`torch.scatter_add(x,
+    /// dim, index, src)`; TensorFlow's `tf.tensor_scatter_nd_add` takes full
+    /// coordinates instead). The adjoint of [`Var::gather`]. Gradient: g to
+    /// `self`, and g gathered at `index` to `src` (0 for the entries of a
+    /// `src` larger than `index`).
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::zeros([3]));
+    /// let src = tape.var(Tensor::from_vec(vec![1.0, 2.0, 3.0], [3])?);
+    /// let y = x.scatter_add(0, (vec![0, 2, 0], [3]), &src)?;
+    /// assert_eq!(y.value().to_vec(), [4.0, 0.0, 2.0]);
+    /// let w = tape.constant(Tensor::from_vec(vec![10.0, 20.0, 30.0], [3])?);
+    /// let g = tape.gradient_vars(&y.mul(&w)?.sum(), &[&x, &src], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [10.0, 20.0, 30.0]);
+    /// assert_eq!(g[1].as_ref().unwrap().to_vec(), [10.0, 30.0, 10.0]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When the index does not fit.

@@ -6,8 +6,29 @@ use crate::error::Result;
 use crate::var::Var;
 
 impl<'t, E: Float> Var<'t, E> {
-    /// Mean softmax cross-entropy between logits (N, C) and class indices
-    /// (`torch.nn.functional.cross_entropy` with mean reduction).
+    /// Mean softmax cross-entropy of logits (N, C) against class indices,
+    /// `−(1/N) Σₙ log softmax(xₙ)[labelₙ]` (`torch.nn.functional.cross_entropy`
+    /// with its default mean reduction; Keras
+    /// `SparseCategoricalCrossentropy(from_logits=True)`, while
+    /// `tf.nn.sparse_softmax_cross_entropy_with_logits` returns the N losses
+    /// unaveraged). Gradient: (softmax − one_hot)/N. Composite:
+    /// [`Var::log_softmax`], [`Var::gather`] of the labels, [`Var::mean`].
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let logits = tape.var(Tensor::<f64>::zeros([2, 2]));
+    /// let loss = logits.cross_entropy(&[0, 1])?;
+    /// assert!((loss.value().item()? - std::f64::consts::LN_2).abs() < 1e-12);
+    /// let g = tape.gradient_vars(&loss, &[&logits], &Default::default())?;
+    /// // (softmax − one_hot)/N with softmax 0.5 everywhere and N = 2.
+    /// let expected = [-0.25, 0.25, 0.25, -0.25];
+    /// for (gi, ei) in g[0].as_ref().unwrap().to_vec().iter().zip(expected) {
+    ///     assert!((gi - ei).abs() < 1e-12);
+    /// }
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When the logits are not 2-D, the label count differs from N, or a
@@ -40,10 +61,26 @@ impl<'t, E: Float> Var<'t, E> {
         Ok(picked.mean().neg())
     }
 
-    /// Mean squared error against a target of the same shape
-    /// (`torch.nn.functional.mse_loss`; PyTorch warns and broadcasts a
-    /// target of another shape, which is nearly always a bug, so it is an
-    /// error here).
+    /// Mean squared error against a target of the same shape,
+    /// (1/n) Σ (x − target)² (`torch.nn.functional.mse_loss` with its
+    /// default mean reduction; Keras `MeanSquaredError`). PyTorch warns and
+    /// broadcasts a target of another shape, which is nearly always a bug,
+    /// so it is an error here. Gradient: 2(x − target)/n for `self`, the
+    /// negative of that for `target`. Composite: `sub`, `square`, `mean`.
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0, 4.0], [2, 2])?);
+    /// let t = tape.var(Tensor::ones([2, 2]));
+    /// let loss = x.mse(&t)?;
+    /// assert_eq!(loss.value().item()?, 3.5);
+    /// let g = tape.gradient_vars(&loss, &[&x, &t], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [0.0, 0.5, 1.0, 1.5]);
+    /// assert_eq!(g[1].as_ref().unwrap().to_vec(), [0.0, -0.5, -1.0, -1.5]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When the shapes differ.

@@ -1,5 +1,5 @@
 //! The operators `+ - * /` and unary `-` on Vars: sugar over the methods,
-//! panicking with their error message.
+//! panicking with their error message (see the `Var` docs for an example).
 
 use tapir_tensor::Float;
 
@@ -9,6 +9,10 @@ macro_rules! var_binop {
     ($trait:ident, $method:ident, $scalar:ident) => {
         impl<'t, E: Float> std::ops::$trait<&Var<'t, E>> for &Var<'t, E> {
             type Output = Var<'t, E>;
+            /// The Var method of the same name as an operator: broadcasting,
+            /// with that method's gradient, panicking where it returns an
+            /// error.
+            ///
             /// # Panics
             /// When the shapes do not broadcast or the tapes differ.
             #[track_caller]
@@ -21,6 +25,8 @@ macro_rules! var_binop {
         }
         impl<'t, E: Float> std::ops::$trait<Var<'t, E>> for Var<'t, E> {
             type Output = Var<'t, E>;
+            /// As the operator on two `&Var`s.
+            ///
             /// # Panics
             /// When the shapes do not broadcast or the tapes differ.
             #[track_caller]
@@ -30,6 +36,8 @@ macro_rules! var_binop {
         }
         impl<'t, E: Float> std::ops::$trait<&Var<'t, E>> for Var<'t, E> {
             type Output = Var<'t, E>;
+            /// As the operator on two `&Var`s.
+            ///
             /// # Panics
             /// When the shapes do not broadcast or the tapes differ.
             #[track_caller]
@@ -39,12 +47,16 @@ macro_rules! var_binop {
         }
         impl<'t, E: Float> std::ops::$trait<E> for &Var<'t, E> {
             type Output = Var<'t, E>;
+            /// The scalar method of the same name (`add_scalar`,
+            /// `sub_scalar`, `mul_scalar` or `div_scalar`) as an operator,
+            /// with its gradient; it cannot fail.
             fn $method(self, rhs: E) -> Var<'t, E> {
                 self.$scalar(rhs)
             }
         }
         impl<'t, E: Float> std::ops::$trait<E> for Var<'t, E> {
             type Output = Var<'t, E>;
+            /// As the operator on a `&Var` and a scalar.
             fn $method(self, rhs: E) -> Var<'t, E> {
                 self.$scalar(rhs)
             }
@@ -59,6 +71,7 @@ var_binop!(Div, div, div_scalar);
 
 impl<'t, E: Float> std::ops::Neg for &Var<'t, E> {
     type Output = Var<'t, E>;
+    /// −x: [`Var::neg`] (derivative −1).
     fn neg(self) -> Var<'t, E> {
         Var::neg(self)
     }
@@ -66,6 +79,7 @@ impl<'t, E: Float> std::ops::Neg for &Var<'t, E> {
 
 impl<'t, E: Float> std::ops::Neg for Var<'t, E> {
     type Output = Var<'t, E>;
+    /// −x of an owned Var: [`Var::neg`].
     fn neg(self) -> Var<'t, E> {
         Var::neg(&self)
     }

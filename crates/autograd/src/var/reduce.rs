@@ -8,7 +8,22 @@ use crate::tape::Tape;
 use crate::var::{all_axes, Var};
 
 impl<'t, E: Float> Var<'t, E> {
-    /// Sum over `axes`.
+    /// Σ over `axes`, which are dropped unless `keepdim` (`torch.sum(x, dim,
+    /// keepdim)`; `tf.reduce_sum` and `np.sum` call the flag `keepdims`).
+    /// Gradient: broadcast back to the input's shape.
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0, 4.0], [2, 2])?);
+    /// let y = x.sum_axes(&[0], false)?;
+    /// assert_eq!(y.value().to_vec(), [4.0, 6.0]);
+    /// assert_eq!(x.sum_axes(&[-1], true)?.shape(), &[2, 1]);
+    /// let g = tape.gradient_vars(&y.sum(), &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [1.0; 4]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When an axis is out of range or repeated.
@@ -19,12 +34,40 @@ impl<'t, E: Float> Var<'t, E> {
         };
         Tape::record("sum", op, &[self], v)
     }
-    /// Sum of all elements (a scalar).
+    /// Σ of all elements, as a 0-d Var (`torch.sum(x)`; `tf.reduce_sum`).
+    /// Gradient: broadcast back to the input's shape.
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0, 4.0], [2, 2])?);
+    /// let y = x.sum();
+    /// assert!(y.shape().is_empty());
+    /// assert_eq!(y.value().item()?, 10.0);
+    /// let g = tape.gradient_vars(&y, &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [1.0; 4]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     pub fn sum(&self) -> Self {
         self.sum_axes(&all_axes(self.ndim()), false)
             .expect("all axes are valid")
     }
-    /// Mean over `axes`.
+    /// (1/n) Σ over `axes`, n the number of elements averaged (`torch.mean(x,
+    /// dim, keepdim)`; `tf.reduce_mean`). Gradient: g/n broadcast back to
+    /// the input's shape. Composite: `sum_axes` then `div_scalar(n)`.
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0, 4.0], [2, 2])?);
+    /// let y = x.mean_axes(&[1], false)?;
+    /// assert_eq!(y.value().to_vec(), [1.5, 3.5]);
+    /// let g = tape.gradient_vars(&y.sum(), &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [0.5; 4]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When an axis is out of range or repeated.
@@ -35,11 +78,39 @@ impl<'t, E: Float> Var<'t, E> {
         let count = self.value.len() / s.value.len().max(1);
         Ok(s.div_scalar(E::from_usize(count)))
     }
-    /// Mean of all elements.
+    /// (1/n) Σ of all n elements, as a 0-d Var (`torch.mean(x)`;
+    /// `tf.reduce_mean`). Gradient: g/n to every element.
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0, 4.0], [2, 2])?);
+    /// let y = x.mean();
+    /// assert_eq!(y.value().item()?, 2.5);
+    /// let g = tape.gradient_vars(&y, &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [0.25; 4]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     pub fn mean(&self) -> Self {
         self.sum().div_scalar(E::from_usize(self.value.len()))
     }
-    /// Maximum over `axes`; tied maxima share the gradient equally.
+    /// max over `axes`; NaN propagates (`torch.amax(x, dim, keepdim)`;
+    /// `tf.reduce_max`, `np.max`). Gradient: to the maximal elements, shared
+    /// equally among ties (as `torch.amax`; `torch.max(x, dim)` returns
+    /// indices and sends it to one element only).
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![1.0, 3.0, 3.0, 2.0, 0.0, 1.0], [2, 3])?);
+    /// let y = x.max_axes(&[1], false)?;
+    /// assert_eq!(y.value().to_vec(), [3.0, 2.0]);
+    /// let g = tape.gradient_vars(&y.sum(), &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [0.0, 0.5, 0.5, 1.0, 0.0, 0.0]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When an axis is out of range, repeated or empty.
@@ -50,26 +121,58 @@ impl<'t, E: Float> Var<'t, E> {
         };
         Tape::record("max", op, &[self], v)
     }
-    /// Maximum of all elements; tied maxima share the gradient equally.
+    /// max of all elements, as a 0-d Var; NaN propagates (`torch.max(x)`,
+    /// `torch.amax`; `tf.reduce_max`). Gradient: to the maximal elements,
+    /// shared equally among ties.
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![4.0, 1.0, 4.0], [3])?);
+    /// let y = x.max()?;
+    /// assert_eq!(y.value().item()?, 4.0);
+    /// let g = tape.gradient_vars(&y, &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [0.5, 0.0, 0.5]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When the tensor is empty.
     pub fn max(&self) -> Result<Self> {
         self.max_axes(&all_axes(self.ndim()), false)
     }
-    /// Minimum of all elements; tied minima share the gradient equally.
+    /// min of all elements, as a 0-d Var; NaN propagates (`torch.min(x)`,
+    /// `torch.amin`; `tf.reduce_min`). Gradient: to the minimal elements,
+    /// shared equally among ties.
     ///
     /// # Errors
     /// When the tensor is empty.
     pub fn min(&self) -> Result<Self> {
         self.min_axes(&all_axes(self.ndim()), false)
     }
-    /// Product of all elements (see [`Var::prod`] for its gradient).
+    /// Π of all elements, as a 0-d Var (`torch.prod(x)`; `tf.reduce_prod`).
+    /// Gradient: g·out/x, so an input holding a zero gets a non-finite
+    /// gradient (PyTorch special-cases zeros; see [`Var::prod_axes`]).
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![2.0, 3.0, 4.0], [3])?);
+    /// let y = x.prod();
+    /// assert_eq!(y.value().item()?, 24.0);
+    /// let g = tape.gradient_vars(&y, &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [12.0, 8.0, 6.0]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     pub fn prod(&self) -> Self {
         self.prod_axes(&all_axes(self.ndim()), false)
             .expect("all axes are valid")
     }
-    /// Minimum over `axes`; tied minima share the gradient equally.
+    /// min over `axes`; NaN propagates (`torch.amin(x, dim, keepdim)`;
+    /// `tf.reduce_min`, `np.min`). Gradient: to the minimal elements, shared
+    /// equally among ties (as `torch.amin`).
     ///
     /// # Errors
     /// When an axis is out of range, repeated or empty.
@@ -80,8 +183,10 @@ impl<'t, E: Float> Var<'t, E> {
         };
         Tape::record("min", op, &[self], v)
     }
-    /// Product over `axes`. The gradient is out/x, so inputs containing
-    /// zeros give non-finite gradients.
+    /// Π over `axes` (`torch.prod(x, dim, keepdim)`, which takes one dim;
+    /// `tf.reduce_prod`). Gradient: g·out/x broadcast back, so an input
+    /// holding a zero gets a non-finite gradient (PyTorch special-cases
+    /// zeros).
     ///
     /// # Errors
     /// When an axis is out of range or repeated.
@@ -92,8 +197,24 @@ impl<'t, E: Float> Var<'t, E> {
         };
         Tape::record("prod", op, &[self], v)
     }
-    /// Variance over `axes` dividing by n − `correction` (PyTorch's default
-    /// correction is 1: `var_with(axes, keepdim, 1)`).
+    /// Σ (x − mean)² / (n − `correction`) over `axes` (`torch.var(x, dim,
+    /// correction=…, keepdim)`; `np.var(x, axis, ddof=…)`). Correction 1
+    /// (Bessel's, [`Var::var_axes`]) is PyTorch's default, 0 (the population
+    /// variance) NumPy's and `tf.math.reduce_variance`'s. Gradient:
+    /// 2(x − mean)·g/(n − `correction`). Composite: `mean_axes`, `sub`,
+    /// `square`, `sum_axes`.
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![1.0, 3.0, 2.0, 6.0], [2, 2])?);
+    /// let y = x.var_with(&[1], false, 0)?;
+    /// assert_eq!(y.value().to_vec(), [1.0, 4.0]);
+    /// let g = tape.gradient_vars(&y.sum(), &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [-1.0, 1.0, -2.0, 2.0]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When an axis is out of range or repeated.
@@ -115,39 +236,79 @@ impl<'t, E: Float> Var<'t, E> {
         let ss = d.square().sum_axes(axes, keepdim)?;
         Ok(ss.div_scalar(E::from_usize(n.saturating_sub(correction))))
     }
-    /// Variance with Bessel's correction (`torch.var`).
+    /// Σ (x − mean)² / (n − 1) over `axes`, with Bessel's correction
+    /// (`torch.var(x, dim, keepdim)`; `np.var` and `tf.math.reduce_variance`
+    /// divide by n: use [`Var::var_with`] with correction 0). Gradient:
+    /// 2(x − mean)·g/(n − 1).
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![1.0, 3.0, 2.0, 6.0], [2, 2])?);
+    /// let y = x.var_axes(&[1], false)?;
+    /// assert_eq!(y.value().to_vec(), [2.0, 8.0]);
+    /// let g = tape.gradient_vars(&y.sum(), &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [-2.0, 2.0, -4.0, 4.0]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When an axis is out of range or repeated.
     pub fn var_axes(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
         self.var_with(axes, keepdim, 1)
     }
-    /// Variance of all elements with Bessel's correction (`torch.var(x)`).
+    /// Σ (x − mean)² / (n − 1) over all n elements, as a 0-d Var
+    /// (`torch.var(x)`; `np.var(x)` divides by n). Gradient:
+    /// 2(x − mean)·g/(n − 1).
     pub fn var(&self) -> Self {
         self.var_axes(&all_axes(self.ndim()), false)
             .expect("all axes are valid")
     }
-    /// Standard deviation with Bessel's correction (`torch.std`).
+    /// √var over `axes`, with Bessel's correction (`torch.std(x, dim,
+    /// keepdim)`; `np.std` and `tf.math.reduce_std` divide by n). Gradient:
+    /// (x − mean)·g/((n − 1)·std), not finite where std = 0. Composite: the
+    /// square root of [`Var::var_axes`].
     ///
     /// # Errors
     /// When an axis is out of range or repeated.
     pub fn std_axes(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
         Ok(self.var_as("std", axes, keepdim, 1)?.sqrt())
     }
-    /// Standard deviation dividing by n − `correction`.
+    /// √(Σ (x − mean)² / (n − `correction`)) over `axes` (`torch.std(x, dim,
+    /// correction=…)`; `np.std(x, axis, ddof=…)`). Gradient:
+    /// (x − mean)·g/((n − `correction`)·std).
     ///
     /// # Errors
     /// When an axis is out of range or repeated.
     pub fn std_with(&self, axes: &[isize], keepdim: bool, correction: usize) -> Result<Self> {
         Ok(self.var_as("std", axes, keepdim, correction)?.sqrt())
     }
-    /// Standard deviation of all elements with Bessel's correction
-    /// (`torch.std(x)`).
+    /// √var of all elements, with Bessel's correction, as a 0-d Var
+    /// (`torch.std(x)`; `np.std(x)` divides by n). Gradient:
+    /// (x − mean)·g/((n − 1)·std).
     pub fn std(&self) -> Self {
         self.std_axes(&all_axes(self.ndim()), false)
             .expect("all axes are valid")
     }
-    /// log Σ exp over `axes`, stable for large inputs.
+    /// ln Σ eˣ over `axes`, computed as m + ln Σ eˣ⁻ᵐ (m the maximum) so it
+    /// never overflows (`torch.logsumexp(x, dim, keepdim)`;
+    /// `tf.reduce_logsumexp`). Gradient: g·exp(x − out), i.e. g times the
+    /// softmax over `axes`.
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![1000.0, 1000.0], [1, 2])?);
+    /// let y = x.logsumexp_axes(&[1], false)?;
+    /// assert!((y.value().to_vec()[0] - (1000.0 + 2f64.ln())).abs() < 1e-9);
+    /// let g = tape.gradient_vars(&y.sum(), &[&x], &Default::default())?;
+    /// for gi in g[0].as_ref().unwrap().to_vec() {
+    ///     assert!((gi - 0.5).abs() < 1e-12);
+    /// }
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When an axis is out of range or repeated.
@@ -158,12 +319,30 @@ impl<'t, E: Float> Var<'t, E> {
         };
         Tape::record("logsumexp", op, &[self], v)
     }
-    /// log Σ exp over all elements (a scalar), stable for large inputs.
+    /// ln Σ eˣ over all elements, as a 0-d Var, max-shifted so it never
+    /// overflows (`torch.logsumexp` over every dim; `tf.reduce_logsumexp`).
+    /// Gradient: g·exp(x − out), g times the softmax of all elements.
     pub fn logsumexp(&self) -> Self {
         self.logsumexp_axes(&all_axes(self.ndim()), false)
             .expect("all axes are valid")
     }
-    /// Softmax along `axis`.
+    /// eˣⁱ / Σⱼ eˣʲ along `axis`, max-shifted so it never overflows
+    /// (`torch.softmax(x, dim)`, `torch.nn.functional.softmax`;
+    /// `tf.nn.softmax`). Gradient: y ⊙ (g − Σ g ⊙ y), the sum along `axis`.
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![1000.0, 1000.0], [2])?);
+    /// let y = x.softmax(0)?;
+    /// assert_eq!(y.value().to_vec(), [0.5, 0.5]);
+    /// // The gradient of y₀: y₀(1 − y₀) and −y₀y₁.
+    /// let y0 = y.mul(&tape.constant(Tensor::from_vec(vec![1.0, 0.0], [2])?))?.sum();
+    /// let g = tape.gradient_vars(&y0, &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [0.25, -0.25]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When the axis is out of range.
@@ -171,7 +350,26 @@ impl<'t, E: Float> Var<'t, E> {
         let v = self.value.softmax(axis)?;
         Tape::record("softmax", Op::Softmax(axis), &[self], v)
     }
-    /// Log-softmax along `axis`.
+    /// xᵢ − ln Σⱼ eˣʲ along `axis`, max-shifted so it never overflows
+    /// (`torch.log_softmax(x, dim)`, `torch.nn.functional.log_softmax`;
+    /// `tf.nn.log_softmax`). Gradient: g − softmax(x) ⊙ Σ g, the sum along
+    /// `axis`.
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![1000.0, 1000.0], [2])?);
+    /// let y = x.log_softmax(-1)?;
+    /// for yi in y.value().to_vec() {
+    ///     assert!((yi + std::f64::consts::LN_2).abs() < 1e-12);
+    /// }
+    /// let y0 = y.mul(&tape.constant(Tensor::from_vec(vec![1.0, 0.0], [2])?))?.sum();
+    /// let g = tape.gradient_vars(&y0, &[&x], &Default::default())?;
+    /// let g = g[0].as_ref().unwrap().to_vec();
+    /// assert!((g[0] - 0.5).abs() < 1e-12 && (g[1] + 0.5).abs() < 1e-12);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When the axis is out of range.
@@ -180,7 +378,21 @@ impl<'t, E: Float> Var<'t, E> {
         Tape::record("log_softmax", Op::LogSoftmax(axis), &[self], v)
     }
 
-    /// Sums to `shape` (the reverse of broadcasting).
+    /// Σ over the axes that broadcasting `shape` would stretch, giving
+    /// `shape`: the reverse of [`Var::broadcast_to`] (`Tensor.sum_to_size`).
+    /// Gradient: broadcast back to the input's shape.
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3])?);
+    /// let y = x.sum_to(&[3])?;
+    /// assert_eq!(y.value().to_vec(), [5.0, 7.0, 9.0]);
+    /// let g = tape.gradient_vars(&y.sum(), &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [1.0; 6]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When `self` is not a broadcast of `shape`.

@@ -1,4 +1,5 @@
-//! Shape ops: reshape, permute, transpose, squeeze, flatten, broadcast, slicing, splitting, concatenation, stacking, padding.
+//! Shape ops: reshape, permute, transpose, squeeze, flatten, broadcast,
+//! slicing, splitting, concatenation, stacking, padding.
 
 use tapir_tensor::{Float, Tensor};
 
@@ -8,7 +9,25 @@ use crate::tape::Tape;
 use crate::var::Var;
 
 impl<'t, E: Float> Var<'t, E> {
-    /// New shape with the same elements (one −1 may be inferred).
+    /// The same elements in row-major order under a new `shape`, in which
+    /// one size may be −1 and is inferred (`torch.reshape`, `Tensor.view`/
+    /// `reshape`; `tf.reshape`, `np.reshape`). Gradient: reshaped back.
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3])?);
+    /// let y = x.reshape([3, -1])?;
+    /// assert_eq!(y.shape(), &[3, 2]);
+    /// assert_eq!(y.value().to_vec(), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    /// // Weighting each output by its own value gives x back as the gradient.
+    /// let loss = y.mul(&tape.constant(y.value().clone()))?.sum();
+    /// let g = tape.gradient_vars(&loss, &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().shape(), &[2, 3]);
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), x.value().to_vec());
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When the sizes do not match.
@@ -16,7 +35,8 @@ impl<'t, E: Float> Var<'t, E> {
         let v = self.value.reshape(shape)?;
         Tape::record("reshape", Op::Reshape, &[self], v)
     }
-    /// [`Var::reshape`] with explicit sizes.
+    /// [`Var::reshape`] with explicit sizes (no −1); a no-op when `shape` is
+    /// already the shape. Gradient: reshaped back.
     ///
     /// # Errors
     /// When the sizes do not match.
@@ -27,7 +47,26 @@ impl<'t, E: Float> Var<'t, E> {
         let v = self.value.reshape_usize(shape)?;
         Tape::record("reshape", Op::Reshape, &[self], v)
     }
-    /// Reorders the axes.
+    /// Reorders the axes: axis i of the result is axis `axes[i]` of `self`
+    /// (`torch.permute`, `Tensor.permute`; `tf.transpose(x, perm)`,
+    /// `np.transpose(x, axes)`). Gradient: permuted back by the inverse
+    /// permutation.
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [1, 2, 3])?);
+    /// let y = x.permute(&[2, 0, 1])?;
+    /// assert_eq!(y.shape(), &[3, 1, 2]);
+    /// assert_eq!(y.value().to_vec(), [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+    /// // Weighting each output by its own value gives x back as the gradient.
+    /// let loss = y.mul(&tape.constant(y.value().clone()))?.sum();
+    /// let g = tape.gradient_vars(&loss, &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().shape(), &[1, 2, 3]);
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), x.value().to_vec());
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When `axes` is not a permutation.
@@ -35,7 +74,24 @@ impl<'t, E: Float> Var<'t, E> {
         let v = self.value.permute(axes)?;
         Tape::record("permute", Op::Permute(axes.to_vec()), &[self], v)
     }
-    /// Swaps two axes.
+    /// Swaps axes `a` and `b` (`torch.transpose(x, dim0, dim1)`; NumPy's
+    /// `np.swapaxes`, whereas `np.transpose` and `tf.transpose` reverse all
+    /// axes by default). Gradient: the same two axes swapped back.
+    /// Composite: a [`Var::permute`].
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3])?);
+    /// let y = x.transpose(0, -1)?;
+    /// assert_eq!(y.shape(), &[3, 2]);
+    /// assert_eq!(y.value().to_vec(), [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+    /// let loss = y.mul(&tape.constant(y.value().clone()))?.sum();
+    /// let g = tape.gradient_vars(&loss, &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), x.value().to_vec());
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When an axis is out of range.
@@ -47,7 +103,8 @@ impl<'t, E: Float> Var<'t, E> {
         p.swap(a as usize, b as usize);
         self.permute(&p)
     }
-    /// Transpose of a matrix (rank ≤ 2).
+    /// Transpose of a matrix; a 0-d or 1-d Var is returned as it is
+    /// (`Tensor.t()`, `torch.t`; NumPy's `x.T`). Gradient: transposed back.
     ///
     /// # Errors
     /// When the rank is above 2.
@@ -62,7 +119,10 @@ impl<'t, E: Float> Var<'t, E> {
             .into()),
         }
     }
-    /// Removes `axis` if its size is 1.
+    /// Removes `axis` if its size is 1 and otherwise returns `self`
+    /// unchanged (`torch.squeeze(x, dim)`; `tf.squeeze` and `np.squeeze`
+    /// refuse an axis of another size). Gradient: reshaped back. Composite:
+    /// a [`Var::reshape_usize`].
     ///
     /// # Errors
     /// When the axis is out of range.
@@ -70,7 +130,9 @@ impl<'t, E: Float> Var<'t, E> {
         let v = self.value.squeeze(axis)?;
         self.reshape_usize(v.shape())
     }
-    /// Inserts an axis of size 1.
+    /// Inserts an axis of size 1 at `axis`, −1 appending one
+    /// (`torch.unsqueeze`; `tf.expand_dims`, `np.expand_dims`). Gradient:
+    /// reshaped back. Composite: a [`Var::reshape_usize`].
     ///
     /// # Errors
     /// When the axis is out of range.
@@ -78,7 +140,9 @@ impl<'t, E: Float> Var<'t, E> {
         let v = self.value.unsqueeze(axis)?;
         self.reshape_usize(v.shape())
     }
-    /// Merges axes start..=end.
+    /// Merges axes `start..=end` into one; `(0, -1)` flattens everything
+    /// (`torch.flatten(x, start_dim, end_dim)`). Gradient: reshaped back.
+    /// Composite: a [`Var::reshape_usize`].
     ///
     /// # Errors
     /// When an axis is out of range.
@@ -86,7 +150,22 @@ impl<'t, E: Float> Var<'t, E> {
         let v = self.value.flatten(start, end)?;
         self.reshape_usize(v.shape())
     }
-    /// Broadcasts to `shape`; the gradient sums back.
+    /// Repeats `self` along new leading axes and axes of size 1 to fill
+    /// `shape`, by NumPy's broadcasting rules (`torch.broadcast_to`,
+    /// `Tensor.expand`; `tf.broadcast_to`, `np.broadcast_to`). Gradient:
+    /// summed back over the broadcast axes ([`Var::sum_to`]).
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![1.0, 2.0], [2, 1])?);
+    /// let y = x.broadcast_to([2, 3])?;
+    /// assert_eq!(y.value().to_vec(), [1.0, 1.0, 1.0, 2.0, 2.0, 2.0]);
+    /// let g = tape.gradient_vars(&y.sum(), &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [3.0, 3.0]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When the shapes do not broadcast.
@@ -97,7 +176,25 @@ impl<'t, E: Float> Var<'t, E> {
         let v = self.value.broadcast_to(shape)?;
         Tape::record("broadcast_to", Op::BroadcastTo, &[self], v)
     }
-    /// Python-style slice `start:end:step` along `axis`.
+    /// Elements `start, start + step, ...` before `end` along `axis`, as
+    /// Python's `x[..., start:end:step]` (`Tensor.__getitem__`,
+    /// `torch.narrow` for step 1; `tf.strided_slice`): negative bounds count
+    /// from the end, out-of-range ones are clipped, `end = None` runs to the
+    /// end. Gradient: g at the picked positions, 0 elsewhere (recorded as
+    /// an index_select, so it is scatter-added back into zeros).
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0], [6])?);
+    /// let y = x.slice(0, 1, None, 2)?; // x[1::2]
+    /// assert_eq!(y.value().to_vec(), [1.0, 3.0, 5.0]);
+    /// assert_eq!(x.slice(0, -2, None, 1)?.value().to_vec(), [4.0, 5.0]); // x[-2:]
+    /// let g = tape.gradient_vars(&y.sum(), &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When the axis is out of range or the step is 0.
@@ -119,7 +216,10 @@ impl<'t, E: Float> Var<'t, E> {
         };
         Tape::record("slice", op, &[self], v)
     }
-    /// `length` entries from `start` along `axis`.
+    /// `length` entries from `start` along `axis`, i.e.
+    /// `x[..., start:start + length]` (`torch.narrow`; `tf.slice` takes a
+    /// begin and a size per axis). Gradient: g in the narrowed range, 0
+    /// elsewhere. Composite: a [`Var::slice`].
     ///
     /// # Errors
     /// When the range does not fit.
@@ -134,7 +234,24 @@ impl<'t, E: Float> Var<'t, E> {
         }
         self.slice(axis, start as isize, Some((start + length) as isize), 1)
     }
-    /// Splits into pieces of the given sizes along `axis`.
+    /// Splits along `axis` into consecutive pieces of the given `sizes`
+    /// (`torch.split(x, sizes, dim)`, `tf.split(x, sizes, axis)`; NumPy's
+    /// `np.split` takes the split points instead). Gradient: each piece's
+    /// gradient goes back to its range; pieces left unused contribute 0.
+    /// Composite: one [`Var::narrow`] per piece.
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0], [5])?);
+    /// let parts = x.split_sizes(&[2, 3], 0)?;
+    /// assert_eq!(parts[0].value().to_vec(), [1.0, 2.0]);
+    /// assert_eq!(parts[1].value().to_vec(), [3.0, 4.0, 5.0]);
+    /// let g = tape.gradient_vars(&parts[1].sum(), &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [0.0, 0.0, 1.0, 1.0, 1.0]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When the sizes do not add up.
@@ -150,7 +267,11 @@ impl<'t, E: Float> Var<'t, E> {
         }
         Ok(out)
     }
-    /// Splits into pieces of `size` along `axis`.
+    /// Splits along `axis` into pieces of `size` entries, the last one
+    /// possibly shorter (`torch.split(x, size, dim)`; with an int,
+    /// `tf.split` and `np.split` take the number of pieces instead, as
+    /// [`Var::chunk`]). Gradient: each piece's gradient goes back to its
+    /// range. Composite: one [`Var::narrow`] per piece.
     ///
     /// # Errors
     /// When `size` is 0 or the axis is out of range.
@@ -164,7 +285,10 @@ impl<'t, E: Float> Var<'t, E> {
             .collect();
         self.split_sizes(&sizes, axis)
     }
-    /// Splits into `chunks` pieces along `axis`.
+    /// Splits along `axis` into `chunks` pieces of ⌈n / `chunks`⌉ entries
+    /// (fewer pieces when the axis is short; the last may be shorter), as
+    /// `torch.chunk`. Gradient: each piece's gradient goes back to its
+    /// range. Composite: one [`Var::narrow`] per piece.
     ///
     /// # Errors
     /// When `chunks` is 0 or the axis is out of range.
@@ -178,7 +302,24 @@ impl<'t, E: Float> Var<'t, E> {
             .collect();
         self.split_sizes(&sizes, axis)
     }
-    /// Joins Vars along an existing axis.
+    /// Joins Vars end to end along an existing `axis` (`torch.cat`;
+    /// `tf.concat`, `np.concatenate`). Gradient: g cut back into the
+    /// inputs' ranges along `axis` (narrowed).
+    ///
+    /// ```
+    /// use tapir_autograd::{Tape, Var};
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let a = tape.var(Tensor::<f64>::from_vec(vec![1.0, 2.0], [2])?);
+    /// let b = tape.var(Tensor::<f64>::from_vec(vec![3.0, 4.0, 5.0], [3])?);
+    /// let y = Var::concat(&[&a, &b], 0)?;
+    /// assert_eq!(y.value().to_vec(), [1.0, 2.0, 3.0, 4.0, 5.0]);
+    /// let loss = y.mul(&tape.constant(y.value().clone()))?.sum();
+    /// let g = tape.gradient_vars(&loss, &[&a, &b], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [1.0, 2.0]);
+    /// assert_eq!(g[1].as_ref().unwrap().to_vec(), [3.0, 4.0, 5.0]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When the list is empty or shapes differ off `axis`.
@@ -188,7 +329,21 @@ impl<'t, E: Float> Var<'t, E> {
         let a = tapir_tensor::normalize_axis("concat", axis, values[0].shape())?;
         Tape::record("concat", Op::Concat { axis: a }, vars, v)
     }
-    /// Joins equal-shaped Vars along a new axis.
+    /// Joins equal-shaped Vars along a new `axis` (`torch.stack`;
+    /// `tf.stack`, `np.stack`). Gradient: each input gets its slice of g
+    /// along `axis`. Composite: [`Var::unsqueeze`] then [`Var::concat`].
+    ///
+    /// ```
+    /// use tapir_autograd::{Tape, Var};
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let a = tape.var(Tensor::<f64>::from_vec(vec![1.0, 2.0], [2])?);
+    /// let b = tape.var(Tensor::<f64>::from_vec(vec![3.0, 4.0], [2])?);
+    /// let y = Var::stack(&[&a, &b], 1)?;
+    /// assert_eq!(y.shape(), &[2, 2]);
+    /// assert_eq!(y.value().to_vec(), [1.0, 3.0, 2.0, 4.0]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When the list is empty or shapes differ.
@@ -209,7 +364,24 @@ impl<'t, E: Float> Var<'t, E> {
         let refs: Vec<&Self> = up.iter().collect();
         Self::concat(&refs, axis)
     }
-    /// Pads with a constant, one (before, after) pair per axis.
+    /// Adds `value` around `self`: `pads[i] = (before, after)` entries on
+    /// axis i, one pair per axis, first axis first (`np.pad(x, pads,
+    /// constant_values=value)`, `tf.pad`; `torch.nn.functional.pad` lists
+    /// the last axis first, as a flat list). Gradient: g with the padding
+    /// cropped off (narrowed back).
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![1.0, 2.0], [2])?);
+    /// let y = x.pad(&[(1, 2)], 0.0)?;
+    /// assert_eq!(y.value().to_vec(), [0.0, 1.0, 2.0, 0.0, 0.0]);
+    /// let loss = y.mul(&tape.constant(Tensor::from_vec(vec![9.0, 1.0, 2.0, 9.0, 9.0], [5])?))?;
+    /// let g = tape.gradient_vars(&loss.sum(), &[&x], &Default::default())?;
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec(), [1.0, 2.0]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
     ///
     /// # Errors
     /// When `pads` does not have one pair per axis.
