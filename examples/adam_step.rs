@@ -11,7 +11,7 @@ fn main() {
     let mut rng = Rng::seed(0);
     let p = Parameter::new("p", Tensor::<f32>::randn([n], &mut rng));
     let g = Gradients::from_pairs(vec![(p.clone(), Some(Tensor::randn([n], &mut rng)))]);
-    let mut opt = Adam::new::<f32>(1e-3).expect("valid lr");
+    let mut opt = Adam::new(1e-3).build::<f32>().expect("valid lr");
     opt.apply_gradients(&g).expect("step");
     let mut best = f64::INFINITY;
     for _ in 0..200 {

@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let b2 = Parameter::new("b2", Tensor::zeros([1]));
     let params = [&w1, &b1, &w2, &b2];
 
-    let mut opt = Sgd::new(0.1)?; // θ ← θ − α∇L
+    let mut opt = Sgd::new(0.1).build()?; // θ ← θ − α∇L
     let mut first = None;
     let mut last = 0.0;
     for step in 0..=2000 {

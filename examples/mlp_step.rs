@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let x = Tensor::<f32>::randn([batch, 784], &mut rng);
     let labels: Vec<usize> = (0..batch).map(|i| i % 10).collect();
-    let mut opt = Adam::new::<f32>(1e-3)?;
+    let mut opt = Adam::new(1e-3).build::<f32>()?;
     let mut times = Vec::new();
     for step in 0..36 {
         let t = Instant::now();

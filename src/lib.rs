@@ -26,12 +26,19 @@ pub use tapir_tensor as tensor;
 #[cfg(doctest)]
 pub struct ReadmeExample;
 
-/// The names most programs need.
+/// The names most programs need: tensors, the tape, every optimizer, and
+/// the learning-rate schedules whose names cannot be mistaken for layers.
+/// The schedules `Linear`, `Sequential` and `Constant` stay in
+/// [`optim`] (`tapir::optim::Linear`): those names belong to model layers
+/// and initialisers in most frameworks, and a glob import should not take
+/// them.
 pub mod prelude {
     pub use tapir_autograd::{GradientOptions, Gradients, Parameter, Tape, Unconnected, Var};
     pub use tapir_optim::{
-        Adadelta, Adagrad, Adam, Adamax, GradTransform, Momentum, Nadam, Optimizer, Radam, Rmsprop,
-        Schedule, Sgd, WeightDecay,
+        Adadelta, Adagrad, Adam, AdamW, Adamax, Cosine, CosineRestarts, Cyclic, Exponential,
+        FnSchedule, GradTransform, GroupOptions, InverseTime, Momentum, MultiStep, Nadam, OneCycle,
+        Optimizer, Polynomial, Radam, ReduceOnPlateau, Rmsprop, Schedule, Sgd, StepDecay,
+        WeightDecay,
     };
     pub use tapir_tensor::{
         Conv1dParams, Conv2dParams, Float, GeluApprox, Pool2dParams, Rng, Tensor,

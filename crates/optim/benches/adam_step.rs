@@ -12,7 +12,7 @@ fn bench(c: &mut Criterion) {
     let mut rng = Rng::seed(0);
     let p = Parameter::new("p", Tensor::<f32>::randn([n], &mut rng));
     let g = Gradients::from_pairs(vec![(p.clone(), Some(Tensor::randn([n], &mut rng)))]);
-    let mut opt = Adam::new::<f32>(1e-3).expect("valid lr");
+    let mut opt = Adam::new(1e-3).build::<f32>().expect("valid lr");
     opt.apply_gradients(&g).expect("first step allocates state");
     let mut group = c.benchmark_group("adam");
     group.sample_size(20);

@@ -9,7 +9,7 @@
 //! use tapir_tensor::Tensor;
 //!
 //! let w = Parameter::new("w", Tensor::<f64>::from_vec(vec![3.0, -2.0], [2])?);
-//! let mut opt = Adam::new(0.1)?;
+//! let mut opt = Adam::new(0.1).build()?;
 //! for _ in 0..200 {
 //!     let tape = Tape::new();
 //!     let loss = tape.watch(&w).square().sum();
@@ -20,26 +20,34 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Every optimizer has one builder shape: a config struct with PyTorch's
+//! defaults, `X::new(lr)`, chainable setters, and `build()`, which
+//! validates: `Adam::new(1e-3).amsgrad(true).build()?`,
+//! `AdamW::new(1e-3).weight_decay(0.1).build()?`,
+//! `Sgd::new(0.1).momentum(0.9).nesterov(true).build()?`.
+//!
 //! Each optimizer is one fused elementwise pass over parameter, gradient and
 //! state (parallel over chunks for big tensors); gradient transforms
 //! (clipping, skipping non-finite steps, accumulation, L1) run before it; a
-//! [`Schedule`] sets the learning rate. See docs/optimizers.md.
+//! [`Schedule`] sets the learning rate from the optimizer's. See
+//! docs/optimizers.md, and src/README.md for maintainers.
 #![deny(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod error;
 mod optimizer;
 mod optimizers;
+mod pieces;
 mod rules;
 mod schedule;
 mod transform;
 
 pub use error::{Error, Result};
 pub use optimizer::{GroupOptions, Optimizer, OptimizerState, ParamState, StepReport, WeightDecay};
-pub use optimizers::{adamw, Adadelta, Adagrad, Adam, Adamax, Nadam, Radam, Rmsprop, Sgd};
+pub use optimizers::{Adadelta, Adagrad, Adam, AdamW, Adamax, Nadam, Radam, Rmsprop, Sgd};
 pub use rules::{Kernel, Momentum, Rule};
 pub use schedule::{
     Constant, Cosine, CosineRestarts, Cyclic, Exponential, FnSchedule, InverseTime, Linear,
-    MultiStep, OneCycle, Polynomial, ReduceOnPlateau, Schedule, Sequential, StepDecay,
+    MultiStep, OneCycle, Polynomial, ReduceOnPlateau, Schedule, Scheduled, Sequential, StepDecay,
 };
-pub use transform::{Accumulator, GradTransform, ParamEma};
+pub use transform::{Accumulator, AccumulatorState, GradTransform, ParamEma};

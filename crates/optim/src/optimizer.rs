@@ -4,15 +4,13 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
-use rayon::prelude::*;
-use smallvec::SmallVec;
 use tapir_autograd::{Gradients, Parameter};
 use tapir_tensor::{Float, Tensor};
 
 use crate::error::{check, check_lr, Error, Result};
-use crate::rules::{Kernel, Rule};
+use crate::rules::{DynRule, Kernel, Rule};
 use crate::schedule::Schedule;
-use crate::transform::{ClipMode, GradTransform};
+use crate::transform::{AccumulatorState, ClipMode, GradTransform};
 
 /// Weight decay, as an enum rather than a flag.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -117,7 +115,10 @@ pub struct ParamState<E: Float = f32> {
 
 /// Everything needed to resume an optimizer: per-parameter state keyed by
 /// parameter name (unique: an optimizer never tracks two parameters with one
-/// name), the step count and the skipped-step counter.
+/// name), the step count, the skipped-step counter, the schedule's state and
+/// the partial sums of gradient accumulation, so that a run saved between
+/// micro-steps resumes bit-identically (PyTorch keeps the last two outside
+/// the optimizer's `state_dict`, in the scheduler and the training loop).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OptimizerState<E: Float = f32> {
     /// The rule's name (checked on load).
@@ -130,6 +131,9 @@ pub struct OptimizerState<E: Float = f32> {
     pub schedule: Vec<f64>,
     /// Per-parameter state by parameter name.
     pub params: Vec<(String, ParamState<E>)>,
+    /// The state of each [`GradTransform::Accumulate`], in the order the
+    /// transforms were added.
+    pub accumulators: Vec<AccumulatorState>,
 }
 
 /// What one `apply_gradients` did.
@@ -143,13 +147,10 @@ pub struct StepReport {
     pub skipped: bool,
 }
 
-/// Elements per parallel chunk of an update.
-const CHUNK: usize = 1 << 16;
-
 /// A stateful optimizer: `opt.apply_gradients(&grads)` updates every
 /// parameter that has a gradient, in place.
 pub struct Optimizer<E: Float = f32> {
-    rule: Box<dyn Rule<E>>,
+    rule: Box<dyn DynRule<E>>,
     lr: f64,
     weight_decay: WeightDecay,
     schedule: Option<Box<dyn Schedule>>,
@@ -173,16 +174,18 @@ impl<E: Float> std::fmt::Debug for Optimizer<E> {
 }
 
 impl<E: Float> Optimizer<E> {
-    /// An optimizer from a rule, a learning rate and a weight decay.
+    /// An optimizer from a rule, a learning rate and a weight decay. The
+    /// optimizer configs ([`crate::Adam`], ...) call it from `build`; it is
+    /// public for rules written outside the crate.
     ///
     /// # Errors
     /// A negative or non-finite learning rate or weight decay.
-    pub fn new(rule: Box<dyn Rule<E>>, lr: f64, weight_decay: WeightDecay) -> Result<Self> {
-        let name = rule.name();
+    pub fn new(rule: impl Rule<E> + 'static, lr: f64, weight_decay: WeightDecay) -> Result<Self> {
+        let name = Rule::name(&rule);
         check_lr(name, lr)?;
         weight_decay.validate(name, "weight_decay")?;
         Ok(Optimizer {
-            rule,
+            rule: Box::new(rule),
             lr,
             weight_decay,
             schedule: None,
@@ -194,9 +197,13 @@ impl<E: Float> Optimizer<E> {
         })
     }
 
-    /// Drives the learning rate by a schedule (the base rate is the
-    /// optimizer's `lr`), after checking it with [`Schedule::validate`].
-    /// Each step the rate is checked again (see [`Optimizer::apply_gradients`]).
+    /// Drives the learning rate by a schedule, after checking it with
+    /// [`Schedule::validate`]. Step t uses `schedule.rate(t, lr)`: the
+    /// optimizer's `lr` is the base rate, as PyTorch's `*LR` schedulers take
+    /// the optimizer's `lr`; a schedule given its own rate with
+    /// [`Schedule::with_lr`] (Keras's `initial_learning_rate`) uses that
+    /// instead. Each step the rate is checked again (see
+    /// [`Optimizer::apply_gradients`]).
     ///
     /// # Errors
     /// [`Error::Hyperparameter`]: a schedule parameter outside its domain,
@@ -243,7 +250,7 @@ impl<E: Float> Optimizer<E> {
     /// The learning rate the next step will use.
     pub fn current_lr(&self) -> f64 {
         match &self.schedule {
-            Some(s) => s.lr(self.step, self.lr),
+            Some(s) => s.rate(self.step, self.lr),
             None => self.lr,
         }
     }
@@ -356,7 +363,6 @@ impl<E: Float> Optimizer<E> {
                 )
             });
             st.t = st.t.saturating_add(1);
-            let c = rule.coeffs(st.t, plr, &mut st.scalars);
             let (l2, decay) = match wd {
                 WeightDecay::None => (0.0, 1.0),
                 WeightDecay::L2(w) => (w, 1.0),
@@ -367,18 +373,16 @@ impl<E: Float> Optimizer<E> {
                 l2: E::from_f64(l2),
                 decay: E::from_f64(decay),
                 first: st.t == 1,
-                c: c.map(E::from_f64),
             };
             let g = g.contiguous();
             let gs = g.as_slice().expect("contiguous");
-            let slots = &mut st.slots;
             let fits = p.update(|v| {
                 let ps = v.as_mut_slice();
                 // Checked above; this guards against a resize from another
                 // thread in between, which would otherwise update a prefix.
-                let fits = ps.len() == gs.len() && slots.iter().all(|s| s.len() == ps.len());
+                let fits = ps.len() == gs.len() && st.slots.iter().all(|s| s.len() == ps.len());
                 if fits {
-                    run_chunks(rule, ps, gs, slots, &k);
+                    rule.step(st, plr, &k, ps, gs);
                 }
                 fits
             });
@@ -458,13 +462,28 @@ impl<E: Float> Optimizer<E> {
     }
 
     /// Drops the state of the parameter named `name` (its moments, buffers
-    /// and step count), so that its next step starts afresh as a new
-    /// parameter's would: after resizing it, or to hand the name to another
-    /// parameter. Returns whether there was such state.
+    /// and step count, and its partial sums in gradient accumulation), so
+    /// that its next step starts afresh as a new parameter's would: after
+    /// resizing it, or to hand the name to another parameter. Returns
+    /// whether there was such state.
     pub fn reset_state(&mut self, name: &str) -> bool {
         let before = self.state.len();
         self.state.retain(|_, (n, _)| n != name);
-        self.state.len() != before
+        let mut dropped = self.state.len() != before;
+        for t in &mut self.transforms {
+            if let GradTransform::Accumulate(acc) = t {
+                dropped |= acc.forget(name);
+            }
+        }
+        dropped
+    }
+
+    /// The accumulation transforms, in the order added.
+    fn accumulators(&self) -> impl Iterator<Item = &crate::transform::Accumulator> {
+        self.transforms.iter().filter_map(|t| match t {
+            GradTransform::Accumulate(acc) => Some(acc),
+            _ => None,
+        })
     }
 
     /// The optimizer's state, keyed by parameter name, for checkpoints. The
@@ -486,6 +505,7 @@ impl<E: Float> Optimizer<E> {
                 .map(|s| s.state())
                 .unwrap_or_default(),
             params,
+            accumulators: self.accumulators().map(|a| a.save()).collect(),
         }
     }
 
@@ -500,8 +520,11 @@ impl<E: Float> Optimizer<E> {
     /// `params` has, or that two different ones have; a shape that differs
     /// from the parameter's; a slot count or slot length, or a count of
     /// per-parameter scalars, that the rule does not use; a non-finite
-    /// scalar; or a schedule state that the optimizer's schedule (or its
-    /// lack of one) cannot take.
+    /// scalar; a schedule state that the optimizer's schedule (or its
+    /// lack of one) cannot take; or accumulation states that do not match
+    /// the optimizer's accumulation transforms (their number, k, a count of
+    /// micro-steps not below k, or partial sums whose name or shape fits no
+    /// parameter).
     pub fn load_state(
         &mut self,
         state: &OptimizerState<E>,
@@ -562,6 +585,20 @@ impl<E: Float> Optimizer<E> {
             }
             new.insert(p.id(), (name.clone(), st.clone()));
         }
+        let have = self.accumulators().count();
+        if state.accumulators.len() != have {
+            return Err(Error::State(format!(
+                "the state holds {} accumulation states, this optimizer has {have} \
+                 accumulate transforms",
+                state.accumulators.len()
+            )));
+        }
+        let sums = self
+            .accumulators()
+            .zip(&state.accumulators)
+            .enumerate()
+            .map(|(i, (acc, saved))| acc.check(i, saved, params))
+            .collect::<Result<Vec<_>>>()?;
         match &mut self.schedule {
             Some(s) => s.set_state(&state.schedule)?,
             None if !state.schedule.is_empty() => {
@@ -572,42 +609,17 @@ impl<E: Float> Optimizer<E> {
             }
             None => {}
         }
+        let restored = state.accumulators.iter().zip(sums);
+        let accs = self.transforms.iter_mut().filter_map(|t| match t {
+            GradTransform::Accumulate(acc) => Some(acc),
+            _ => None,
+        });
+        for (acc, (saved, sums)) in accs.zip(restored) {
+            acc.restore(saved.seen, sums);
+        }
         self.state = new;
         self.step = state.step;
         self.skipped = state.skipped;
         Ok(())
     }
-}
-
-/// One parallel work item: a chunk of the parameter, of the gradient and of
-/// each state slot, at the same offsets.
-type Chunk<'a, E> = (&'a mut [E], &'a [E], SmallVec<[&'a mut [E]; 3]>);
-
-/// Runs the rule over the flat tensors, in parallel chunks for big ones.
-fn run_chunks<E: Float>(
-    rule: &dyn Rule<E>,
-    p: &mut [E],
-    g: &[E],
-    slots: &mut [Vec<E>],
-    k: &Kernel<E>,
-) {
-    if p.len() < 2 * CHUNK {
-        let mut s: SmallVec<[&mut [E]; 3]> = slots.iter_mut().map(|s| s.as_mut_slice()).collect();
-        rule.apply(p, g, &mut s, k);
-        return;
-    }
-    let mut slot_chunks: Vec<_> = slots.iter_mut().map(|s| s.chunks_mut(CHUNK)).collect();
-    let work: Vec<Chunk<'_, E>> = p
-        .chunks_mut(CHUNK)
-        .zip(g.chunks(CHUNK))
-        .map(|(pc, gc)| {
-            let sc = slot_chunks
-                .iter_mut()
-                .map(|it| it.next().expect("slots have the parameter's length"))
-                .collect();
-            (pc, gc, sc)
-        })
-        .collect();
-    work.into_par_iter()
-        .for_each(|(pc, gc, mut sc)| rule.apply(pc, gc, &mut sc, k));
 }

@@ -1,14 +1,24 @@
 //! Update rules: each optimizer is one fused elementwise pass over
-//! parameter, gradient and state (weight decay folded in), run over chunks
-//! of the flat tensors in parallel for big parameters.
+//! parameter, gradient and state (weight decay folded in), built from the
+//! shared pieces of [`crate::pieces`], compiled for the widest vector unit
+//! found at run time, and run over chunks of the flat tensors in parallel
+//! for big parameters.
 
+use rayon::prelude::*;
+use smallvec::SmallVec;
 use tapir_tensor::Float;
 
-/// Scalars an update needs for one parameter at one step, computed once per
-/// step (bias corrections, schedule) and then used for every element.
+use crate::optimizer::ParamState;
+use crate::pieces::*;
+
+/// Scalars every update needs for one parameter at one step, computed once
+/// per step and then used for every element. The rule's own per-step
+/// scalars (bias corrections, ...) come separately, as its
+/// [`Rule::Coeffs`].
 #[derive(Debug, Clone, Copy)]
 pub struct Kernel<E> {
-    /// The learning rate for this step and parameter.
+    /// The learning rate α for this step and parameter (after schedule and
+    /// group scale).
     pub lr: E,
     /// L2 weight decay: `g ← g + l2·θ` before the update.
     pub l2: E,
@@ -16,16 +26,20 @@ pub struct Kernel<E> {
     pub decay: E,
     /// Whether this is the parameter's first step.
     pub first: bool,
-    /// Rule-specific per-step scalars.
-    pub c: [E; 6],
 }
 
 /// One optimizer's update rule, written as an elementwise kernel.
 ///
-/// The kernel may be called on any chunk of the flat parameter (same
-/// offsets into the gradient and the state slots), so it must not couple
-/// elements.
+/// [`Rule::coeffs`] turns the step count and learning rate into the rule's
+/// named per-step scalars once per parameter per step; [`Rule::apply`] is
+/// the fused pass that uses them. `apply` may be called on any chunk of the
+/// flat parameter (same offsets into the gradient and the state slots), so
+/// it must not couple elements. Mark it `#[inline(always)]`: it is
+/// instantiated inside AVX2 and AVX-512 wrappers, and only an inlined body
+/// gets their wide instructions.
 pub trait Rule<E: Float>: Send + Sync {
+    /// The rule's per-step scalars, named (for example Adam's α/(1 − β₁ᵗ)).
+    type Coeffs: Copy + Send + Sync;
     /// The optimizer's name, for messages and saved state.
     fn name(&self) -> &'static str;
     /// State tensors per parameter (momentum buffers, moments, ...).
@@ -38,29 +52,154 @@ pub trait Rule<E: Float>: Send + Sync {
     fn scalars(&self) -> Vec<f64> {
         Vec::new()
     }
-    /// The rule-specific scalars for step `t` (1-based), updating scalar state.
-    fn coeffs(&self, t: u64, lr: f64, scalars: &mut [f64]) -> [f64; 6];
-    /// Updates a chunk of the parameter in place.
-    fn apply(&self, p: &mut [E], g: &[E], s: &mut [&mut [E]], k: &Kernel<E>);
+    /// The rule's scalars for step `t` (1-based) at learning rate `lr`,
+    /// updating the parameter's scalar state.
+    fn coeffs(&self, t: u64, lr: f64, scalars: &mut [f64]) -> Self::Coeffs;
+    /// Updates a chunk of the parameter in place: one pass over `p`, `g`
+    /// and the state slots `s`.
+    fn apply(&self, p: &mut [E], g: &[E], s: &mut [&mut [E]], k: &Kernel<E>, c: &Self::Coeffs);
 }
 
-/// xⁿ for any step count n: `powi` while n fits its `i32` exponent (the
-/// results as before), `powf` beyond, where a cast would wrap the exponent
-/// negative (β^(−2³¹) = inf, and NaN updates).
-pub(crate) fn pow_steps(x: f64, n: u64) -> f64 {
-    match i32::try_from(n) {
-        Ok(n) => x.powi(n),
-        Err(_) => x.powf(n as f64),
+/// A [`Rule`] with its coefficient type erased, as the optimizer stores it.
+pub(crate) trait DynRule<E: Float>: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn slots(&self) -> usize;
+    fn init_slot(&self, k: usize) -> f64;
+    fn scalars(&self) -> Vec<f64>;
+    /// One step of one parameter: the coefficients for `st.t`, then the
+    /// fused pass over `p`, `g` and `st.slots`.
+    fn step(&self, st: &mut ParamState<E>, lr: f64, k: &Kernel<E>, p: &mut [E], g: &[E]);
+}
+
+impl<E: Float, R: Rule<E>> DynRule<E> for R {
+    fn name(&self) -> &'static str {
+        Rule::name(self)
+    }
+    fn slots(&self) -> usize {
+        Rule::slots(self)
+    }
+    fn init_slot(&self, k: usize) -> f64 {
+        Rule::init_slot(self, k)
+    }
+    fn scalars(&self) -> Vec<f64> {
+        Rule::scalars(self)
+    }
+    fn step(&self, st: &mut ParamState<E>, lr: f64, k: &Kernel<E>, p: &mut [E], g: &[E]) {
+        let c = self.coeffs(st.t, lr, &mut st.scalars);
+        run_chunks(self, p, g, &mut st.slots, k, &c);
     }
 }
+
+/// Elements per parallel chunk of an update.
+const CHUNK: usize = 1 << 16;
+
+/// One parallel work item: a chunk of the parameter, of the gradient and of
+/// each state slot, at the same offsets.
+type Chunk<'a, E> = (&'a mut [E], &'a [E], SmallVec<[&'a mut [E]; 3]>);
+
+/// Runs the rule over the flat tensors, in parallel chunks for big ones.
+fn run_chunks<E: Float, R: Rule<E>>(
+    rule: &R,
+    p: &mut [E],
+    g: &[E],
+    slots: &mut [Vec<E>],
+    k: &Kernel<E>,
+    c: &R::Coeffs,
+) {
+    if p.len() < 2 * CHUNK {
+        let mut s: SmallVec<[&mut [E]; 3]> = slots.iter_mut().map(|s| s.as_mut_slice()).collect();
+        fused(rule, p, g, &mut s, k, c);
+        return;
+    }
+    let mut slot_chunks: Vec<_> = slots.iter_mut().map(|s| s.chunks_mut(CHUNK)).collect();
+    let work: Vec<Chunk<'_, E>> = p
+        .chunks_mut(CHUNK)
+        .zip(g.chunks(CHUNK))
+        .map(|(pc, gc)| {
+            let sc = slot_chunks
+                .iter_mut()
+                .map(|it| it.next().expect("slots have the parameter's length"))
+                .collect();
+            (pc, gc, sc)
+        })
+        .collect();
+    work.into_par_iter()
+        .for_each(|(pc, gc, mut sc)| fused(rule, pc, gc, &mut sc, k, c));
+}
+
+/// The rule's pass, compiled for the widest vector unit found at run time.
+///
+/// The crate is built for baseline x86-64 (SSE2); these streaming loops are
+/// memory- and divide-bound, and AVX2/AVX-512 halve or quarter their
+/// instruction count. Each `target_feature` wrapper gets its own vectorised
+/// copy of the rule's `#[inline(always)]` `apply` (a closure was tried once
+/// and not inlined: 4× slower). No FMA contraction happens (Rust does not
+/// contract), so every copy gives the same bits.
+fn fused<E: Float, R: Rule<E>>(
+    rule: &R,
+    p: &mut [E],
+    g: &[E],
+    s: &mut [&mut [E]],
+    k: &Kernel<E>,
+    c: &R::Coeffs,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { fused_avx512(rule, p, g, s, k, c) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+            return unsafe { fused_avx2(rule, p, g, s, k, c) };
+        }
+    }
+    rule.apply(p, g, s, k, c)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fused_avx512<E: Float, R: Rule<E>>(
+    rule: &R,
+    p: &mut [E],
+    g: &[E],
+    s: &mut [&mut [E]],
+    k: &Kernel<E>,
+    c: &R::Coeffs,
+) {
+    rule.apply(p, g, s, k, c)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fused_avx2<E: Float, R: Rule<E>>(
+    rule: &R,
+    p: &mut [E],
+    g: &[E],
+    s: &mut [&mut [E]],
+    k: &Kernel<E>,
+    c: &R::Coeffs,
+) {
+    rule.apply(p, g, s, k, c)
+}
+
+/// The slot layout did not match the rule's `slots()`: the optimizer
+/// allocates and checks slots, so this cannot happen.
+#[cold]
+fn bad_slots(rule: &str, got: usize) -> ! {
+    unreachable!("{rule}: {got} state slots do not match the rule")
+}
+
+// ---- SGD.
 
 /// Momentum of SGD, as an enum rather than flags.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Momentum {
     /// Plain gradient descent θ ← θ − α g (the seed's first formula).
     None,
-    /// Heavy ball as in `torch.optim.SGD`: b ← μ b + (1 − τ) g (b = g on the
-    /// first step), θ ← θ − α b.
+    /// Heavy ball as in `torch.optim.SGD(momentum=μ, dampening=τ)`:
+    /// b ← μ b + (1 − τ) g (b = g on the first step), θ ← θ − α b.
     HeavyBall {
         /// μ.
         momentum: f64,
@@ -81,149 +220,136 @@ pub enum Momentum {
     },
 }
 
-#[inline]
-fn decayed<E: Float>(p: &mut E, g: E, k: &Kernel<E>) -> E {
-    let g = g + k.l2 * *p;
-    *p *= k.decay;
-    g
-}
-
 pub(crate) struct SgdRule {
     pub momentum: Momentum,
 }
 
+/// SGD's per-step scalars: b ← μb + damp·g.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SgdCoeffs<E> {
+    /// μ (β for the EMA form).
+    mu: E,
+    /// 1 − τ (1 − β for the EMA form), computed in f64.
+    damp: E,
+}
+
 impl<E: Float> Rule<E> for SgdRule {
+    type Coeffs = SgdCoeffs<E>;
     fn name(&self) -> &'static str {
         "SGD"
     }
     fn slots(&self) -> usize {
         usize::from(self.momentum != Momentum::None)
     }
-    fn coeffs(&self, _t: u64, _lr: f64, _s: &mut [f64]) -> [f64; 6] {
-        match self.momentum {
-            Momentum::None => [0.0; 6],
+    fn coeffs(&self, _t: u64, _lr: f64, _s: &mut [f64]) -> SgdCoeffs<E> {
+        let (mu, damp) = match self.momentum {
+            Momentum::None => (0.0, 0.0),
             Momentum::HeavyBall {
                 momentum,
                 dampening,
-            } => [momentum, 1.0 - dampening, 0.0, 0.0, 0.0, 0.0],
-            Momentum::Nesterov { momentum } => [momentum, 1.0, 0.0, 0.0, 0.0, 0.0],
-            Momentum::Ema { beta } => [beta, 1.0 - beta, 0.0, 0.0, 0.0, 0.0],
+            } => (momentum, 1.0 - dampening),
+            Momentum::Nesterov { momentum } => (momentum, 1.0),
+            Momentum::Ema { beta } => (beta, 1.0 - beta),
+        };
+        SgdCoeffs {
+            mu: E::from_f64(mu),
+            damp: E::from_f64(damp),
         }
     }
-    fn apply(&self, p: &mut [E], g: &[E], s: &mut [&mut [E]], k: &Kernel<E>) {
-        let [mu, damp, ..] = k.c;
-        match self.momentum {
-            Momentum::None => {
-                for (pi, &gi) in p.iter_mut().zip(g) {
-                    let gi = decayed(pi, gi, k);
-                    *pi -= k.lr * gi;
+    #[inline(always)]
+    fn apply(&self, p: &mut [E], g: &[E], s: &mut [&mut [E]], k: &Kernel<E>, c: &SgdCoeffs<E>) {
+        let (k, c) = (*k, *c);
+        match (self.momentum, s) {
+            (Momentum::None, []) => {
+                for (p, &g) in p.iter_mut().zip(g) {
+                    let (pd, g) = weight_decay(*p, g, &k);
+                    *p = descend(pd, k.lr * g);
                 }
             }
-            Momentum::HeavyBall { .. } | Momentum::Nesterov { .. } => {
+            (Momentum::HeavyBall { .. } | Momentum::Nesterov { .. }, [b]) => {
                 let nesterov = matches!(self.momentum, Momentum::Nesterov { .. });
-                for ((pi, &gi), bi) in p.iter_mut().zip(g).zip(s[0].iter_mut()) {
-                    let gi = decayed(pi, gi, k);
-                    *bi = if k.first { gi } else { mu * *bi + damp * gi };
-                    let d = if nesterov { gi + mu * *bi } else { *bi };
-                    *pi -= k.lr * d;
+                for ((p, &g), b) in p.iter_mut().zip(g).zip(b.iter_mut()) {
+                    let (pd, g) = weight_decay(*p, g, &k);
+                    let b1 = if k.first {
+                        g
+                    } else {
+                        heavy_ball(*b, c.damp * g, c.mu)
+                    };
+                    *b = b1;
+                    let d = if nesterov { g + c.mu * b1 } else { b1 };
+                    *p = descend(pd, k.lr * d);
                 }
             }
-            Momentum::Ema { .. } => {
-                for ((pi, &gi), vi) in p.iter_mut().zip(g).zip(s[0].iter_mut()) {
-                    let gi = decayed(pi, gi, k);
-                    *vi = mu * *vi + damp * gi;
-                    *pi -= k.lr * *vi;
+            (Momentum::Ema { .. }, [v]) => {
+                for ((p, &g), v) in p.iter_mut().zip(g).zip(v.iter_mut()) {
+                    let (pd, g) = weight_decay(*p, g, &k);
+                    let v1 = heavy_ball(*v, c.damp * g, c.mu);
+                    *v = v1;
+                    *p = descend(pd, k.lr * v1);
                 }
             }
+            (_, s) => bad_slots("SGD", s.len()),
         }
     }
 }
 
+// ---- The Adam family.
+
+/// Adam and AdamW (AdamW is Adam with decoupled weight decay, which the
+/// kernel's `decay` carries).
 pub(crate) struct AdamRule {
+    pub name: &'static str,
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
     pub amsgrad: bool,
 }
 
+/// Adam's per-step scalars.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AdamCoeffs<E> {
+    /// α/(1 − β₁ᵗ).
+    lr_hat: E,
+    /// 1/√(1 − β₂ᵗ), computed in the element type from √(1 − β₂ᵗ).
+    inv_sqrt_bc2: E,
+    betas: Betas<E>,
+    eps: E,
+}
+
+impl<E: Float> AdamCoeffs<E> {
+    /// Adam's scalars for step `t` (1-based) at learning rate `lr`, in
+    /// PyTorch's order of operations: θ ← θ − (α / bc1) · m / (√v / √bc2 + ε).
+    fn new(t: u64, lr: f64, beta1: f64, beta2: f64, eps: f64) -> Self {
+        let bc1 = bias_correction(beta1, t);
+        let bc2 = bias_correction(beta2, t);
+        AdamCoeffs {
+            lr_hat: E::from_f64(lr / bc1),
+            inv_sqrt_bc2: E::ONE / E::from_f64(bc2.sqrt()),
+            betas: Betas::new(beta1, beta2),
+            eps: E::from_f64(eps),
+        }
+    }
+}
+
 impl<E: Float> Rule<E> for AdamRule {
+    type Coeffs = AdamCoeffs<E>;
     fn name(&self) -> &'static str {
-        "Adam"
+        self.name
     }
     fn slots(&self) -> usize {
         2 + usize::from(self.amsgrad)
     }
-    fn coeffs(&self, t: u64, lr: f64, _s: &mut [f64]) -> [f64; 6] {
-        let bc1 = 1.0 - pow_steps(self.beta1, t);
-        let bc2 = 1.0 - pow_steps(self.beta2, t);
-        // θ ← θ − (α / bc1) · m / (√v / √bc2 + ε), PyTorch's order of operations.
-        [lr / bc1, bc2.sqrt(), self.beta1, self.beta2, self.eps, 0.0]
+    fn coeffs(&self, t: u64, lr: f64, _s: &mut [f64]) -> AdamCoeffs<E> {
+        AdamCoeffs::new(t, lr, self.beta1, self.beta2, self.eps)
     }
-    fn apply(&self, p: &mut [E], g: &[E], s: &mut [&mut [E]], k: &Kernel<E>) {
-        let (m, rest) = s.split_at_mut(1);
-        let (v, vmax) = rest.split_at_mut(1);
-        let vmax = if self.amsgrad {
-            Some(&mut *vmax[0])
-        } else {
-            None
-        };
-        adam_dispatch(p, g, m[0], v[0], vmax, k);
-    }
-}
-
-/// The Adam loop, compiled for the widest vector unit found at run time.
-///
-/// The crate is built for baseline x86-64 (SSE2); this streaming loop is
-/// memory- and divide-bound, and AVX2/AVX-512 halve or quarter its
-/// instruction count. `adam_loop` is `#[inline(always)]`, so each
-/// `target_feature` wrapper gets its own vectorised copy.
-fn adam_dispatch<E: Float>(
-    p: &mut [E],
-    g: &[E],
-    m: &mut [E],
-    v: &mut [E],
-    vmax: Option<&mut [E]>,
-    k: &Kernel<E>,
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F, checked just above.
-            return unsafe { adam_avx512(p, g, m, v, vmax, k) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-            return unsafe { adam_avx2(p, g, m, v, vmax, k) };
+    #[inline(always)]
+    fn apply(&self, p: &mut [E], g: &[E], s: &mut [&mut [E]], k: &Kernel<E>, c: &AdamCoeffs<E>) {
+        match s {
+            [m, v] => adam_loop(p, g, m, v, None, k, c),
+            [m, v, vmax] => adam_loop(p, g, m, v, Some(&mut **vmax), k, c),
+            s => bad_slots(self.name, s.len()),
         }
     }
-    adam_loop(p, g, m, v, vmax, k)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn adam_avx512<E: Float>(
-    p: &mut [E],
-    g: &[E],
-    m: &mut [E],
-    v: &mut [E],
-    vmax: Option<&mut [E]>,
-    k: &Kernel<E>,
-) {
-    adam_loop(p, g, m, v, vmax, k)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn adam_avx2<E: Float>(
-    p: &mut [E],
-    g: &[E],
-    m: &mut [E],
-    v: &mut [E],
-    vmax: Option<&mut [E]>,
-    k: &Kernel<E>,
-) {
-    adam_loop(p, g, m, v, vmax, k)
 }
 
 /// θ ← θ − (α/bc1)·m/(√v/√bc2 + ε) over zipped slices (no bounds checks),
@@ -236,40 +362,35 @@ fn adam_loop<E: Float>(
     v: &mut [E],
     vmax: Option<&mut [E]>,
     k: &Kernel<E>,
+    c: &AdamCoeffs<E>,
 ) {
-    let [step, bc2_sqrt, b1, b2, eps, _] = k.c;
-    let (one_b1, one_b2) = (E::ONE - b1, E::ONE - b2);
-    let inv_bc2_sqrt = E::ONE / bc2_sqrt;
-    let (l2, decay) = (k.l2, k.decay);
-    let plain = l2 == E::ZERO && decay == E::ONE;
+    let (k, c) = (*k, *c);
+    let plain = k.l2 == E::ZERO && k.decay == E::ONE;
     let it = p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut());
     match vmax {
         Some(vmax) => {
-            for ((((pi, &gi), mi), vi), xi) in it.zip(vmax.iter_mut()) {
-                let gi = gi + l2 * *pi;
-                *pi *= decay;
-                *mi += one_b1 * (gi - *mi);
-                *vi = *vi * b2 + one_b2 * gi * gi;
-                if *vi > *xi {
-                    *xi = *vi;
-                }
-                *pi -= step * *mi / (xi.sqrt() * inv_bc2_sqrt + eps);
+            for ((((p, &g), m), v), vmax) in it.zip(vmax.iter_mut()) {
+                let (pd, g) = weight_decay(*p, g, &k);
+                let (m1, v1) = c.betas.moments(*m, *v, g);
+                let x = if v1 > *vmax { v1 } else { *vmax };
+                (*m, *v, *vmax) = (m1, v1, x);
+                *p = descend(pd, c.lr_hat * m1 / adam_denom(x, c.inv_sqrt_bc2, c.eps));
             }
         }
         None if plain => {
-            for (((pi, &gi), mi), vi) in it {
-                *mi += one_b1 * (gi - *mi);
-                *vi = *vi * b2 + one_b2 * gi * gi;
-                *pi -= step * *mi / (vi.sqrt() * inv_bc2_sqrt + eps);
+            for (((p, &g), m), v) in it {
+                let p0 = *p;
+                let (m1, v1) = c.betas.moments(*m, *v, g);
+                (*m, *v) = (m1, v1);
+                *p = descend(p0, c.lr_hat * m1 / adam_denom(v1, c.inv_sqrt_bc2, c.eps));
             }
         }
         None => {
-            for (((pi, &gi), mi), vi) in it {
-                let gi = gi + l2 * *pi;
-                *pi *= decay;
-                *mi += one_b1 * (gi - *mi);
-                *vi = *vi * b2 + one_b2 * gi * gi;
-                *pi -= step * *mi / (vi.sqrt() * inv_bc2_sqrt + eps);
+            for (((p, &g), m), v) in it {
+                let (pd, g) = weight_decay(*p, g, &k);
+                let (m1, v1) = c.betas.moments(*m, *v, g);
+                (*m, *v) = (m1, v1);
+                *p = descend(pd, c.lr_hat * m1 / adam_denom(v1, c.inv_sqrt_bc2, c.eps));
             }
         }
     }
@@ -281,26 +402,43 @@ pub(crate) struct AdamaxRule {
     pub eps: f64,
 }
 
+/// Adamax's per-step scalars.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AdamaxCoeffs<E> {
+    /// α/(1 − β₁ᵗ).
+    lr_hat: E,
+    betas: Betas<E>,
+    eps: E,
+}
+
 impl<E: Float> Rule<E> for AdamaxRule {
+    type Coeffs = AdamaxCoeffs<E>;
     fn name(&self) -> &'static str {
         "Adamax"
     }
     fn slots(&self) -> usize {
         2
     }
-    fn coeffs(&self, t: u64, lr: f64, _s: &mut [f64]) -> [f64; 6] {
-        let bc1 = 1.0 - pow_steps(self.beta1, t);
-        [lr / bc1, self.beta1, self.beta2, self.eps, 0.0, 0.0]
+    fn coeffs(&self, t: u64, lr: f64, _s: &mut [f64]) -> AdamaxCoeffs<E> {
+        AdamaxCoeffs {
+            lr_hat: E::from_f64(lr / bias_correction(self.beta1, t)),
+            betas: Betas::new(self.beta1, self.beta2),
+            eps: E::from_f64(self.eps),
+        }
     }
-    fn apply(&self, p: &mut [E], g: &[E], s: &mut [&mut [E]], k: &Kernel<E>) {
-        let [clr, b1, b2, eps, ..] = k.c;
-        let (m, u) = s.split_at_mut(1);
-        let (m, u) = (&mut *m[0], &mut *u[0]);
-        for i in 0..p.len() {
-            let gi = decayed(&mut p[i], g[i], k);
-            m[i] += (E::ONE - b1) * (gi - m[i]);
-            u[i] = (u[i] * b2).max_nan(gi.abs() + eps);
-            p[i] -= clr * m[i] / u[i];
+    #[inline(always)]
+    fn apply(&self, p: &mut [E], g: &[E], s: &mut [&mut [E]], k: &Kernel<E>, c: &AdamaxCoeffs<E>) {
+        let (k, c) = (*k, *c);
+        let [m, u] = s else {
+            bad_slots("Adamax", s.len())
+        };
+        for (((p, &g), m), u) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(u.iter_mut()) {
+            let (pd, g) = weight_decay(*p, g, &k);
+            let m1 = c.betas.first(*m, g);
+            // The infinity norm: u ← max(β₂u, |g| + ε).
+            let u1 = (*u * c.betas.beta2).max_nan(g.abs() + c.eps);
+            (*m, *u) = (m1, u1);
+            *p = descend(pd, c.lr_hat * m1 / u1);
         }
     }
 }
@@ -312,7 +450,21 @@ pub(crate) struct NadamRule {
     pub momentum_decay: f64,
 }
 
+/// NAdam's per-step scalars: θ ← θ − cg·g/d − cm·m/d.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NadamCoeffs<E> {
+    /// cg = α(1 − μₜ)/(1 − Πμ).
+    grad_step: E,
+    /// cm = αμₜ₊₁/(1 − Πμ·μₜ₊₁).
+    momentum_step: E,
+    /// 1 − β₂ᵗ.
+    bc2: E,
+    betas: Betas<E>,
+    eps: E,
+}
+
 impl<E: Float> Rule<E> for NadamRule {
+    type Coeffs = NadamCoeffs<E>;
     fn name(&self) -> &'static str {
         "NAdam"
     }
@@ -322,33 +474,33 @@ impl<E: Float> Rule<E> for NadamRule {
     fn scalars(&self) -> Vec<f64> {
         vec![1.0] // running product of μ_t
     }
-    fn coeffs(&self, t: u64, lr: f64, s: &mut [f64]) -> [f64; 6] {
+    fn coeffs(&self, t: u64, lr: f64, s: &mut [f64]) -> NadamCoeffs<E> {
         let tf = t as f64;
         let mu = self.beta1 * (1.0 - 0.5 * 0.96f64.powf(tf * self.momentum_decay));
         let mu_next = self.beta1 * (1.0 - 0.5 * 0.96f64.powf((tf + 1.0) * self.momentum_decay));
         s[0] *= mu;
         let prod = s[0];
-        let bc2 = 1.0 - pow_steps(self.beta2, t);
-        [
-            -lr * (1.0 - mu) / (1.0 - prod),
-            -lr * mu_next / (1.0 - prod * mu_next),
-            bc2,
-            self.beta1,
-            self.beta2,
-            self.eps,
-        ]
+        NadamCoeffs {
+            grad_step: E::from_f64(lr * (1.0 - mu) / (1.0 - prod)),
+            momentum_step: E::from_f64(lr * mu_next / (1.0 - prod * mu_next)),
+            bc2: E::from_f64(bias_correction(self.beta2, t)),
+            betas: Betas::new(self.beta1, self.beta2),
+            eps: E::from_f64(self.eps),
+        }
     }
-    fn apply(&self, p: &mut [E], g: &[E], s: &mut [&mut [E]], k: &Kernel<E>) {
-        let [cg, cm, bc2, b1, b2, eps] = k.c;
-        let (m, v) = s.split_at_mut(1);
-        let (m, v) = (&mut *m[0], &mut *v[0]);
-        for i in 0..p.len() {
-            let gi = decayed(&mut p[i], g[i], k);
-            m[i] += (E::ONE - b1) * (gi - m[i]);
-            v[i] = v[i] * b2 + (E::ONE - b2) * gi * gi;
-            let denom = (v[i] / bc2).sqrt() + eps;
-            p[i] += cg * gi / denom;
-            p[i] += cm * m[i] / denom;
+    #[inline(always)]
+    fn apply(&self, p: &mut [E], g: &[E], s: &mut [&mut [E]], k: &Kernel<E>, c: &NadamCoeffs<E>) {
+        let (k, c) = (*k, *c);
+        let [m, v] = s else {
+            bad_slots("NAdam", s.len())
+        };
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let (pd, g) = weight_decay(*p, g, &k);
+            let (m1, v1) = c.betas.moments(*m, *v, g);
+            (*m, *v) = (m1, v1);
+            let d = (v1 / c.bc2).sqrt() + c.eps;
+            // Two descents, in PyTorch's order.
+            *p = descend(descend(pd, c.grad_step * g / d), c.momentum_step * m1 / d);
         }
     }
 }
@@ -359,52 +511,76 @@ pub(crate) struct RadamRule {
     pub eps: f64,
 }
 
+/// RAdam's per-step scalars.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RadamCoeffs<E> {
+    /// 1 − β₁ᵗ.
+    bc1: E,
+    /// √(1 − β₂ᵗ).
+    sqrt_bc2: E,
+    /// The rectification r(ρₜ) (1 when not rectified).
+    rect: E,
+    /// Whether ρₜ > 5: the adaptive, rectified step; otherwise momentum.
+    rectified: bool,
+    betas: Betas<E>,
+    eps: E,
+}
+
 impl<E: Float> Rule<E> for RadamRule {
+    type Coeffs = RadamCoeffs<E>;
     fn name(&self) -> &'static str {
         "RAdam"
     }
     fn slots(&self) -> usize {
         2
     }
-    fn coeffs(&self, t: u64, lr: f64, _s: &mut [f64]) -> [f64; 6] {
+    fn coeffs(&self, t: u64, _lr: f64, _s: &mut [f64]) -> RadamCoeffs<E> {
         let tf = t as f64;
-        let bc1 = 1.0 - pow_steps(self.beta1, t);
         let b2t = pow_steps(self.beta2, t);
         let bc2 = 1.0 - b2t;
         let rho_inf = 2.0 / (1.0 - self.beta2) - 1.0;
         let rho_t = rho_inf - 2.0 * tf * b2t / bc2;
         // Rectified step when the variance estimate is tractable (ρ_t > 5),
         // otherwise plain momentum (Liu et al. 2020, as torch.optim.RAdam).
-        let (rect, adaptive) = if rho_t > 5.0 {
-            let r = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf
-                / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
-                .sqrt();
-            (r, 1.0)
+        let rectified = rho_t > 5.0;
+        let rect = if rectified {
+            ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
+                .sqrt()
         } else {
-            (1.0, 0.0)
+            1.0
         };
-        [lr, bc1, bc2.sqrt(), rect, adaptive, self.eps]
+        RadamCoeffs {
+            bc1: E::from_f64(bias_correction(self.beta1, t)),
+            sqrt_bc2: E::from_f64(bc2.sqrt()),
+            rect: E::from_f64(rect),
+            rectified,
+            betas: Betas::new(self.beta1, self.beta2),
+            eps: E::from_f64(self.eps),
+        }
     }
-    fn apply(&self, p: &mut [E], g: &[E], s: &mut [&mut [E]], k: &Kernel<E>) {
-        let [lr, bc1, bc2_sqrt, rect, adaptive, eps] = k.c;
-        let (b1, b2) = (E::from_f64(self.beta1), E::from_f64(self.beta2));
-        let (m, v) = s.split_at_mut(1);
-        let (m, v) = (&mut *m[0], &mut *v[0]);
-        let rectified = adaptive != E::ZERO;
-        for i in 0..p.len() {
-            let gi = decayed(&mut p[i], g[i], k);
-            m[i] += (E::ONE - b1) * (gi - m[i]);
-            v[i] = v[i] * b2 + (E::ONE - b2) * gi * gi;
-            let mhat = m[i] / bc1;
-            if rectified {
-                let a = bc2_sqrt / (v[i].sqrt() + eps);
-                p[i] -= mhat * lr * a * rect;
+    #[inline(always)]
+    fn apply(&self, p: &mut [E], g: &[E], s: &mut [&mut [E]], k: &Kernel<E>, c: &RadamCoeffs<E>) {
+        let (k, c) = (*k, *c);
+        let [m, v] = s else {
+            bad_slots("RAdam", s.len())
+        };
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let (pd, g) = weight_decay(*p, g, &k);
+            let (m1, v1) = c.betas.moments(*m, *v, g);
+            (*m, *v) = (m1, v1);
+            let m_hat = m1 / c.bc1;
+            let step = if c.rectified {
+                let adaptive = c.sqrt_bc2 / (v1.sqrt() + c.eps);
+                m_hat * k.lr * adaptive * c.rect
             } else {
-                p[i] -= mhat * lr;
-            }
+                m_hat * k.lr
+            };
+            *p = descend(pd, step);
         }
     }
 }
+
+// ---- Adaptive rates without momentum moments.
 
 pub(crate) struct AdagradRule {
     pub lr_decay: f64,
@@ -412,7 +588,16 @@ pub(crate) struct AdagradRule {
     pub eps: f64,
 }
 
+/// Adagrad's per-step scalars.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AdagradCoeffs<E> {
+    /// αₜ = α/(1 + (t − 1)·lr_decay).
+    lr_t: E,
+    eps: E,
+}
+
 impl<E: Float> Rule<E> for AdagradRule {
+    type Coeffs = AdagradCoeffs<E>;
     fn name(&self) -> &'static str {
         "Adagrad"
     }
@@ -422,22 +607,23 @@ impl<E: Float> Rule<E> for AdagradRule {
     fn init_slot(&self, _k: usize) -> f64 {
         self.initial_accumulator
     }
-    fn coeffs(&self, t: u64, lr: f64, _s: &mut [f64]) -> [f64; 6] {
-        [
-            lr / (1.0 + t.saturating_sub(1) as f64 * self.lr_decay),
-            self.eps,
-            0.0,
-            0.0,
-            0.0,
-            0.0,
-        ]
+    fn coeffs(&self, t: u64, lr: f64, _s: &mut [f64]) -> AdagradCoeffs<E> {
+        AdagradCoeffs {
+            lr_t: E::from_f64(lr / (1.0 + t.saturating_sub(1) as f64 * self.lr_decay)),
+            eps: E::from_f64(self.eps),
+        }
     }
-    fn apply(&self, p: &mut [E], g: &[E], s: &mut [&mut [E]], k: &Kernel<E>) {
-        let [clr, eps, ..] = k.c;
-        for ((pi, &gi), si) in p.iter_mut().zip(g).zip(s[0].iter_mut()) {
-            let gi = decayed(pi, gi, k);
-            *si += gi * gi;
-            *pi -= clr * gi / (si.sqrt() + eps);
+    #[inline(always)]
+    fn apply(&self, p: &mut [E], g: &[E], s: &mut [&mut [E]], k: &Kernel<E>, c: &AdagradCoeffs<E>) {
+        let (k, c) = (*k, *c);
+        let [sum] = s else {
+            bad_slots("Adagrad", s.len())
+        };
+        for ((p, &g), sum) in p.iter_mut().zip(g).zip(sum.iter_mut()) {
+            let (pd, g) = weight_decay(*p, g, &k);
+            let s1 = *sum + g * g;
+            *sum = s1;
+            *p = descend(pd, c.lr_t * g / (s1.sqrt() + c.eps));
         }
     }
 }
@@ -449,50 +635,75 @@ pub(crate) struct RmspropRule {
     pub centered: bool,
 }
 
+/// RMSprop's per-step scalars.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RmspropCoeffs<E> {
+    alpha: E,
+    /// 1 − α, computed in the element type.
+    one_minus_alpha: E,
+    mu: E,
+    eps: E,
+}
+
 impl<E: Float> Rule<E> for RmspropRule {
+    type Coeffs = RmspropCoeffs<E>;
     fn name(&self) -> &'static str {
         "RMSprop"
     }
+    /// v, then the momentum buffer (momentum > 0), then the mean gradient
+    /// (centered).
     fn slots(&self) -> usize {
         1 + usize::from(self.momentum > 0.0) + usize::from(self.centered)
     }
-    fn coeffs(&self, _t: u64, _lr: f64, _s: &mut [f64]) -> [f64; 6] {
-        [self.alpha, self.eps, self.momentum, 0.0, 0.0, 0.0]
+    fn coeffs(&self, _t: u64, _lr: f64, _s: &mut [f64]) -> RmspropCoeffs<E> {
+        let alpha = E::from_f64(self.alpha);
+        RmspropCoeffs {
+            alpha,
+            one_minus_alpha: E::ONE - alpha,
+            mu: E::from_f64(self.momentum),
+            eps: E::from_f64(self.eps),
+        }
     }
-    fn apply(&self, p: &mut [E], g: &[E], s: &mut [&mut [E]], k: &Kernel<E>) {
-        let [alpha, eps, mu, ..] = k.c;
-        let use_buf = self.momentum > 0.0;
-        let (sq, rest) = s.split_at_mut(1);
-        let sq = &mut *sq[0];
-        let (buf, rest) = if use_buf {
-            let (b, r) = rest.split_at_mut(1);
-            (Some(&mut *b[0]), r)
+    #[inline(always)]
+    fn apply(&self, p: &mut [E], g: &[E], s: &mut [&mut [E]], k: &Kernel<E>, c: &RmspropCoeffs<E>) {
+        let (k, c) = (*k, *c);
+        let n = s.len();
+        let Some((sq, rest)) = s.split_first_mut() else {
+            bad_slots("RMSprop", n)
+        };
+        let (mut buf, rest) = if self.momentum > 0.0 {
+            let Some((b, r)) = rest.split_first_mut() else {
+                bad_slots("RMSprop", n)
+            };
+            (Some(&mut **b), r)
         } else {
             (None, rest)
         };
-        let mut gavg = if self.centered {
-            Some(&mut *rest[0])
-        } else {
-            None
+        let mut mean = match rest.first_mut() {
+            Some(m) if self.centered => Some(&mut **m),
+            _ => None,
         };
-        let mut buf = buf;
-        for i in 0..p.len() {
-            let gi = decayed(&mut p[i], g[i], k);
-            sq[i] = sq[i] * alpha + (E::ONE - alpha) * gi * gi;
-            let avg = match gavg.as_deref_mut() {
-                Some(ga) => {
-                    ga[i] += (E::ONE - alpha) * (gi - ga[i]);
-                    (sq[i] - ga[i] * ga[i]).sqrt() + eps
+        for (i, (p, &g)) in p.iter_mut().zip(g).enumerate() {
+            let (pd, g) = weight_decay(*p, g, &k);
+            let v1 = ema_sq(sq[i], g, c.alpha, c.one_minus_alpha);
+            sq[i] = v1;
+            let denom = match mean.as_deref_mut() {
+                Some(mean) => {
+                    let gm = ema(mean[i], g, c.one_minus_alpha);
+                    mean[i] = gm;
+                    (v1 - gm * gm).sqrt() + c.eps
                 }
-                None => sq[i].sqrt() + eps,
+                None => v1.sqrt() + c.eps,
             };
-            match buf.as_deref_mut() {
+            let step = match buf.as_deref_mut() {
                 Some(b) => {
-                    b[i] = b[i] * mu + gi / avg;
-                    p[i] -= k.lr * b[i];
+                    let b1 = heavy_ball(b[i], g / denom, c.mu);
+                    b[i] = b1;
+                    k.lr * b1
                 }
-                None => p[i] -= k.lr * gi / avg,
-            }
+                None => k.lr * g / denom,
+            };
+            *p = descend(pd, step);
         }
     }
 }
@@ -502,27 +713,51 @@ pub(crate) struct AdadeltaRule {
     pub eps: f64,
 }
 
+/// Adadelta's per-step scalars.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AdadeltaCoeffs<E> {
+    rho: E,
+    /// 1 − ρ, computed in the element type.
+    one_minus_rho: E,
+    eps: E,
+}
+
 impl<E: Float> Rule<E> for AdadeltaRule {
+    type Coeffs = AdadeltaCoeffs<E>;
     fn name(&self) -> &'static str {
         "Adadelta"
     }
     fn slots(&self) -> usize {
         2
     }
-    fn coeffs(&self, _t: u64, _lr: f64, _s: &mut [f64]) -> [f64; 6] {
-        [self.rho, self.eps, 0.0, 0.0, 0.0, 0.0]
+    fn coeffs(&self, _t: u64, _lr: f64, _s: &mut [f64]) -> AdadeltaCoeffs<E> {
+        let rho = E::from_f64(self.rho);
+        AdadeltaCoeffs {
+            rho,
+            one_minus_rho: E::ONE - rho,
+            eps: E::from_f64(self.eps),
+        }
     }
-    fn apply(&self, p: &mut [E], g: &[E], s: &mut [&mut [E]], k: &Kernel<E>) {
-        let [rho, eps, ..] = k.c;
-        let (sq, acc) = s.split_at_mut(1);
-        let (sq, acc) = (&mut *sq[0], &mut *acc[0]);
-        for i in 0..p.len() {
-            let gi = decayed(&mut p[i], g[i], k);
-            sq[i] = sq[i] * rho + (E::ONE - rho) * gi * gi;
-            let std = (sq[i] + eps).sqrt();
-            let delta = (acc[i] + eps).sqrt() / std * gi;
-            acc[i] = acc[i] * rho + (E::ONE - rho) * delta * delta;
-            p[i] -= k.lr * delta;
+    #[inline(always)]
+    fn apply(
+        &self,
+        p: &mut [E],
+        g: &[E],
+        s: &mut [&mut [E]],
+        k: &Kernel<E>,
+        c: &AdadeltaCoeffs<E>,
+    ) {
+        let (k, c) = (*k, *c);
+        let [sq, acc] = s else {
+            bad_slots("Adadelta", s.len())
+        };
+        for (((p, &g), v), u) in p.iter_mut().zip(g).zip(sq.iter_mut()).zip(acc.iter_mut()) {
+            let (pd, g) = weight_decay(*p, g, &k);
+            let v1 = ema_sq(*v, g, c.rho, c.one_minus_rho);
+            let delta = (*u + c.eps).sqrt() / (v1 + c.eps).sqrt() * g;
+            let u1 = ema_sq(*u, delta, c.rho, c.one_minus_rho);
+            (*v, *u) = (v1, u1);
+            *p = descend(pd, k.lr * delta);
         }
     }
 }

@@ -14,12 +14,35 @@
 use std::f64::consts::PI;
 
 use crate::error::{check, Error, Result};
-use crate::rules::pow_steps;
+use crate::pieces::pow_steps;
 
-/// A learning-rate schedule.
+/// A learning-rate schedule: the rate of each step, given a base rate.
+///
+/// In an optimizer ([`crate::Optimizer::with_schedule`]) the base is the
+/// optimizer's own `lr`, as PyTorch's `torch.optim.lr_scheduler.*LR` take
+/// the optimizer's `lr` as their `base_lr`, so nothing is passed twice:
+/// `Adam::new(1e-3).build()?.with_schedule(Cosine { t_max: 1000, eta_min: 0.0 })?`.
+/// To use a schedule on its own, or Keras-style with its own starting rate
+/// (Keras's `LearningRateSchedule(initial_learning_rate, ...)`), give it one
+/// with [`Schedule::with_lr`]; then [`Scheduled::lr`] takes the step alone.
+/// [`OneCycle`] and [`Cyclic`] carry absolute rates already and have an
+/// `lr(t)` of their own.
 pub trait Schedule: Send {
-    /// The rate for step `t` given the optimizer's base rate.
-    fn lr(&self, t: u64, base: f64) -> f64;
+    /// The rate for step `t` (0-based) when the base rate is `base`: what
+    /// implementors write, and what the optimizer calls with its `lr`.
+    fn rate(&self, t: u64, base: f64) -> f64;
+    /// This schedule with its own base rate (Keras's
+    /// `initial_learning_rate`): `Cosine { .. }.with_lr(0.1).lr(t)`. In an
+    /// optimizer, that rate replaces the optimizer's `lr` as the base.
+    fn with_lr(self, lr: f64) -> Scheduled<Self>
+    where
+        Self: Sized,
+    {
+        Scheduled {
+            base: lr,
+            schedule: self,
+        }
+    }
     /// Checks the schedule's parameters; [`crate::Optimizer::with_schedule`]
     /// calls it, so a schedule is checked when it enters an optimizer. The
     /// default accepts everything (closures are checked step by step
@@ -54,6 +77,63 @@ pub trait Schedule: Send {
                 state.len()
             )))
         }
+    }
+}
+
+/// A schedule with its own base rate, from [`Schedule::with_lr`]: a
+/// function of the step alone, like a Keras `LearningRateSchedule` or optax
+/// schedule. Valid: the base finite and ≥ 0, and the schedule valid.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scheduled<S> {
+    /// The base rate (Keras's `initial_learning_rate`, PyTorch's `base_lr`).
+    pub base: f64,
+    /// The schedule.
+    pub schedule: S,
+}
+
+impl<S: Schedule> Scheduled<S> {
+    /// The learning rate of step `t` (0-based): `schedule.rate(t, base)`.
+    pub fn lr(&self, t: u64) -> f64 {
+        self.schedule.rate(t, self.base)
+    }
+}
+
+impl<S: Schedule> Schedule for Scheduled<S> {
+    fn rate(&self, t: u64, _base: f64) -> f64 {
+        self.lr(t)
+    }
+    fn validate(&self) -> Result<()> {
+        non_negative("Scheduled", "base", self.base)?;
+        self.schedule.validate()
+    }
+    fn observe(&mut self, metric: f64) {
+        self.schedule.observe(metric);
+    }
+    fn state(&self) -> Vec<f64> {
+        self.schedule.state()
+    }
+    fn set_state(&mut self, state: &[f64]) -> Result<()> {
+        self.schedule.set_state(state)
+    }
+}
+
+/// A boxed schedule is a schedule (for [`Sequential`]'s parts and for
+/// schedules chosen at run time).
+impl<S: Schedule + ?Sized> Schedule for Box<S> {
+    fn rate(&self, t: u64, base: f64) -> f64 {
+        (**self).rate(t, base)
+    }
+    fn validate(&self) -> Result<()> {
+        (**self).validate()
+    }
+    fn observe(&mut self, metric: f64) {
+        (**self).observe(metric);
+    }
+    fn state(&self) -> Vec<f64> {
+        (**self).state()
+    }
+    fn set_state(&mut self, state: &[f64]) -> Result<()> {
+        (**self).set_state(state)
     }
 }
 
@@ -106,7 +186,7 @@ pub struct Constant {
     pub steps: u64,
 }
 impl Schedule for Constant {
-    fn lr(&self, t: u64, base: f64) -> f64 {
+    fn rate(&self, t: u64, base: f64) -> f64 {
         if t < self.steps {
             base * self.factor
         } else {
@@ -129,7 +209,7 @@ pub struct StepDecay {
     pub gamma: f64,
 }
 impl Schedule for StepDecay {
-    fn lr(&self, t: u64, base: f64) -> f64 {
+    fn rate(&self, t: u64, base: f64) -> f64 {
         base * pow_steps(self.gamma, t / self.step_size.max(1))
     }
     fn validate(&self) -> Result<()> {
@@ -150,7 +230,7 @@ pub struct MultiStep {
     pub gamma: f64,
 }
 impl Schedule for MultiStep {
-    fn lr(&self, t: u64, base: f64) -> f64 {
+    fn rate(&self, t: u64, base: f64) -> f64 {
         let n = self.milestones.iter().filter(|&&m| m <= t).count();
         base * pow_steps(self.gamma, n as u64)
     }
@@ -167,7 +247,7 @@ pub struct Exponential {
     pub gamma: f64,
 }
 impl Schedule for Exponential {
-    fn lr(&self, t: u64, base: f64) -> f64 {
+    fn rate(&self, t: u64, base: f64) -> f64 {
         base * pow_steps(self.gamma, t)
     }
     fn validate(&self) -> Result<()> {
@@ -186,7 +266,7 @@ pub struct Polynomial {
     pub power: f64,
 }
 impl Schedule for Polynomial {
-    fn lr(&self, t: u64, base: f64) -> f64 {
+    fn rate(&self, t: u64, base: f64) -> f64 {
         let frac = t.min(self.total_steps) as f64 / self.total_steps.max(1) as f64;
         base * (1.0 - frac).powf(self.power)
     }
@@ -206,7 +286,7 @@ pub struct InverseTime {
     pub steps: u64,
 }
 impl Schedule for InverseTime {
-    fn lr(&self, t: u64, base: f64) -> f64 {
+    fn rate(&self, t: u64, base: f64) -> f64 {
         base / (1.0 + self.rate * t as f64 / self.steps.max(1) as f64)
     }
     fn validate(&self) -> Result<()> {
@@ -226,7 +306,7 @@ pub struct Cosine {
     pub eta_min: f64,
 }
 impl Schedule for Cosine {
-    fn lr(&self, t: u64, base: f64) -> f64 {
+    fn rate(&self, t: u64, base: f64) -> f64 {
         cosine_between(self.eta_min, base, t, self.t_max)
     }
     fn validate(&self) -> Result<()> {
@@ -268,7 +348,7 @@ impl CosineRestarts {
     }
 }
 impl Schedule for CosineRestarts {
-    fn lr(&self, t: u64, base: f64) -> f64 {
+    fn rate(&self, t: u64, base: f64) -> f64 {
         let (start, len) = self.cycle(t);
         cosine_between(self.eta_min, base, t - start, len)
     }
@@ -293,7 +373,7 @@ pub struct Linear {
     pub steps: u64,
 }
 impl Schedule for Linear {
-    fn lr(&self, t: u64, base: f64) -> f64 {
+    fn rate(&self, t: u64, base: f64) -> f64 {
         if t >= self.steps {
             return base * self.end;
         }
@@ -354,11 +434,11 @@ impl Sequential {
     }
 }
 impl Schedule for Sequential {
-    fn lr(&self, t: u64, base: f64) -> f64 {
+    fn rate(&self, t: u64, base: f64) -> f64 {
         let i = self.milestones.iter().filter(|&&m| m <= t).count();
         let start = if i == 0 { 0 } else { self.milestones[i - 1] };
         match self.schedules.get(i).or(self.schedules.last()) {
-            Some(s) => s.lr(t.saturating_sub(start), base),
+            Some(s) => s.rate(t.saturating_sub(start), base),
             None => base,
         }
     }
@@ -445,6 +525,12 @@ pub struct OneCycle {
     pub final_div: f64,
 }
 impl OneCycle {
+    /// The learning rate of step `t` (0-based); the schedule carries its
+    /// rates, so no base is needed.
+    pub fn lr(&self, t: u64) -> f64 {
+        self.rate(t, 0.0)
+    }
+
     /// PyTorch's defaults for a peak and a length.
     pub fn new(max_lr: f64, total_steps: u64) -> Self {
         OneCycle {
@@ -457,7 +543,7 @@ impl OneCycle {
     }
 }
 impl Schedule for OneCycle {
-    fn lr(&self, t: u64, _base: f64) -> f64 {
+    fn rate(&self, t: u64, _base: f64) -> f64 {
         let initial = self.max_lr / self.div;
         let min = initial / self.final_div;
         // The last step of each phase, as PyTorch: a phase that ends at or
@@ -512,8 +598,15 @@ pub struct Cyclic {
     /// Steps of the rising half.
     pub step_size_up: u64,
 }
+impl Cyclic {
+    /// The learning rate of step `t` (0-based); the schedule carries its
+    /// rates, so no base is needed.
+    pub fn lr(&self, t: u64) -> f64 {
+        self.rate(t, 0.0)
+    }
+}
 impl Schedule for Cyclic {
-    fn lr(&self, t: u64, _base: f64) -> f64 {
+    fn rate(&self, t: u64, _base: f64) -> f64 {
         let total = 2.0 * self.step_size_up.max(1) as f64;
         let ratio = 0.5;
         let cycle = (1.0 + t as f64 / total).floor();
@@ -536,7 +629,7 @@ impl Schedule for Cyclic {
 /// step, `apply_gradients` refuses a rate that is negative or not finite.
 pub struct FnSchedule<F: Fn(u64, f64) -> f64 + Send>(pub F);
 impl<F: Fn(u64, f64) -> f64 + Send> Schedule for FnSchedule<F> {
-    fn lr(&self, t: u64, base: f64) -> f64 {
+    fn rate(&self, t: u64, base: f64) -> f64 {
         (self.0)(t, base)
     }
 }
@@ -597,7 +690,7 @@ fn counter(name: &str, v: f64) -> Result<u64> {
     }
 }
 impl Schedule for ReduceOnPlateau {
-    fn lr(&self, _t: u64, base: f64) -> f64 {
+    fn rate(&self, _t: u64, base: f64) -> f64 {
         (base * self.scale).max(self.min_lr)
     }
     fn validate(&self) -> Result<()> {

@@ -38,12 +38,104 @@ pub enum GradTransform {
     Accumulate(Accumulator),
 }
 
-/// State of [`GradTransform::Accumulate`].
+/// State of [`GradTransform::Accumulate`]: the micro-steps seen since the
+/// last update and the running sums of their gradients (in f64), by
+/// parameter id, each with its parameter's name.
 #[derive(Debug, Clone)]
 pub struct Accumulator {
     k: usize,
     seen: usize,
-    sums: HashMap<u64, Tensor<f64>>,
+    sums: HashMap<u64, (String, Tensor<f64>)>,
+}
+
+/// An [`Accumulator`]'s state in an [`crate::OptimizerState`], keyed by
+/// parameter name as the rest of the saved state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccumulatorState {
+    /// Micro-steps per update (checked against the transform on load).
+    pub k: usize,
+    /// Micro-steps summed since the last update (fewer than `k`).
+    pub seen: usize,
+    /// The partial sums Σg (f64) by parameter name, sorted by name.
+    pub sums: Vec<(String, Tensor<f64>)>,
+}
+
+impl Accumulator {
+    /// The state to save.
+    pub(crate) fn save(&self) -> AccumulatorState {
+        let mut sums: Vec<(String, Tensor<f64>)> = self.sums.values().cloned().collect();
+        sums.sort_by(|a, b| a.0.cmp(&b.0));
+        AccumulatorState {
+            k: self.k,
+            seen: self.seen,
+            sums,
+        }
+    }
+
+    /// Checks a saved state (the optimizer's `i`-th accumulator) against
+    /// this transform and `params`, and returns the sums keyed by id.
+    pub(crate) fn check<E: Float>(
+        &self,
+        i: usize,
+        saved: &AccumulatorState,
+        params: &[&Parameter<E>],
+    ) -> Result<HashMap<u64, (String, Tensor<f64>)>> {
+        let fail = |why: String| Err(Error::State(format!("accumulation {i}: {why}")));
+        if saved.k != self.k {
+            return fail(format!(
+                "saved for k = {}, this transform has k = {}",
+                saved.k, self.k
+            ));
+        }
+        if saved.seen >= saved.k || (saved.seen == 0) != saved.sums.is_empty() {
+            return fail(format!(
+                "{} micro-steps seen with {} partial sums: must be fewer than k = {}, \
+                 and sums exactly when some were seen",
+                saved.seen,
+                saved.sums.len(),
+                saved.k
+            ));
+        }
+        let mut sums = HashMap::with_capacity(saved.sums.len());
+        for (name, sum) in &saved.sums {
+            let mut found = params.iter().filter(|p| p.name() == name);
+            let Some(p) = found.next() else {
+                return fail(format!("no parameter named '{name}'"));
+            };
+            if let Some(q) = found.find(|q| q.id() != p.id()) {
+                return fail(format!(
+                    "two different parameters are named '{name}' (ids {} and {})",
+                    p.id(),
+                    q.id()
+                ));
+            }
+            if p.shape() != sum.shape() {
+                return fail(format!(
+                    "'{name}' has shape {:?}, its partial sum has {:?}",
+                    p.shape(),
+                    sum.shape()
+                ));
+            }
+            if sums.insert(p.id(), (name.clone(), sum.clone())).is_some() {
+                return fail(format!("the state holds '{name}' twice"));
+            }
+        }
+        Ok(sums)
+    }
+
+    /// Takes a state that [`Accumulator::check`] accepted.
+    pub(crate) fn restore(&mut self, seen: usize, sums: HashMap<u64, (String, Tensor<f64>)>) {
+        self.seen = seen;
+        self.sums = sums;
+    }
+
+    /// Drops the partial sum of the parameter named `name`; whether there
+    /// was one.
+    pub(crate) fn forget(&mut self, name: &str) -> bool {
+        let before = self.sums.len();
+        self.sums.retain(|_, (n, _)| n != name);
+        self.sums.len() != before
+    }
 }
 
 impl GradTransform {
@@ -167,10 +259,12 @@ impl GradTransform {
             }
             GradTransform::Accumulate(acc) => {
                 // A parameter resized between micro-steps: refuse before
-                // adding anything (a broadcasting add would hide it).
+                // adding anything (a broadcasting add would hide it). So
+                // too a new parameter named like another one summed (the
+                // sums are saved by name).
                 for (p, g) in pairs.iter() {
-                    if let Some(s) = acc.sums.get(&p.id()) {
-                        if s.shape() != g.shape() {
+                    match acc.sums.get(&p.id()) {
+                        Some((_, s)) if s.shape() != g.shape() => {
                             return Err(Error::StateShape {
                                 optimizer: "accumulate",
                                 name: p.name().to_string(),
@@ -178,15 +272,28 @@ impl GradTransform {
                                 state: s.shape().to_vec(),
                             });
                         }
+                        Some(_) => {}
+                        None => {
+                            let other = acc.sums.iter().find(|(_, (n, _))| n == p.name());
+                            if let Some((&first, _)) = other {
+                                return Err(Error::DuplicateName {
+                                    optimizer: "accumulate",
+                                    name: p.name().to_string(),
+                                    first,
+                                    second: p.id(),
+                                });
+                            }
+                        }
                     }
                 }
                 for (p, g) in pairs.iter() {
                     let g64: Tensor<f64> = g.cast();
-                    let s = match acc.sums.remove(&p.id()) {
-                        Some(s) => s.add(&g64)?,
-                        None => g64,
-                    };
-                    acc.sums.insert(p.id(), s);
+                    match acc.sums.get_mut(&p.id()) {
+                        Some((_, s)) => *s = s.add(&g64)?,
+                        None => {
+                            acc.sums.insert(p.id(), (p.name().to_string(), g64));
+                        }
+                    }
                 }
                 acc.seen += 1;
                 if acc.seen < acc.k {
@@ -194,7 +301,7 @@ impl GradTransform {
                 }
                 let k = acc.k as f64;
                 for (p, g) in pairs.iter_mut() {
-                    if let Some(s) = acc.sums.remove(&p.id()) {
+                    if let Some((_, s)) = acc.sums.remove(&p.id()) {
                         *g = s.div_scalar(k).cast();
                     }
                 }

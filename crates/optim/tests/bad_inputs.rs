@@ -39,7 +39,7 @@ fn ones(p: &Parameter<f64>) -> Option<Tensor<f64>> {
 }
 
 fn sgd() -> Opt {
-    Sgd::new::<f64>(0.1).unwrap()
+    Sgd::new(0.1).build::<f64>().unwrap()
 }
 
 /// Puts a schedule into an optimizer.
@@ -75,11 +75,11 @@ fn saved(make: fn() -> Opt) -> (Opt, OptimizerState<f64>, Parameter<f64>) {
 }
 
 fn nadam() -> Opt {
-    Nadam::new::<f64>(0.01).unwrap()
+    Nadam::new(0.01).build::<f64>().unwrap()
 }
 
 fn adam() -> Opt {
-    Adam::new::<f64>(0.01).unwrap()
+    Adam::new(0.01).build::<f64>().unwrap()
 }
 
 fn plateau() -> Opt {
@@ -709,7 +709,8 @@ fn cases() -> Vec<Case> {
             ],
             || {
                 let b = p("b", &[1.0]);
-                let mut opt = Sgd::new::<f64>(1e200)?
+                let mut opt = Sgd::new(1e200)
+                    .build::<f64>()?
                     .with_group(|n| n == "a", GroupOptions::default())?
                     .with_group(
                         |n| n == "b",
@@ -850,6 +851,17 @@ fn cases() -> Vec<Case> {
                 steps(&mut opt, &w, 1)?;
                 w.set(t(&[1.0]));
                 steps(&mut opt, &w, 1)
+            }
+        ),
+        case!(
+            "two parameters with one name while accumulating",
+            |e| matches!(e, Error::DuplicateName { optimizer: "accumulate", name, .. } if name == "w"),
+            ["accumulate", "'w'", "unique"],
+            || {
+                let (w, w2) = (p("w", &[1.0]), p("w", &[2.0]));
+                let mut opt = sgd().with_transform(GradTransform::accumulate(3)?)?;
+                steps(&mut opt, &w, 1)?;
+                steps(&mut opt, &w2, 1)
             }
         ),
         case!(
@@ -1083,7 +1095,8 @@ fn a_refused_step_changes_nothing() {
     let b = p("b", &[3.0]);
     // From step 2 the group scale overflows b's rate only: w, listed
     // before it, must not have moved either, nor any state.
-    let mut opt = Adam::new::<f64>(0.1)
+    let mut opt = Adam::new(0.1)
+        .build::<f64>()
         .unwrap()
         .with_schedule(FnSchedule(|t, base| if t < 2 { base } else { 1e300 }))
         .unwrap()
@@ -1130,7 +1143,7 @@ fn a_refused_step_changes_nothing() {
 #[test]
 fn reset_state_lets_a_resized_or_renamed_parameter_train_again() {
     let w = p("w", &[1.0, 2.0]);
-    let mut opt = Adam::new::<f64>(0.1).unwrap();
+    let mut opt = Adam::new(0.1).build::<f64>().unwrap();
     steps(&mut opt, &w, 2).unwrap();
     w.set(t(&[1.0, 2.0, 3.0]));
     assert!(steps(&mut opt, &w, 1).is_err());
@@ -1211,7 +1224,7 @@ fn edge_values_inside_the_domains_are_accepted_and_evaluate_finitely() {
         s.validate().unwrap();
         for &t in &huge {
             for base in [0.0, 0.1, f64::MAX] {
-                let lr = s.lr(t, base);
+                let lr = s.rate(t, base);
                 assert!(lr.is_finite() && lr >= 0.0, "step {t}, base {base}: {lr}");
             }
         }
@@ -1219,8 +1232,8 @@ fn edge_values_inside_the_domains_are_accepted_and_evaluate_finitely() {
     // γⁿ past i32's range used to wrap the exponent negative (γ^(−2³¹) = inf).
     let e = Exponential { gamma: 0.99 };
     check(&e);
-    assert_eq!(e.lr(1 << 31, 1.0), 0.0);
-    assert_eq!(Exponential { gamma: 1.0 }.lr(u64::MAX, 0.5), 0.5);
+    assert_eq!(e.with_lr(1.0).lr(1 << 31), 0.0);
+    assert_eq!(Exponential { gamma: 1.0 }.with_lr(0.5).lr(u64::MAX), 0.5);
     check(&StepDecay {
         step_size: 1,
         gamma: 0.0,
@@ -1265,8 +1278,9 @@ fn edge_values_inside_the_domains_are_accepted_and_evaluate_finitely() {
         t_mult: 1,
         eta_min: 0.0,
     };
-    assert_eq!(r.lr(25, 1.0), r.lr(5, 1.0));
-    assert_eq!(r.lr(u64::MAX - u64::MAX % 10, 1.0), 1.0, "a restart");
+    let r = r.with_lr(1.0);
+    assert_eq!(r.lr(25), r.lr(5));
+    assert_eq!(r.lr(u64::MAX - u64::MAX % 10), 1.0, "a restart");
     // One-cycle with its phases at the edges of PyTorch's domain.
     for pct_start in [0.0, 1e-9, 0.01, 0.5, 1.0] {
         for total_steps in [1, 2, 100, u64::MAX] {
@@ -1276,16 +1290,16 @@ fn edge_values_inside_the_domains_are_accepted_and_evaluate_finitely() {
             };
             check(&s);
             let peak = 0.1 * (1.0 + 1e-12);
-            assert!(s.lr(0, 0.0) <= peak && s.lr(total_steps, 0.0) <= peak);
+            assert!(s.lr(0) <= peak && s.lr(total_steps) <= peak);
         }
     }
     let s = OneCycle {
         pct_start: 1.0 / 100.0,
         ..OneCycle::new(0.1, 100)
     };
-    assert_eq!(s.lr(0, 0.0), 0.1, "a one-step rise ends at the peak");
+    assert_eq!(s.lr(0), 0.1, "a one-step rise ends at the peak");
     assert_eq!(
-        OneCycle::new(0.1, 100).lr(u64::MAX, 0.0),
+        OneCycle::new(0.1, 100).lr(u64::MAX),
         0.1 / 25.0 / 1e4,
         "the final rate holds"
     );
@@ -1300,8 +1314,8 @@ fn edge_values_inside_the_domains_are_accepted_and_evaluate_finitely() {
         gamma: 0.5,
     };
     check(&a);
-    assert_eq!(a.lr(10, 1.0), 0.25);
-    assert_eq!(a.lr(30, 1.0), 0.125);
+    assert_eq!(a.rate(10, 1.0), 0.25);
+    assert_eq!(a.rate(30, 1.0), 0.125);
     let s = Sequential {
         schedules: vec![
             Box::new(Linear {
@@ -1323,8 +1337,8 @@ fn edge_values_inside_the_domains_are_accepted_and_evaluate_finitely() {
     let makes: [fn() -> Opt; 4] = [
         adam,
         nadam,
-        || Radam::new::<f64>(0.01).unwrap(),
-        || Adamax::new::<f64>(0.01).unwrap(),
+        || Radam::new(0.01).build::<f64>().unwrap(),
+        || Adamax::new(0.01).build::<f64>().unwrap(),
     ];
     for make in makes {
         for t in [i32::MAX as u64, 1 << 40, u64::MAX - 1, u64::MAX] {
@@ -1499,26 +1513,6 @@ fn build(s: &Spec) -> Box<dyn Schedule> {
     }
 }
 
-/// A boxed schedule as a `Schedule` value for `with_schedule`.
-struct Boxed(Box<dyn Schedule>);
-impl Schedule for Boxed {
-    fn lr(&self, t: u64, base: f64) -> f64 {
-        self.0.lr(t, base)
-    }
-    fn validate(&self) -> Result<()> {
-        self.0.validate()
-    }
-    fn observe(&mut self, m: f64) {
-        self.0.observe(m)
-    }
-    fn state(&self) -> Vec<f64> {
-        self.0.state()
-    }
-    fn set_state(&mut self, s: &[f64]) -> Result<()> {
-        self.0.set_state(s)
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
@@ -1535,7 +1529,7 @@ proptest! {
         let mut s = build(&spec);
         let valid = s.validate();
         // The optimizer agrees with the schedule's own check.
-        let opt = Sgd::new::<f64>(base).unwrap().with_schedule(Boxed(build(&spec)));
+        let opt = Sgd::new(base).build::<f64>().unwrap().with_schedule(build(&spec));
         prop_assert_eq!(valid.is_ok(), opt.is_ok());
         if let Err(e) = valid {
             prop_assert!(matches!(e, Error::Hyperparameter { .. }), "{e:?}");
@@ -1546,7 +1540,7 @@ proptest! {
         let steps: Vec<u64> = (0..200).chain(near_max).chain(powers).chain(far).collect();
         let check = |s: &dyn Schedule, when: &str| -> Result<(), TestCaseError> {
             for &t in &steps {
-                let lr = s.lr(t, base);
+                let lr = s.rate(t, base);
                 prop_assert!(lr.is_finite() && lr >= 0.0, "{when}: step {t}: lr {lr} for {spec:?}");
             }
             Ok(())

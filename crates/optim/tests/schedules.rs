@@ -67,25 +67,6 @@ fn schedule(name: &str) -> Box<dyn Schedule> {
     }
 }
 
-struct Boxed(Box<dyn Schedule>);
-impl Schedule for Boxed {
-    fn lr(&self, t: u64, base: f64) -> f64 {
-        self.0.lr(t, base)
-    }
-    fn validate(&self) -> Result<()> {
-        self.0.validate()
-    }
-    fn observe(&mut self, m: f64) {
-        self.0.observe(m)
-    }
-    fn state(&self) -> Vec<f64> {
-        self.0.state()
-    }
-    fn set_state(&mut self, s: &[f64]) -> Result<()> {
-        self.0.set_state(s)
-    }
-}
-
 #[test]
 fn every_schedule_matches_pytorch_for_200_steps() {
     let cases = parse_fixtures(FIXTURES);
@@ -94,9 +75,10 @@ fn every_schedule_matches_pytorch_for_200_steps() {
         let want = c.t::<f64>("lrs").to_vec();
         let metrics = c.tensors.get("metrics").map(|m| m.to_vec());
         let p = Parameter::new("p", Tensor::<f64>::zeros([1]));
-        let mut opt = Sgd::new::<f64>(0.1)
+        let mut opt = Sgd::new(0.1)
+            .build::<f64>()
             .unwrap()
-            .with_schedule(Boxed(schedule(&c.name)))
+            .with_schedule(schedule(&c.name))
             .unwrap();
         for (t, w) in want.iter().enumerate() {
             let got = opt.current_lr();
@@ -120,11 +102,12 @@ fn inverse_time_and_closures() {
     let s = InverseTime {
         rate: 0.5,
         steps: 10,
-    };
-    assert_eq!(s.lr(0, 1.0), 1.0);
-    assert_eq!(s.lr(20, 1.0), 0.5);
-    let f = FnSchedule(|t, base| base / (1 + t) as f64);
-    assert_eq!(f.lr(3, 2.0), 0.5);
+    }
+    .with_lr(1.0);
+    assert_eq!(s.lr(0), 1.0);
+    assert_eq!(s.lr(20), 0.5);
+    let f = FnSchedule(|t, base| base / (1 + t) as f64).with_lr(2.0);
+    assert_eq!(f.lr(3), 0.5);
 }
 
 #[test]
@@ -138,7 +121,8 @@ fn a_plateau_schedule_resumes_exactly_from_saved_state() {
     let p = Parameter::new("p", Tensor::<f64>::zeros([1]));
     let g = || Gradients::from_pairs(vec![(p.clone(), Some(Tensor::zeros([1])))]);
     let make = || {
-        Sgd::new::<f64>(0.1)
+        Sgd::new(0.1)
+            .build::<f64>()
             .unwrap()
             .with_schedule(ReduceOnPlateau::new(0.5, 5, 1e-4, 2, 0.001))
             .unwrap()

@@ -1,157 +1,38 @@
-//! Every optimizer and variant, 30 steps on a quadratic with a non-diagonal
+//! Every optimizer and variant of the shared table (tests/common) that has
+//! fixtures, 30 steps on a quadratic with a non-diagonal
 //! Hessian, on Rosenbrock and on a small MLP, against PyTorch float64
 //! trajectories (`fixtures/gen_optim_fixtures.py` -> `optim_trajectories.txt`):
 //! 1e-10 relative in f64, 1e-4 in f32 (relative to max(|θ|, 0.1)). The seed's EMA momentum is checked
 //! against PyTorch's SGD(lr = α(1−β), momentum = β), its exact equivalent.
 
+mod common;
+
 use tapir_autograd::{Parameter, Tape, Var};
-use tapir_optim::{
-    Adadelta, Adagrad, Adam, Adamax, Momentum, Nadam, Optimizer, Radam, Rmsprop, Sgd, WeightDecay,
-};
+use tapir_optim::Optimizer;
 use tapir_tensor::{Float, Tensor};
 use tapir_testutil::{parse_fixtures, Case};
 
 const FIXTURES: &str = include_str!("fixtures/optim_trajectories.txt");
 
+/// The table's row for a fixture config.
 fn build<E: Float>(config: &str, lr: f64) -> Optimizer<E> {
-    let l2 = WeightDecay::L2(0.01);
-    let sgd = |momentum, weight_decay| {
-        Sgd {
-            lr,
-            momentum,
-            weight_decay,
-        }
-        .build()
-    };
-    let heavy = |dampening| Momentum::HeavyBall {
-        momentum: 0.9,
-        dampening,
-    };
-    let r = match config {
-        "sgd" => sgd(Momentum::None, WeightDecay::None),
-        "sgd_momentum" => sgd(heavy(0.0), WeightDecay::None),
-        "sgd_dampening" => sgd(heavy(0.5), WeightDecay::None),
-        "sgd_nesterov" => sgd(Momentum::Nesterov { momentum: 0.9 }, WeightDecay::None),
-        "sgd_wd" => sgd(heavy(0.0), l2),
-        "ema_momentum" => sgd(Momentum::Ema { beta: 0.9 }, WeightDecay::None),
-        "adam" => Adam {
-            lr,
-            ..Default::default()
-        }
-        .build(),
-        "adam_amsgrad" => Adam {
-            lr,
-            amsgrad: true,
-            ..Default::default()
-        }
-        .build(),
-        "adam_wd" => Adam {
-            lr,
-            weight_decay: l2,
-            ..Default::default()
-        }
-        .build(),
-        "adamw" => Adam::adamw(lr, 0.01).build(),
-        "adamw_amsgrad" => Adam {
-            amsgrad: true,
-            ..Adam::adamw(lr, 0.01)
-        }
-        .build(),
-        "adamax" => Adamax {
-            lr,
-            ..Default::default()
-        }
-        .build(),
-        "nadam" => Nadam {
-            lr,
-            ..Default::default()
-        }
-        .build(),
-        "nadam_wd" => Nadam {
-            lr,
-            weight_decay: l2,
-            ..Default::default()
-        }
-        .build(),
-        "radam" => Radam {
-            lr,
-            ..Default::default()
-        }
-        .build(),
-        "radam_wd" => Radam {
-            lr,
-            weight_decay: l2,
-            ..Default::default()
-        }
-        .build(),
-        "adagrad" => Adagrad {
-            lr,
-            ..Default::default()
-        }
-        .build(),
-        "adagrad_decay" => Adagrad {
-            lr,
-            lr_decay: 0.01,
-            initial_accumulator: 0.1,
-            weight_decay: l2,
-            ..Default::default()
-        }
-        .build(),
-        "rmsprop" => Rmsprop {
-            lr,
-            ..Default::default()
-        }
-        .build(),
-        "rmsprop_momentum" => Rmsprop {
-            lr,
-            momentum: 0.9,
-            ..Default::default()
-        }
-        .build(),
-        "rmsprop_centered" => Rmsprop {
-            lr,
-            momentum: 0.9,
-            ..Default::default()
-        }
-        .build_centered(),
-        "rmsprop_wd" => Rmsprop {
-            lr,
-            weight_decay: l2,
-            ..Default::default()
-        }
-        .build(),
-        "adadelta" => Adadelta {
-            lr,
-            ..Default::default()
-        }
-        .build(),
-        "adadelta_wd" => Adadelta {
-            lr,
-            weight_decay: l2,
-            ..Default::default()
-        }
-        .build(),
-        "adamax_wd" => Adamax {
-            lr,
-            weight_decay: l2,
-            ..Default::default()
-        }
-        .build(),
-        "nadam_decoupled" => Nadam {
-            lr,
-            weight_decay: WeightDecay::Decoupled(0.1),
-            ..Default::default()
-        }
-        .build(),
-        "radam_decoupled" => Radam {
-            lr,
-            weight_decay: WeightDecay::Decoupled(0.1),
-            ..Default::default()
-        }
-        .build(),
-        other => panic!("no optimizer for fixture config {other}"),
-    };
-    r.unwrap()
+    common::table()
+        .into_iter()
+        .find(|r| r.fixtures && r.name == config)
+        .unwrap_or_else(|| panic!("no optimizer for fixture config {config}"))
+        .build(lr)
+}
+
+#[test]
+fn every_table_row_with_fixtures_has_them() {
+    let cases = parse_fixtures(FIXTURES);
+    for r in common::table().iter().filter(|r| r.fixtures) {
+        let n = cases
+            .iter()
+            .filter(|c| c.name.split_once("__").map(|(cfg, _)| cfg) == Some(r.name))
+            .count();
+        assert_eq!(n, 3, "{}: fixtures for 3 problems", r.name);
+    }
 }
 
 /// The loss of a problem, written with the tape.

@@ -1,0 +1,169 @@
+//! The one table of optimizers, shared by the trajectory test (every row
+//! with PyTorch fixtures is checked step by step) and the convergence test
+//! (every row with a tuning must converge). A new optimizer or variant is a
+//! new row here.
+#![allow(dead_code)]
+
+use tapir_optim::*;
+use tapir_tensor::Float;
+
+/// Any optimizer's config, so that one table builds for f32 and f64.
+#[derive(Debug, Clone, Copy)]
+pub enum Config {
+    Sgd(Sgd),
+    Adam(Adam),
+    AdamW(AdamW),
+    Adamax(Adamax),
+    Nadam(Nadam),
+    Radam(Radam),
+    Adagrad(Adagrad),
+    Rmsprop(Rmsprop),
+    Adadelta(Adadelta),
+}
+
+macro_rules! configs {
+    ($($t:ident),*) => {
+        $(impl From<$t> for Config {
+            fn from(c: $t) -> Self {
+                Config::$t(c)
+            }
+        })*
+
+        impl Config {
+            /// Builds the optimizer; every row of the table is valid.
+            pub fn build<E: Float>(self) -> Optimizer<E> {
+                match self {
+                    $(Config::$t(c) => c.build(),)*
+                }
+                .unwrap_or_else(|e| panic!("{self:?}: {e}"))
+            }
+        }
+    };
+}
+configs!(Sgd, Adam, AdamW, Adamax, Nadam, Radam, Adagrad, Rmsprop, Adadelta);
+
+/// Learning rates tuned for the convergence test.
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    /// Learning rate on the quadratic and on Rosenbrock.
+    pub lr: (f64, f64),
+    /// Steps allowed on Rosenbrock.
+    pub steps: usize,
+}
+
+/// One optimizer configuration.
+pub struct Row {
+    /// The name; for rows with fixtures, the config name of the fixtures.
+    pub name: &'static str,
+    /// The config for a learning rate.
+    pub config: fn(f64) -> Config,
+    /// Whether `fixtures/optim_trajectories.txt` has PyTorch trajectories
+    /// for it.
+    pub fixtures: bool,
+    /// The convergence test's tuning, for the rows it runs.
+    pub tuning: Option<Tuning>,
+}
+
+impl Row {
+    /// The optimizer for learning rate `lr`.
+    pub fn build<E: Float>(&self, lr: f64) -> Optimizer<E> {
+        (self.config)(lr).build()
+    }
+}
+
+const fn tuned(lr: (f64, f64), steps: usize) -> Option<Tuning> {
+    Some(Tuning { lr, steps })
+}
+
+macro_rules! row {
+    ($name:literal, $fixtures:expr, $tuning:expr, |$lr:ident| $config:expr) => {
+        Row {
+            name: $name,
+            config: |$lr| $config.into(),
+            fixtures: $fixtures,
+            tuning: $tuning,
+        }
+    };
+}
+
+/// Every optimizer and variant.
+pub fn table() -> Vec<Row> {
+    vec![
+        row!("sgd", true, tuned((0.1, 2e-3), 60_000), |lr| Sgd::new(lr)),
+        row!("sgd_momentum", true, tuned((0.05, 2e-4), 60_000), |lr| {
+            Sgd::new(lr).momentum(0.9)
+        }),
+        row!("sgd_dampening", true, None, |lr| Sgd::new(lr)
+            .momentum(0.9)
+            .dampening(0.5)),
+        row!("sgd_nesterov", true, tuned((0.05, 2e-4), 60_000), |lr| {
+            Sgd::new(lr).momentum(0.9).nesterov(true)
+        }),
+        row!("sgd_wd", true, None, |lr| Sgd::new(lr)
+            .momentum(0.9)
+            .weight_decay(0.01)),
+        row!("ema_momentum", true, tuned((0.2, 2e-3), 60_000), |lr| {
+            Sgd::new(lr).momentum_as(Momentum::Ema { beta: 0.9 })
+        }),
+        row!("adam", true, tuned((0.05, 0.01), 20_000), |lr| Adam::new(
+            lr
+        )),
+        row!("adam_amsgrad", true, tuned((0.05, 0.01), 20_000), |lr| {
+            Adam::new(lr).amsgrad(true)
+        }),
+        row!("adam_wd", true, None, |lr| Adam::new(lr).weight_decay(0.01)),
+        row!("adamw", true, None, |lr| AdamW::new(lr)),
+        row!("adamw_no_decay", false, tuned((0.05, 0.01), 20_000), |lr| {
+            AdamW::new(lr).weight_decay(0.0)
+        }),
+        row!("adamw_amsgrad", true, None, |lr| AdamW::new(lr)
+            .amsgrad(true)),
+        row!("adamax", true, tuned((0.05, 0.01), 20_000), |lr| {
+            Adamax::new(lr)
+        }),
+        row!("adamax_wd", true, None, |lr| Adamax::new(lr)
+            .weight_decay(0.01)),
+        row!("nadam", true, tuned((0.05, 0.01), 20_000), |lr| Nadam::new(
+            lr
+        )),
+        row!("nadam_wd", true, None, |lr| Nadam::new(lr)
+            .weight_decay(0.01)),
+        row!("nadam_decoupled", true, None, |lr| Nadam::new(lr)
+            .weight_decay_as(WeightDecay::Decoupled(0.1))),
+        row!("radam", true, tuned((0.05, 0.01), 20_000), |lr| Radam::new(
+            lr
+        )),
+        row!("radam_wd", true, None, |lr| Radam::new(lr)
+            .weight_decay(0.01)),
+        row!("radam_decoupled", true, None, |lr| Radam::new(lr)
+            .weight_decay_as(WeightDecay::Decoupled(0.1))),
+        row!("adagrad", true, tuned((0.5, 0.5), 60_000), |lr| {
+            Adagrad::new(lr)
+        }),
+        row!("adagrad_decay", true, None, |lr| Adagrad::new(lr)
+            .lr_decay(0.01)
+            .initial_accumulator(0.1)
+            .weight_decay(0.01)),
+        row!("rmsprop", true, tuned((0.01, 1e-3), 60_000), |lr| {
+            Rmsprop::new(lr)
+        }),
+        row!("rmsprop_momentum", true, None, |lr| Rmsprop::new(lr)
+            .momentum(0.9)),
+        row!("rmsprop_centered", true, None, |lr| Rmsprop::new(lr)
+            .momentum(0.9)
+            .centered(true)),
+        row!(
+            "rmsprop_centered_half_momentum",
+            false,
+            tuned((0.01, 1e-3), 60_000),
+            |lr| Rmsprop::new(lr).momentum(0.5).centered(true)
+        ),
+        row!("rmsprop_wd", true, None, |lr| Rmsprop::new(lr)
+            .weight_decay(0.01)),
+        row!("adadelta", true, tuned((1.0, 20.0), 150_000), |lr| {
+            Adadelta::new(lr)
+        }),
+        row!("adadelta_wd", true, None, |lr| Adadelta::new(lr)
+            .weight_decay(0.01)),
+    ]
+}
