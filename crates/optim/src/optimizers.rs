@@ -260,6 +260,14 @@ impl Sgd {
     }
 }
 
+/// The checks every Adam-family optimizer shares: α, β₁, β₂ and ε.
+fn adam_family_ok(name: &'static str, lr: f64, beta1: f64, beta2: f64, eps: f64) -> Result<()> {
+    check_lr(name, lr)?;
+    beta_ok(name, "beta1", beta1)?;
+    beta_ok(name, "beta2", beta2)?;
+    eps_ok(name, eps)
+}
+
 /// The Adam rule for Adam and AdamW, validated.
 fn adam_rule(
     name: &'static str,
@@ -269,10 +277,7 @@ fn adam_rule(
     eps: f64,
     amsgrad: bool,
 ) -> Result<AdamRule> {
-    check_lr(name, lr)?;
-    beta_ok(name, "beta1", beta1)?;
-    beta_ok(name, "beta2", beta2)?;
-    eps_ok(name, eps)?;
+    adam_family_ok(name, lr, beta1, beta2, eps)?;
     Ok(AdamRule {
         name,
         beta1,
@@ -394,10 +399,7 @@ impl Adamax {
     /// # Errors
     /// A hyperparameter outside its domain, named with its value.
     pub fn build<E: Float>(self) -> Result<Optimizer<E>> {
-        check_lr("Adamax", self.lr)?;
-        beta_ok("Adamax", "beta1", self.beta1)?;
-        beta_ok("Adamax", "beta2", self.beta2)?;
-        eps_ok("Adamax", self.eps)?;
+        adam_family_ok("Adamax", self.lr, self.beta1, self.beta2, self.eps)?;
         let rule = AdamaxRule {
             beta1: self.beta1,
             beta2: self.beta2,
@@ -437,10 +439,7 @@ impl Nadam {
     /// # Errors
     /// A hyperparameter outside its domain, named with its value.
     pub fn build<E: Float>(self) -> Result<Optimizer<E>> {
-        check_lr("NAdam", self.lr)?;
-        beta_ok("NAdam", "beta1", self.beta1)?;
-        beta_ok("NAdam", "beta2", self.beta2)?;
-        eps_ok("NAdam", self.eps)?;
+        adam_family_ok("NAdam", self.lr, self.beta1, self.beta2, self.eps)?;
         check(
             "NAdam",
             "momentum_decay",
@@ -486,10 +485,7 @@ impl Radam {
     /// # Errors
     /// A hyperparameter outside its domain, named with its value.
     pub fn build<E: Float>(self) -> Result<Optimizer<E>> {
-        check_lr("RAdam", self.lr)?;
-        beta_ok("RAdam", "beta1", self.beta1)?;
-        beta_ok("RAdam", "beta2", self.beta2)?;
-        eps_ok("RAdam", self.eps)?;
+        adam_family_ok("RAdam", self.lr, self.beta1, self.beta2, self.eps)?;
         let rule = RadamRule {
             beta1: self.beta1,
             beta2: self.beta2,
