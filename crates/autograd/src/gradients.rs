@@ -90,7 +90,7 @@ impl<E: Float> Gradients<E> {
         self.entries
             .iter()
             .filter_map(|(_, g)| g.as_ref())
-            .map(|g| g.view().iter().map(|v| v.to_f64().powi(2)).sum::<f64>())
+            .map(|g| g.norm_sq())
             .sum::<f64>()
             .sqrt()
     }

@@ -229,11 +229,7 @@ impl GradTransform {
                 }
             }
             GradTransform::ClipGlobalNorm(max) => {
-                let total = pairs
-                    .iter()
-                    .map(|(_, g)| norm(g).powi(2))
-                    .sum::<f64>()
-                    .sqrt();
+                let total = pairs.iter().map(|(_, g)| g.norm_sq()).sum::<f64>().sqrt();
                 if total > *max {
                     // PyTorch's clip_grad_norm_ uses max / (total + 1e-6).
                     let s = E::from_f64(*max / (total + 1e-6));
@@ -314,11 +310,7 @@ impl GradTransform {
 }
 
 fn norm<E: Float>(g: &Tensor<E>) -> f64 {
-    g.view()
-        .iter()
-        .map(|v| v.to_f64().powi(2))
-        .sum::<f64>()
-        .sqrt()
+    g.norm_sq().sqrt()
 }
 
 /// Exponential moving average of parameters (Polyak averaging):

@@ -44,6 +44,7 @@ mod random;
 mod reduce;
 mod shape;
 mod shape_ops;
+pub mod sum;
 mod tensor;
 
 pub use conv::{Conv1dParams, Conv2dParams, Pool2dParams};

@@ -5,9 +5,10 @@
 //! keepdim)` reduces the listed axes (`torch.sum(x, dim, keepdim)`). `axes`
 //! may hold negative axes (−1 is the last); an empty slice reduces nothing
 //! (NumPy's `axis=()`). The same pair exists for mean, prod, max, min, var,
-//! std, logsumexp, argmax and argmin, on `Tensor` and on `Var`. Parallel reductions split the
-//! work into fixed-size chunks and add the partial results in chunk order, so
-//! results do not depend on the number of threads.
+//! std, logsumexp, argmax and argmin, on `Tensor` and on `Var`. Every sum
+//! (sum, mean, var/std, logsumexp, the softmax denominators, `sum_to`) is
+//! the blocked pairwise sum of [`crate::sum`]: error ~log₂(n)·ε, and the
+//! same bits for any number of threads.
 
 use std::borrow::Cow;
 
@@ -17,7 +18,7 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::kernels::{PAR_CHUNK, PAR_THRESHOLD};
-use crate::shape::{normalize_axes, normalize_axis, numel, Shape};
+use crate::shape::{normalize_axes, normalize_axis, Shape};
 use crate::tensor::Tensor;
 
 /// Rows of a tensor laid out as (kept axes..., reduced axes...), row-major;
@@ -90,18 +91,9 @@ fn reduce_with<E: Float, T: Copy + Send + Sync>(
     ArrayD::from_shape_vec(IxDyn(&rows.out_shape), v).expect("sizes match")
 }
 
-/// Sum of a slice: sequential below the threshold, otherwise fixed chunks
-/// summed in parallel and combined in order.
+/// Sum of a slice, pairwise ([`crate::sum`]).
 fn sum_slice<E: Float>(s: &[E]) -> E {
-    if s.len() >= PAR_THRESHOLD {
-        let parts: Vec<E> = s
-            .par_chunks(PAR_CHUNK)
-            .map(|c| c.iter().copied().sum())
-            .collect();
-        parts.into_iter().sum()
-    } else {
-        s.iter().copied().sum()
-    }
+    crate::sum::sum(s)
 }
 
 fn max_slice<E: Float>(s: &[E]) -> E {
@@ -146,19 +138,17 @@ fn logsumexp_slice<E: Float>(s: &[E]) -> E {
         // All −inf gives −inf; any +inf gives +inf; NaN stays NaN.
         return m;
     }
-    m + s.iter().map(|&v| (v - m).exp()).sum::<E>().ln()
+    m + crate::sum::sum_map(s, |v: E| (v - m).exp()).ln()
 }
 
 fn var_slice<E: Float>(s: &[E], correction: usize) -> E {
     let n = s.len();
     let mean = sum_slice(s) / E::from_usize(n);
-    let ss: E = s
-        .iter()
-        .map(|&v| {
-            let d = v - mean;
-            d * d
-        })
-        .sum();
+    // Two passes (mean, then squared deviations), both pairwise.
+    let ss: E = crate::sum::sum_map(s, |v: E| {
+        let d = v - mean;
+        d * d
+    });
     // PyTorch returns NaN (with a warning) when n <= correction.
     if n <= correction {
         return E::NAN;
@@ -224,41 +214,25 @@ impl<E: Float> Tensor<E> {
     /// ```
     pub fn sum_axes(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
         let red = normalize_axes("sum", axes, self.shape())?;
-        // Reducing the leading axes of contiguous data: add whole rows, which
-        // avoids the transposing copy (the common case of bias gradients).
-        let k = red.len();
-        if k > 0 && self.is_contiguous() && (0..k).all(|a| red.contains(&a)) && k < self.ndim() {
-            let outer = numel(&self.shape()[..k]);
-            let inner = crate::shape::check_alloc::<E>("sum", &self.shape()[k..])?;
-            let s = self.as_slice().expect("contiguous");
-            let mut acc = vec![E::ZERO; inner];
-            let add_rows = |acc: &mut [E], off: usize| {
-                for r in 0..outer {
-                    let row = &s[r * inner + off..r * inner + off + acc.len()];
-                    for (a, &v) in acc.iter_mut().zip(row) {
-                        *a += v;
-                    }
-                }
-            };
-            if inner == 0 {
-                // Empty rows: nothing to add however many there are.
-            } else if s.len() >= PAR_THRESHOLD && inner >= 2 * 64 {
-                acc.par_chunks_mut(64)
-                    .enumerate()
-                    .for_each(|(i, c)| add_rows(c, i * 64));
-            } else {
-                add_rows(&mut acc, 0);
-            }
-            let shape: Shape = if keepdim {
-                (0..self.ndim())
-                    .map(|a| if a < k { 1 } else { self.shape()[a] })
-                    .collect()
-            } else {
-                self.shape()[k..].iter().copied().collect()
-            };
-            return Self::from_vec(acc, shape);
-        }
-        self.reduce("sum", axes, keepdim, sum_slice)
+        let flags: Vec<bool> = (0..self.ndim()).map(|a| red.contains(&a)).collect();
+        let shape: Shape = if keepdim {
+            (0..self.ndim())
+                .map(|a| if flags[a] { 1 } else { self.shape()[a] })
+                .collect()
+        } else {
+            (0..self.ndim())
+                .filter(|&a| !flags[a])
+                .map(|a| self.shape()[a])
+                .collect()
+        };
+        crate::shape::check_alloc::<E>("sum", &shape)?;
+        // Pairwise over any set of axes without a transposing copy
+        // (crate::sum::sum_axes); a strided view is made contiguous first.
+        let data: Cow<[E]> = match self.as_slice() {
+            Some(s) => Cow::Borrowed(s),
+            None => Cow::Owned(self.to_vec()),
+        };
+        Self::from_vec(crate::sum::sum_axes(&data, self.shape(), &flags), shape)
     }
 
     /// Sum of all elements, Σ x, as a 0-d tensor.
@@ -279,6 +253,32 @@ impl<E: Float> Tensor<E> {
         match self.as_slice() {
             Some(s) => Self::scalar(sum_slice(s)),
             None => Self::scalar(sum_slice(&self.to_vec())),
+        }
+    }
+
+    /// Squared L2 norm of all elements, Σ x², accumulated in f64 by the
+    /// pairwise sum of [`crate::sum`] (so f32 squares neither overflow nor
+    /// lose precision); the building block of gradient-norm clipping.
+    ///
+    /// Not differentiable (it returns a plain number).
+    ///
+    /// PyTorch: `torch.linalg.vector_norm(x).item() ** 2`; optax
+    /// `optax.global_norm` squares and sums the same way.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let x = Tensor::<f32>::from_vec(vec![3.0, 4.0], [2])?;
+    /// assert_eq!(x.norm_sq(), 25.0);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
+    pub fn norm_sq(&self) -> f64 {
+        let sq = |v: E| {
+            let v = v.to_f64();
+            v * v
+        };
+        match self.as_slice() {
+            Some(s) => crate::sum::sum_map(s, sq),
+            None => crate::sum::sum_map(&self.to_vec(), sq),
         }
     }
 
@@ -443,7 +443,36 @@ impl<E: Float> Tensor<E> {
     /// # Errors
     /// When an axis is out of range or repeated.
     pub fn var_with(&self, axes: &[isize], keepdim: bool, correction: usize) -> Result<Self> {
-        self.reduce("var", axes, keepdim, |s| var_slice(s, correction))
+        self.var_impl("var", axes, keepdim, correction)
+    }
+
+    /// Two-pass variance. Trailing axes of contiguous data are rows that
+    /// [`var_slice`] reads in place; any other set of axes (batch norm's
+    /// N, H, W) goes through the strided pairwise sums of `sum_axes`
+    /// instead of a transposing copy.
+    fn var_impl(
+        &self,
+        op: &'static str,
+        axes: &[isize],
+        keepdim: bool,
+        correction: usize,
+    ) -> Result<Self> {
+        let red = normalize_axes(op, axes, self.shape())?;
+        let nd = self.ndim();
+        let trailing = red.iter().all(|&a| a >= nd - red.len());
+        if red.is_empty() || (trailing && self.is_contiguous()) {
+            return self.reduce(op, axes, keepdim, |s| var_slice(s, correction));
+        }
+        let n: usize = red.iter().map(|&a| self.shape()[a]).product();
+        let mean = self.sum_axes(axes, true)?.div_scalar(E::from_usize(n));
+        let d = self.sub(&mean)?;
+        let ss = d.mul(&d)?.sum_axes(axes, keepdim)?;
+        // PyTorch returns NaN when n <= correction.
+        Ok(if n <= correction {
+            ss.mul_scalar(E::NAN)
+        } else {
+            ss.div_scalar(E::from_usize(n - correction))
+        })
     }
 
     /// Sample standard deviation over `axes`, √(Σ(x − x̄)²/(n − 1)).
@@ -470,7 +499,7 @@ impl<E: Float> Tensor<E> {
     /// # Errors
     /// When an axis is out of range or repeated.
     pub fn std_with(&self, axes: &[isize], keepdim: bool, correction: usize) -> Result<Self> {
-        self.reduce("std", axes, keepdim, |s| var_slice(s, correction).sqrt())
+        Ok(self.var_impl("std", axes, keepdim, correction)?.sqrt())
     }
 
     /// Sample variance of all elements, Σ(x − x̄)²/(n − 1), as a 0-d tensor.
@@ -663,11 +692,10 @@ impl<E: Float> Tensor<E> {
         self.along_axis("softmax", axis, |x, o| {
             let m = max_slice(x);
             let m = if m.is_finite() { m } else { E::ZERO };
-            let mut total = E::ZERO;
             for (oi, &xi) in o.iter_mut().zip(x) {
                 *oi = (xi - m).exp();
-                total += *oi;
             }
+            let total = sum_slice(o);
             for oi in o.iter_mut() {
                 *oi /= total;
             }
