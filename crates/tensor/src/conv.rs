@@ -228,32 +228,42 @@ pub(crate) fn conv_geometry(
 /// Visits every (im2col element, input offset) pair of the im2col
 /// matrix of one group of one sample; padding positions are skipped.
 #[inline]
-fn for_each_tap(ge: &Geom, mut f: impl FnMut(usize, usize)) {
+/// Calls `f(col, x, len)` for every run of valid taps: the cols entries
+/// `col, col + 1, ..` (one output row oi of tap row (ci, ki, kj)) read the
+/// inputs `x, x + s, ..` (s the width stride), `len` of them. Taps that fall
+/// in the padding are skipped (their cols entries stay zero).
+fn for_each_run(ge: &Geom, mut f: impl FnMut(usize, usize, usize)) {
     let l = ge.l();
+    let (s0, s1) = (ge.p.stride[0], ge.p.stride[1]);
+    let (d0, d1) = (ge.p.dilation[0], ge.p.dilation[1]);
+    let (p0, p1) = (ge.p.padding[0], ge.p.padding[1]);
     for ci in 0..ge.cg() {
         for ki in 0..ge.kh {
             for kj in 0..ge.kw {
                 let row = (ci * ge.kh + ki) * ge.kw + kj;
+                // Valid oj: 0 <= oj·s + kj·d − p < w. The geometry checked
+                // that the padded size fits usize, so these cannot wrap.
+                let off = kj * d1;
+                let lo = if off >= p1 { 0 } else { (p1 - off).div_ceil(s1) };
+                let hi = if ge.w + p1 <= off {
+                    0
+                } else {
+                    (ge.w + p1 - off).div_ceil(s1).min(ge.ow)
+                };
+                if lo >= hi {
+                    continue;
+                }
                 for oi in 0..ge.oh {
-                    // In padded coordinates the position fits usize (the
-                    // geometry checked the padded size); unsigned
-                    // arithmetic cannot wrap the way a cast to isize of a
-                    // huge padding did.
-                    let Some(ih) = (oi * ge.p.stride[0] + ki * ge.p.dilation[0])
-                        .checked_sub(ge.p.padding[0])
-                        .filter(|&v| v < ge.h)
+                    let Some(ih) = (oi * s0 + ki * d0).checked_sub(p0).filter(|&v| v < ge.h)
                     else {
                         continue;
                     };
-                    for oj in 0..ge.ow {
-                        let Some(iw) = (oj * ge.p.stride[1] + kj * ge.p.dilation[1])
-                            .checked_sub(ge.p.padding[1])
-                            .filter(|&v| v < ge.w)
-                        else {
-                            continue;
-                        };
-                        f(row * l + oi * ge.ow + oj, (ci * ge.h + ih) * ge.w + iw);
-                    }
+                    let iw = lo * s1 + off - p1;
+                    f(
+                        row * l + oi * ge.ow + lo,
+                        (ci * ge.h + ih) * ge.w + iw,
+                        hi - lo,
+                    );
                 }
             }
         }
@@ -261,12 +271,36 @@ fn for_each_tap(ge: &Geom, mut f: impl FnMut(usize, usize)) {
 }
 
 fn im2col<E: Float>(ge: &Geom, x_group: &[E], cols: &mut [E]) {
-    cols.fill(E::ZERO);
-    for_each_tap(ge, |ci, xi| cols[ci] = x_group[xi]);
+    if ge.p.padding != [0, 0] {
+        cols.fill(E::ZERO);
+    }
+    let s = ge.p.stride[1];
+    for_each_run(ge, |c, x, len| {
+        let dst = &mut cols[c..c + len];
+        if s == 1 {
+            dst.copy_from_slice(&x_group[x..x + len]);
+        } else {
+            for (j, d) in dst.iter_mut().enumerate() {
+                *d = x_group[x + j * s];
+            }
+        }
+    });
 }
 
 fn col2im_add<E: Float>(ge: &Geom, cols: &[E], x_group: &mut [E]) {
-    for_each_tap(ge, |ci, xi| x_group[xi] += cols[ci]);
+    let s = ge.p.stride[1];
+    for_each_run(ge, |c, x, len| {
+        let src = &cols[c..c + len];
+        if s == 1 {
+            for (d, &v) in x_group[x..x + len].iter_mut().zip(src) {
+                *d += v;
+            }
+        } else {
+            for (j, &v) in src.iter().enumerate() {
+                x_group[x + j * s] += v;
+            }
+        }
+    });
 }
 
 fn view2<E: Float>(s: &[E], r: usize, c: usize) -> ArrayView2<'_, E> {

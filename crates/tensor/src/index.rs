@@ -4,9 +4,11 @@
 use std::borrow::Cow;
 
 use ndarray::{Axis, Dimension, IxDyn};
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::kernels::{PAR_CHUNK, PAR_THRESHOLD};
 use crate::reduce::IndexArray;
 use crate::shape::{contiguous_strides, normalize_axis};
 use crate::tensor::Tensor;
@@ -102,6 +104,31 @@ impl<E: Float> AsIndex for Tensor<E> {
         }
         let a = IndexArray::from_shape_vec(IxDyn(self.shape()), data).expect("same length");
         Ok(Cow::Owned(a))
+    }
+}
+
+/// An index that matches its input on every axis but `axis`, in standard
+/// layout: the input and the index are then (outer, n or ni, inner) blocks
+/// that `gather` and `scatter_add` walk with plain loops.
+struct Lanes {
+    outer: usize,
+    ni: usize,
+    inner: usize,
+}
+
+impl Lanes {
+    fn of(shape: &[usize], a: usize, index: &IndexArray) -> Option<Self> {
+        let is = index.shape();
+        let same_off_axis =
+            is.len() == shape.len() && (0..shape.len()).all(|d| d == a || is[d] == shape[d]);
+        if !same_off_axis || !index.is_standard_layout() {
+            return None;
+        }
+        Some(Lanes {
+            outer: shape[..a].iter().product(),
+            ni: is[a],
+            inner: shape[a + 1..].iter().product(),
+        })
     }
 }
 
@@ -235,8 +262,43 @@ impl<E: Float> Tensor<E> {
         self.check_scatter_shapes("gather", a, index, None)?;
         let x = self.contiguous();
         let xs = x.as_slice().expect("contiguous");
-        let st = contiguous_strides(self.shape());
         let n = self.shape()[a];
+        if let Some(lanes) = Lanes::of(self.shape(), a, index) {
+            // The index matches the input off `axis` (max pooling's planes,
+            // cross-entropy's picked classes): direct loops, no per-element
+            // multi-index.
+            let is = index.as_slice().expect("standard layout");
+            if let Some(&bad) = is.iter().find(|&&i| i >= n) {
+                check_index("gather", bad, a, n)?;
+            }
+            let mut out = vec![E::ZERO; is.len()];
+            let block_in = n * lanes.inner;
+            let block_idx = lanes.ni * lanes.inner;
+            let run = |(o, (dst, ix)): (usize, (&mut [E], &[usize]))| {
+                let src = &xs[o * block_in..][..block_in];
+                for (d, ix) in dst.chunks_mut(lanes.inner).zip(ix.chunks(lanes.inner)) {
+                    for (k, (d, &i)) in d.iter_mut().zip(ix).enumerate() {
+                        *d = src[i * lanes.inner + k];
+                    }
+                }
+            };
+            if block_idx > 0 {
+                if is.len() >= PAR_THRESHOLD && lanes.outer > 1 {
+                    out.par_chunks_mut(block_idx)
+                        .zip(is.par_chunks(block_idx))
+                        .enumerate()
+                        .with_min_len((PAR_CHUNK / block_idx).max(1))
+                        .for_each(run);
+                } else {
+                    out.chunks_mut(block_idx)
+                        .zip(is.chunks(block_idx))
+                        .enumerate()
+                        .for_each(run);
+                }
+            }
+            return Self::from_vec(out, index.shape());
+        }
+        let st = contiguous_strides(self.shape());
         let mut out = Vec::with_capacity(index.len());
         for (p, &i) in index.indexed_iter() {
             check_index("gather", i, a, n)?;
@@ -268,6 +330,39 @@ impl<E: Float> Tensor<E> {
         let st = contiguous_strides(self.shape());
         let n = self.shape()[a];
         let os = out.as_slice_mut().expect("contiguous");
+        let lanes = Lanes::of(self.shape(), a, index)
+            .filter(|_| src.shape() == index.shape() && src.is_contiguous());
+        if let Some(lanes) = lanes {
+            // Direct loops, as in `gather`; each outer block of `out` is
+            // written by one task, its sources added in index order.
+            let is = index.as_slice().expect("standard layout");
+            if let Some(&bad) = is.iter().find(|&&i| i >= n) {
+                check_index("scatter_add", bad, a, n)?;
+            }
+            let ss = src.as_slice().expect("contiguous");
+            let block_out = n * lanes.inner;
+            let block_idx = lanes.ni * lanes.inner;
+            let run = |(dst, (ix, sv)): (&mut [E], (&[usize], &[E]))| {
+                for (ix, sv) in ix.chunks(lanes.inner).zip(sv.chunks(lanes.inner)) {
+                    for (k, (&i, &v)) in ix.iter().zip(sv).enumerate() {
+                        dst[i * lanes.inner + k] += v;
+                    }
+                }
+            };
+            if block_idx > 0 && block_out > 0 {
+                if is.len() >= PAR_THRESHOLD && lanes.outer > 1 {
+                    os.par_chunks_mut(block_out)
+                        .zip(is.par_chunks(block_idx).zip(ss.par_chunks(block_idx)))
+                        .with_min_len((PAR_CHUNK / block_idx).max(1))
+                        .for_each(run);
+                } else {
+                    os.chunks_mut(block_out)
+                        .zip(is.chunks(block_idx).zip(ss.chunks(block_idx)))
+                        .for_each(run);
+                }
+            }
+            return Ok(Self::from_owned(out));
+        }
         let src_nd = src.nd();
         for (p, &i) in index.indexed_iter() {
             check_index("scatter_add", i, a, n)?;

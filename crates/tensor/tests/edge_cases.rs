@@ -553,3 +553,58 @@ fn views_at_the_edges_of_their_storage() {
     tail.as_mut_slice()[1] = 60.0;
     assert_eq!(tail.to_vec(), vec![5., 60.]);
 }
+
+/// The direct-loop paths of gather and scatter_add (an index that matches
+/// the input off the axis) against a plain multi-index loop, on every axis,
+/// small and above the parallel threshold.
+#[test]
+fn gather_and_scatter_add_fast_paths_match_a_plain_loop() {
+    for &(d0, d1, d2) in &[(3usize, 5usize, 4usize), (64, 40, 36)] {
+        let shape = [d0, d1, d2];
+        let n: usize = shape.iter().product();
+        let x =
+            Tensor::<f64>::from_vec((0..n).map(|v| v as f64 * 0.5 - 3.0).collect(), shape).unwrap();
+        for axis in 0..3 {
+            let mut ishape = shape;
+            ishape[axis] = shape[axis] / 2 + 1;
+            let m: usize = ishape.iter().product();
+            let idx: Vec<usize> = (0..m).map(|i| (i * 7 + 3) % shape[axis]).collect();
+            let at = |p: [usize; 3]| p[0] * ishape[1] * ishape[2] + p[1] * ishape[2] + p[2];
+            let flat = |p: [usize; 3]| p[0] * d1 * d2 + p[1] * d2 + p[2];
+            let got = x
+                .gather(axis as isize, (idx.clone(), ishape))
+                .unwrap()
+                .to_vec();
+            let src =
+                Tensor::<f64>::from_vec((0..m).map(|v| v as f64 + 1.0).collect(), ishape).unwrap();
+            let scattered = x
+                .scatter_add(axis as isize, (idx.clone(), ishape), &src)
+                .unwrap()
+                .to_vec();
+            let xs = x.to_vec();
+            let mut want_s = xs.clone();
+            for i in 0..ishape[0] {
+                for j in 0..ishape[1] {
+                    for k in 0..ishape[2] {
+                        let mut q = [i, j, k];
+                        q[axis] = idx[at([i, j, k])];
+                        assert_eq!(got[at([i, j, k])], xs[flat(q)], "gather axis {axis}");
+                        want_s[flat(q)] += (at([i, j, k]) + 1) as f64;
+                    }
+                }
+            }
+            assert_eq!(
+                scattered, want_s,
+                "scatter_add axis {axis}, shape {shape:?}"
+            );
+        }
+    }
+    // Out of range still names the op on the fast path.
+    let x = Tensor::<f32>::zeros([2, 3]);
+    let e = x.gather(1, (vec![0, 3, 1, 1, 2, 0], [2, 3])).unwrap_err();
+    assert!(e.to_string().contains("gather"), "{e}");
+    let e = x
+        .scatter_add(1, (vec![0, 1, 5, 1, 2, 0], [2, 3]), &Tensor::zeros([2, 3]))
+        .unwrap_err();
+    assert!(e.to_string().contains("scatter_add"), "{e}");
+}
