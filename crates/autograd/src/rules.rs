@@ -230,7 +230,7 @@ pub(crate) fn backward<'t, E: Float>(
         }
         Op::Gather { axis, idx } => {
             let zeros = x[0].value.zeros_like();
-            let v = zeros.scatter_add(*axis as isize, &**idx, &g.value)?;
+            let v = zeros.scatter_add_into(*axis as isize, &**idx, &g.value)?;
             let op = Op::ScatterAddZeros {
                 axis: *axis,
                 idx: idx.clone(),

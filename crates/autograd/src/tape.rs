@@ -122,6 +122,9 @@ impl<E: Float> Tape<E> {
     /// its graph on the tensors instead). Ops record onto it until it is
     /// dropped.
     pub fn new() -> Self {
+        // Large activations are freed and re-allocated every step: keep
+        // them in the heap (tapir_tensor::alloc; once per process).
+        tapir_tensor::alloc::tune_allocator();
         Tape {
             nodes: RefCell::new(Nodes::new()),
             watched: RefCell::new(Vec::new()),

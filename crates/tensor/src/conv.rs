@@ -244,7 +244,11 @@ fn for_each_run(ge: &Geom, mut f: impl FnMut(usize, usize, usize)) {
                 // Valid oj: 0 <= oj·s + kj·d − p < w. The geometry checked
                 // that the padded size fits usize, so these cannot wrap.
                 let off = kj * d1;
-                let lo = if off >= p1 { 0 } else { (p1 - off).div_ceil(s1) };
+                let lo = if off >= p1 {
+                    0
+                } else {
+                    (p1 - off).div_ceil(s1)
+                };
                 let hi = if ge.w + p1 <= off {
                     0
                 } else {
@@ -254,8 +258,7 @@ fn for_each_run(ge: &Geom, mut f: impl FnMut(usize, usize, usize)) {
                     continue;
                 }
                 for oi in 0..ge.oh {
-                    let Some(ih) = (oi * s0 + ki * d0).checked_sub(p0).filter(|&v| v < ge.h)
-                    else {
+                    let Some(ih) = (oi * s0 + ki * d0).checked_sub(p0).filter(|&v| v < ge.h) else {
                         continue;
                     };
                     let iw = lo * s1 + off - p1;
@@ -741,14 +744,21 @@ impl<E: Float> Tensor<E> {
         let mut idx = vec![0usize; n * c * oh * ow];
         let plane_in = h * w;
         let plane_out = oh * ow;
+        // The window ranges depend on the output row or column only.
+        let rows: Vec<_> = (0..oh)
+            .map(|oi| taps(oi, p.stride[0], p.padding[0], p.kernel[0], h))
+            .collect();
+        let cols: Vec<_> = (0..ow)
+            .map(|oj| taps(oj, p.stride[1], p.padding[1], p.kernel[1], w))
+            .collect();
         let run = |(pi, (o, ix)): (usize, (&mut [E], &mut [usize]))| {
             let src = &xs[pi * plane_in..][..plane_in];
-            for oi in 0..oh {
-                for oj in 0..ow {
+            for (oi, rr) in rows.iter().enumerate() {
+                for (oj, cr) in cols.iter().enumerate() {
                     let mut best = E::NEG_INFINITY;
                     let mut bi = usize::MAX;
-                    for ih in taps(oi, p.stride[0], p.padding[0], p.kernel[0], h) {
-                        for iw in taps(oj, p.stride[1], p.padding[1], p.kernel[1], w) {
+                    for ih in rr.clone() {
+                        for iw in cr.clone() {
                             let fi = ih * w + iw;
                             let v = src[fi];
                             if bi == usize::MAX || v > best || (v.is_nan() && !best.is_nan()) {

@@ -322,15 +322,37 @@ impl<E: Float> Tensor<E> {
     /// When ranks differ, `index` is larger than `src` or than `self` off
     /// `axis`, or an index is out of range.
     pub fn scatter_add(&self, axis: isize, index: impl AsIndex, src: &Self) -> Result<Self> {
+        self.clone().scatter_add_into(axis, index, src)
+    }
+
+    /// [`Tensor::scatter_add`] that consumes `self` and adds into its
+    /// storage when nothing else shares it (no copy of `self`), as
+    /// `map_into` does; the backward of `gather` scatters into fresh zeros
+    /// this way.
+    ///
+    /// PyTorch: `Tensor.scatter_add_(dim, index, src)` on a tensor nobody
+    /// else holds.
+    ///
+    /// # Errors
+    /// As [`Tensor::scatter_add`].
+    pub fn scatter_add_into(self, axis: isize, index: impl AsIndex, src: &Self) -> Result<Self> {
         let index = index.as_index("scatter_add")?;
         let index: &IndexArray = &index;
         let a = normalize_axis("scatter_add", axis, self.shape())?;
         self.check_scatter_shapes("scatter_add", a, index, Some(src))?;
-        let mut out = self.contiguous().into_array();
-        let st = contiguous_strides(self.shape());
-        let n = self.shape()[a];
+        let shape = self.shape().to_vec();
+        // A strided `self` is copied to row-major first; a contiguous one
+        // moves (no copy when unshared).
+        let owned = if self.is_contiguous() {
+            self
+        } else {
+            self.contiguous()
+        };
+        let mut out = owned.into_array();
+        let st = contiguous_strides(&shape);
+        let n = shape[a];
         let os = out.as_slice_mut().expect("contiguous");
-        let lanes = Lanes::of(self.shape(), a, index)
+        let lanes = Lanes::of(&shape, a, index)
             .filter(|_| src.shape() == index.shape() && src.is_contiguous());
         if let Some(lanes) = lanes {
             // Direct loops, as in `gather`; each outer block of `out` is

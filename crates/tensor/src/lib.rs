@@ -29,6 +29,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod alloc;
 pub mod check;
 mod conv;
 mod elementwise;

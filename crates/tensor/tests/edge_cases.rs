@@ -608,3 +608,20 @@ fn gather_and_scatter_add_fast_paths_match_a_plain_loop() {
         .unwrap_err();
     assert!(e.to_string().contains("scatter_add"), "{e}");
 }
+
+#[test]
+fn scatter_add_into_a_strided_tensor_adds_in_logical_order() {
+    let base = Tensor::<f64>::from_vec((0..6).map(|v| v as f64).collect(), [2, 3]).unwrap();
+    let t = base.transpose(0, 1).unwrap(); // [3, 2], strided
+    let src = Tensor::<f64>::ones([3, 2]);
+    let idx = (vec![1usize, 0, 0, 1, 1, 1], [3, 2]);
+    let got = t.clone().scatter_add_into(1, idx.clone(), &src).unwrap();
+    // Rows of t: [0, 3], [1, 4], [2, 5].
+    assert_eq!(got.to_vec(), [1.0, 4.0, 2.0, 5.0, 2.0, 7.0]);
+    assert_eq!(t.scatter_add(1, idx, &src).unwrap().to_vec(), got.to_vec());
+    assert_eq!(
+        t.to_vec(),
+        [0.0, 3.0, 1.0, 4.0, 2.0, 5.0],
+        "input untouched"
+    );
+}
