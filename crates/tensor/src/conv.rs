@@ -751,8 +751,34 @@ impl<E: Float> Tensor<E> {
         let cols: Vec<_> = (0..ow)
             .map(|oj| taps(oj, p.stride[1], p.padding[1], p.kernel[1], w))
             .collect();
+        // Later taps win only when strictly larger, or NaN over a number:
+        // the first maximum, NaN propagating (as PyTorch).
+        #[inline(always)]
+        fn better<E: Float>(v: E, best: E) -> bool {
+            v > best || (v.is_nan() && !best.is_nan())
+        }
+        let two_by_two = p.kernel == [2, 2] && p.stride == [2, 2] && p.padding == [0, 0];
         let run = |(pi, (o, ix)): (usize, (&mut [E], &mut [usize]))| {
             let src = &xs[pi * plane_in..][..plane_in];
+            if two_by_two {
+                // The common 2×2/2 pooling: four fixed taps, no ranges.
+                for oi in 0..oh {
+                    for oj in 0..ow {
+                        let i0 = 2 * oi * w + 2 * oj;
+                        let mut bi = i0;
+                        let mut best = src[i0];
+                        for i in [i0 + 1, i0 + w, i0 + w + 1] {
+                            if better(src[i], best) {
+                                best = src[i];
+                                bi = i;
+                            }
+                        }
+                        o[oi * ow + oj] = best;
+                        ix[oi * ow + oj] = bi;
+                    }
+                }
+                return;
+            }
             for (oi, rr) in rows.iter().enumerate() {
                 for (oj, cr) in cols.iter().enumerate() {
                     let mut best = E::NEG_INFINITY;
@@ -761,7 +787,7 @@ impl<E: Float> Tensor<E> {
                         for iw in cr.clone() {
                             let fi = ih * w + iw;
                             let v = src[fi];
-                            if bi == usize::MAX || v > best || (v.is_nan() && !best.is_nan()) {
+                            if bi == usize::MAX || better(v, best) {
                                 best = v;
                                 bi = fi;
                             }

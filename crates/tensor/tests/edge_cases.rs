@@ -625,3 +625,46 @@ fn scatter_add_into_a_strided_tensor_adds_in_logical_order() {
         "input untouched"
     );
 }
+
+/// The fixed-tap 2×2/2 max pooling path against a plain loop over the
+/// window, with ties (first wins) and NaNs (propagate), odd sizes included.
+#[test]
+fn max_pool_two_by_two_fast_path_matches_a_plain_window_loop() {
+    use tapir_tensor::Pool2dParams;
+    let (n, c, h, w) = (2usize, 3usize, 7usize, 6usize);
+    let vals: Vec<f64> = (0..n * c * h * w)
+        .map(|i| match i % 11 {
+            3 => f64::NAN,
+            5 | 6 => 2.0,
+            k => (k as f64) * 0.5 - 1.0,
+        })
+        .collect();
+    let x = Tensor::from_vec(vals.clone(), [n, c, h, w]).unwrap();
+    let (y, idx) = x
+        .max_pool2d_with_indices(Pool2dParams::new([2, 2]))
+        .unwrap();
+    let (oh, ow) = (h / 2, w / 2);
+    assert_eq!(y.shape(), &[n, c, oh, ow]);
+    let y = y.to_vec();
+    let idx: Vec<usize> = idx.iter().copied().collect();
+    for plane in 0..n * c {
+        for oi in 0..oh {
+            for oj in 0..ow {
+                let mut best = f64::NEG_INFINITY;
+                let mut bi = usize::MAX;
+                for ih in 2 * oi..2 * oi + 2 {
+                    for iw in 2 * oj..2 * oj + 2 {
+                        let v = vals[plane * h * w + ih * w + iw];
+                        if bi == usize::MAX || v > best || (v.is_nan() && !best.is_nan()) {
+                            best = v;
+                            bi = ih * w + iw;
+                        }
+                    }
+                }
+                let k = plane * oh * ow + oi * ow + oj;
+                assert_eq!(idx[k], bi, "plane {plane} ({oi}, {oj})");
+                assert!(y[k] == best || (y[k].is_nan() && best.is_nan()));
+            }
+        }
+    }
+}
