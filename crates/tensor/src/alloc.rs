@@ -18,17 +18,20 @@ use std::sync::Once;
 /// value on 64-bit targets: 32 MiB).
 pub const MMAP_THRESHOLD: i32 = 32 << 20;
 /// Free memory at the top of the heap kept for reuse before trimming.
-pub const TRIM_THRESHOLD: i32 = 512 << 20;
+pub const TRIM_THRESHOLD: i32 = 64 << 20;
+/// Most malloc arenas (glibc's default is 8 per core).
+pub const ARENA_MAX: i32 = 2;
 
 static TUNE: Once = Once::new();
 
 /// Raises glibc malloc's mmap and trim thresholds ([`MMAP_THRESHOLD`],
-/// [`TRIM_THRESHOLD`]) once per process; `Tape::new` calls it. Does nothing
+/// [`TRIM_THRESHOLD`]) and caps its arenas at [`ARENA_MAX`], once per
+/// process; `Tape::new` calls it. Does nothing
 /// on other C libraries, or when the environment variable `TAPIR_MALLOC`
 /// is `system` (keep the C library's defaults).
 ///
-/// The cost: up to `TRIM_THRESHOLD` bytes of freed memory stay mapped in
-/// the process rather than going back to the system.
+/// The cost: up to `TRIM_THRESHOLD` bytes of freed memory per arena stay
+/// mapped in the process rather than going back to the system.
 pub fn tune_allocator() {
     TUNE.call_once(|| {
         if std::env::var_os("TAPIR_MALLOC").is_some_and(|v| v == "system") {
@@ -45,6 +48,7 @@ mod imp {
     // <malloc.h>
     const M_TRIM_THRESHOLD: c_int = -1;
     const M_MMAP_THRESHOLD: c_int = -3;
+    const M_ARENA_MAX: c_int = -8;
 
     extern "C" {
         fn mallopt(param: c_int, value: c_int) -> c_int;
@@ -57,6 +61,10 @@ mod imp {
         unsafe {
             mallopt(M_MMAP_THRESHOLD, super::MMAP_THRESHOLD);
             mallopt(M_TRIM_THRESHOLD, super::TRIM_THRESHOLD);
+            // One arena per core at most: with an arena per thread (glibc
+            // allows 8 per core), each kept up to the trim threshold, and
+            // many threads (test harnesses) held tens of GiB.
+            mallopt(M_ARENA_MAX, super::ARENA_MAX);
         }
     }
 }
