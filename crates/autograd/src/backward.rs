@@ -2,6 +2,7 @@
 //! `backward` (first order, on plain tensors, gradients in recycled slots)
 //! and `backward_graph` (records the rules, for higher order).
 
+use std::borrow::Borrow;
 use std::cell::Cell;
 
 use smallvec::SmallVec;
@@ -24,14 +25,11 @@ impl<E: Float> Tape<E> {
     /// # Errors
     /// A non-scalar target, a target from another tape, a parameter whose
     /// shape changed since `watch`, or a failing backward rule.
-    pub fn gradient<'p>(
+    pub fn gradient<P: Borrow<Parameter<E>>>(
         &self,
         target: &Var<'_, E>,
-        params: impl IntoIterator<Item = &'p Parameter<E>>,
-    ) -> Result<Gradients<E>>
-    where
-        E: 'p,
-    {
+        params: impl IntoIterator<Item = P>,
+    ) -> Result<Gradients<E>> {
         self.gradient_with(target, params, &GradientOptions::default())
     }
 
@@ -41,16 +39,13 @@ impl<E: Float> Tape<E> {
     /// # Errors
     /// As [`Tape::gradient`], plus an output gradient of the wrong shape and,
     /// under [`Unconnected::Error`], an unconnected parameter.
-    pub fn gradient_with<'p>(
+    pub fn gradient_with<P: Borrow<Parameter<E>>>(
         &self,
         target: &Var<'_, E>,
-        params: impl IntoIterator<Item = &'p Parameter<E>>,
+        params: impl IntoIterator<Item = P>,
         opts: &GradientOptions<E>,
-    ) -> Result<Gradients<E>>
-    where
-        E: 'p,
-    {
-        let params: Vec<Parameter<E>> = params.into_iter().cloned().collect();
+    ) -> Result<Gradients<E>> {
+        let params: Vec<Parameter<E>> = params.into_iter().map(|p| p.borrow().clone()).collect();
         let mut leaves: Vec<Vec<usize>> = Vec::with_capacity(params.len());
         for p in &params {
             leaves.push(self.param_leaves(p)?);
@@ -69,7 +64,7 @@ impl<E: Float> Tape<E> {
                 }
             }
             let acc =
-                self.unconnected(acc, opts.unconnected, p.name(), || p.value().zeros_like())?;
+                self.unconnected(acc, opts.unconnected, &p.name(), || p.value().zeros_like())?;
             out.push((p, acc));
         }
         Ok(Gradients::new(out))

@@ -10,7 +10,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 struct Inner<E: Float> {
     id: u64,
-    name: String,
+    name: RwLock<Arc<str>>,
     value: RwLock<Tensor<E>>,
 }
 
@@ -28,7 +28,7 @@ struct Inner<E: Float> {
 /// let alias = w.clone();
 /// alias.set(Tensor::ones([2, 3]));
 /// assert_eq!(w.value().sum().item()?, 6.0);
-/// assert_eq!(w.name(), "w");
+/// assert_eq!(&*w.name(), "w");
 /// # Ok::<(), tapir_tensor::Error>(())
 /// ```
 pub struct Parameter<E: Float = f32> {
@@ -49,7 +49,7 @@ impl<E: Float> Parameter<E> {
         Parameter {
             inner: Arc::new(Inner {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-                name: name.into(),
+                name: RwLock::new(Arc::from(name.into())),
                 value: RwLock::new(value),
             }),
         }
@@ -60,9 +60,31 @@ impl<E: Float> Parameter<E> {
         self.inner.id
     }
 
-    /// The name given at creation.
-    pub fn name(&self) -> &str {
-        &self.inner.name
+    /// The name: the one given at creation, or the last one given by
+    /// [`Parameter::rename`]. Optimizers key their state by it, so names
+    /// must be unique among the parameters one optimizer updates.
+    pub fn name(&self) -> Arc<str> {
+        Arc::clone(&self.inner.name.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Gives the parameter a new name, for every handle. A module names
+    /// its parameters by their path in the model (`fc1.weight`), as
+    /// PyTorch's `named_parameters()` does, so that optimizer state and
+    /// checkpoints use the same keys.
+    ///
+    /// ```
+    /// use tapir_autograd::Parameter;
+    /// use tapir_tensor::Tensor;
+    /// let w = Parameter::new("weight", Tensor::<f32>::zeros([2]));
+    /// let alias = w.clone();
+    /// w.rename("fc1.weight");
+    /// assert_eq!(&*alias.name(), "fc1.weight");
+    /// ```
+    pub fn rename(&self, name: &str) {
+        let mut n = self.inner.name.write().unwrap_or_else(|e| e.into_inner());
+        if &**n != name {
+            *n = Arc::from(name);
+        }
     }
 
     /// The current value (a cheap shared clone).

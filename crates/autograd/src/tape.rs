@@ -204,6 +204,41 @@ impl<E: Float> Tape<E> {
         }
     }
 
+    /// [`Tape::watch`], once per parameter: the first call records the
+    /// leaf, later calls on this tape return a Var of that same node (and
+    /// of the value it had then). Layers use this through [`Var::param`],
+    /// so that a layer applied at every step of a sequence records its
+    /// weights once.
+    ///
+    /// ```
+    /// use tapir_autograd::{Parameter, Tape};
+    /// use tapir_tensor::Tensor;
+    /// let w = Parameter::new("w", Tensor::<f64>::from_vec(vec![3.0], [1])?);
+    /// let tape = Tape::new();
+    /// let loss = tape.param(&w).mul(&tape.param(&w))?.sum(); // w²
+    /// assert_eq!(tape.len(), 3); // one leaf, the product, the sum
+    /// assert_eq!(tape.gradient(&loss, [&w])?[&w].to_vec(), [6.0]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
+    pub fn param(&self, p: &Parameter<E>) -> Var<'_, E> {
+        let found = self
+            .watched
+            .borrow()
+            .iter()
+            .rev()
+            .find(|w| w.param.id() == p.id())
+            .map(|w| w.node);
+        match found {
+            Some(node) => Var {
+                tape: Some(self),
+                id: Some(node),
+                value: self.nodes.borrow()[node].value.clone(),
+                const_node: Cell::new(None),
+            },
+            None => self.watch(p),
+        }
+    }
+
     /// A differentiable input that is not a parameter (for gradients with
     /// respect to data, e.g. saliency maps, or for `jacobian`): PyTorch's
     /// `torch.tensor(..., requires_grad=True)`, TensorFlow's

@@ -190,6 +190,33 @@ impl<'t, E: Float> Var<'t, E> {
             const_node: Cell::new(None),
         }
     }
+
+    /// The parameter `p` as a Var beside `self`: watched on `self`'s tape
+    /// (once per tape, [`Tape::param`]) when `self` is on one, and its
+    /// plain value when `self` is untracked, so that layer code written
+    /// over Vars records on a tape and costs nothing in evaluation. This
+    /// is how layers reach their weights (`self.weight` inside
+    /// `torch.nn.Module.forward`).
+    ///
+    /// ```
+    /// use tapir_autograd::{Parameter, Tape, Var};
+    /// use tapir_tensor::Tensor;
+    /// let w = Parameter::new("w", Tensor::<f64>::from_vec(vec![2.0], [1])?);
+    /// let x = Tensor::from_vec(vec![5.0], [1])?;
+    /// let tape = Tape::new();
+    /// let y = tape.constant(x.clone());
+    /// let loss = y.mul(&y.param(&w))?.sum();
+    /// assert_eq!(tape.gradient(&loss, [&w])?[&w].to_vec(), [5.0]);
+    /// let eval = Var::untracked(x);
+    /// assert!(!eval.param(&w).is_tracked());
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
+    pub fn param(&self, p: &crate::Parameter<E>) -> Var<'t, E> {
+        match self.tape {
+            Some(t) => t.param(p),
+            None => Var::untracked(p.value()),
+        }
+    }
 }
 
 impl<E: Float> Var<'_, E> {

@@ -117,7 +117,7 @@ fn unconnected_sources_follow_the_policy() {
     let g = tape.gradient(&loss, [&used, &unused]).unwrap();
     assert!(g.get(&unused).is_none());
     assert_eq!(g.len(), 2);
-    let names: Vec<&str> = g.iter().map(|(p, _)| p.name()).collect();
+    let names: Vec<String> = g.iter().map(|(p, _)| p.name().to_string()).collect();
     assert_eq!(names, vec!["used", "unused"], "source order is kept");
     let zero = GradientOptions {
         unconnected: Unconnected::Zero,

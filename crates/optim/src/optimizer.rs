@@ -411,7 +411,7 @@ impl<E: Float> Optimizer<E> {
         let mut taken: Option<HashMap<String, u64>> = None;
         let mut plan = Vec::with_capacity(pairs.len());
         for (p, g) in pairs {
-            let group = self.groups.iter().position(|gr| (gr.matches)(p.name()));
+            let group = self.groups.iter().position(|gr| (gr.matches)(&p.name()));
             let opts = group.map(|i| self.groups[i].options).unwrap_or_default();
             let scale = opts.lr_scale.unwrap_or(1.0);
             let plr = scheduled * scale;
@@ -445,7 +445,7 @@ impl<E: Float> Optimizer<E> {
                             .map(|(&id, (n, _))| (n.clone(), id))
                             .collect()
                     });
-                    if let Some(&first) = taken.get(p.name()) {
+                    if let Some(&first) = taken.get(&*p.name()) {
                         return Err(Error::DuplicateName {
                             optimizer,
                             name: p.name().to_string(),
@@ -543,7 +543,7 @@ impl<E: Float> Optimizer<E> {
             if !names.insert(name.as_str()) {
                 return Err(Error::State(format!("the state holds '{name}' twice")));
             }
-            let mut found = params.iter().filter(|p| p.name() == name);
+            let mut found = params.iter().filter(|p| &*p.name() == name);
             let p = found
                 .next()
                 .ok_or_else(|| Error::State(format!("no parameter named '{name}'")))?;

@@ -98,7 +98,7 @@ impl Accumulator {
         }
         let mut sums = HashMap::with_capacity(saved.sums.len());
         for (name, sum) in &saved.sums {
-            let mut found = params.iter().filter(|p| p.name() == name);
+            let mut found = params.iter().filter(|p| &*p.name() == name);
             let Some(p) = found.next() else {
                 return fail(format!("no parameter named '{name}'"));
             };
@@ -270,7 +270,7 @@ impl GradTransform {
                         }
                         Some(_) => {}
                         None => {
-                            let other = acc.sums.iter().find(|(_, (n, _))| n == p.name());
+                            let other = acc.sums.iter().find(|(_, (n, _))| **n == *p.name());
                             if let Some((&first, _)) = other {
                                 return Err(Error::DuplicateName {
                                     optimizer: "accumulate",

@@ -43,6 +43,28 @@ impl Rng {
         Rng { s }
     }
 
+    /// The generator's whole state, for checkpoints: a generator made by
+    /// [`Rng::from_state`] from it continues the same sequence
+    /// (`torch.Generator.get_state`).
+    ///
+    /// ```
+    /// use tapir_tensor::Rng;
+    /// let mut a = Rng::seed(3);
+    /// a.next_u64();
+    /// let mut b = Rng::from_state(a.state()).unwrap();
+    /// assert_eq!(a.next_u64(), b.next_u64());
+    /// ```
+    pub fn state(&self) -> [u64; 4] {
+        self.s
+    }
+
+    /// A generator resumed from [`Rng::state`]; `None` for the all-zero
+    /// state, which xoshiro cannot leave (no seed produces it, so it can
+    /// only come from a corrupted file).
+    pub fn from_state(s: [u64; 4]) -> Option<Self> {
+        (s != [0; 4]).then_some(Rng { s })
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         let s = &mut self.s;

@@ -1,0 +1,142 @@
+//! Activations as layers (the functions themselves are `Var` methods:
+//! `relu`, `gelu`, `tanh`, ...).
+
+use tapir_autograd::{Result, Var};
+use tapir_tensor::{Float, GeluApprox};
+
+use super::Forward;
+use crate::Module;
+
+macro_rules! activation {
+    ($(#[$doc:meta])* $name:ident, |$x:ident| $body:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Default)]
+        pub struct $name;
+
+        impl<E: Float> Module<E> for $name {
+            fn visit(
+                &self,
+                _: &mut crate::Path,
+                _: &mut dyn FnMut(&crate::Path, crate::Entry<'_, E>),
+            ) {
+            }
+            fn set_training(&mut self, _: bool) {}
+        }
+
+        impl<E: Float> Forward<E> for $name {
+            fn forward<'t>(&self, $x: &Var<'t, E>) -> Result<Var<'t, E>> {
+                Ok($body)
+            }
+        }
+    };
+}
+
+activation!(
+    /// max(x, 0) (`torch.nn.ReLU`, Keras `ReLU`).
+    Relu, |x| x.relu()
+);
+activation!(
+    /// tanh(x) (`torch.nn.Tanh`).
+    Tanh, |x| x.tanh()
+);
+activation!(
+    /// 1 / (1 + e⁻ˣ) (`torch.nn.Sigmoid`).
+    Sigmoid, |x| x.sigmoid()
+);
+activation!(
+    /// x·σ(x) (`torch.nn.SiLU`, Keras `swish`).
+    Silu, |x| x.silu()
+);
+
+/// Implements `Module<E>` for every float type, holding nothing.
+macro_rules! stateless {
+    ($name:ident) => {
+        impl<E: Float> Module<E> for $name {
+            fn visit(
+                &self,
+                _: &mut crate::Path,
+                _: &mut dyn FnMut(&crate::Path, crate::Entry<'_, E>),
+            ) {
+            }
+            fn set_training(&mut self, _: bool) {}
+        }
+    };
+}
+pub(crate) use stateless;
+
+/// GELU, exact (x·Φ(x), the default) or with the tanh approximation
+/// (`torch.nn.GELU(approximate=...)`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gelu(pub GeluApprox);
+stateless!(Gelu);
+
+impl<E: Float> Forward<E> for Gelu {
+    fn forward<'t>(&self, x: &Var<'t, E>) -> Result<Var<'t, E>> {
+        Ok(x.gelu(self.0))
+    }
+}
+
+/// max(x, 0) + slope·min(x, 0) (`torch.nn.LeakyReLU`, default slope 0.01).
+#[derive(Debug, Clone, Copy)]
+pub struct LeakyRelu(pub f64);
+stateless!(LeakyRelu);
+
+impl Default for LeakyRelu {
+    fn default() -> Self {
+        LeakyRelu(0.01)
+    }
+}
+
+impl<E: Float> Forward<E> for LeakyRelu {
+    fn forward<'t>(&self, x: &Var<'t, E>) -> Result<Var<'t, E>> {
+        Ok(x.leaky_relu(E::from_f64(self.0)))
+    }
+}
+
+/// Softmax along an axis (`torch.nn.Softmax(dim)`).
+#[derive(Debug, Clone, Copy)]
+pub struct Softmax(pub isize);
+stateless!(Softmax);
+
+impl<E: Float> Forward<E> for Softmax {
+    fn forward<'t>(&self, x: &Var<'t, E>) -> Result<Var<'t, E>> {
+        x.softmax(self.0)
+    }
+}
+
+/// An activation chosen at run time (from a config or a command line).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    /// [`Relu`].
+    Relu,
+    /// [`Tanh`].
+    Tanh,
+    /// [`Sigmoid`].
+    Sigmoid,
+    /// [`Silu`].
+    Silu,
+    /// Exact [`Gelu`].
+    Gelu,
+    /// Tanh-approximated [`Gelu`].
+    GeluTanh,
+    /// [`LeakyRelu`] with this slope.
+    LeakyRelu(f64),
+    /// x itself.
+    Identity,
+}
+stateless!(Activation);
+
+impl<E: Float> Forward<E> for Activation {
+    fn forward<'t>(&self, x: &Var<'t, E>) -> Result<Var<'t, E>> {
+        Ok(match *self {
+            Activation::Relu => x.relu(),
+            Activation::Tanh => x.tanh(),
+            Activation::Sigmoid => x.sigmoid(),
+            Activation::Silu => x.silu(),
+            Activation::Gelu => x.gelu(GeluApprox::None),
+            Activation::GeluTanh => x.gelu(GeluApprox::Tanh),
+            Activation::LeakyRelu(a) => x.leaky_relu(E::from_f64(a)),
+            Activation::Identity => x.clone(),
+        })
+    }
+}

@@ -1,0 +1,37 @@
+//! Layers: one family per file, each a [`Module`](crate::Module) with a
+//! [`Forward`] pass over [`Var`]s.
+
+mod activation;
+mod conv;
+mod dropout;
+mod linear;
+mod norm;
+mod sequential;
+
+pub use activation::{Activation, Gelu, LeakyRelu, Relu, Sigmoid, Silu, Softmax, Tanh};
+pub use conv::{AvgPool2d, Conv2d, Conv2dBuilder, Flatten, MaxPool2d, Padding};
+pub use dropout::Dropout;
+pub use linear::Linear;
+pub use norm::LayerNorm;
+pub use sequential::{Layer, Sequential};
+
+use tapir_autograd::{Result, Var};
+use tapir_tensor::Float;
+
+/// A layer's forward pass from one input to one output (PyTorch's
+/// `Module.forward`, Keras's `Layer.call`). The same code records on a
+/// tape when `x` is on one and computes values only when `x` is
+/// [untracked](Var::untracked).
+pub trait Forward<E: Float = f32> {
+    /// Applies the layer to `x`.
+    ///
+    /// # Errors
+    /// An input whose shape does not fit the layer, naming the layer and
+    /// both shapes.
+    fn forward<'t>(&self, x: &Var<'t, E>) -> Result<Var<'t, E>>;
+}
+
+/// The error of a layer given an input it cannot take.
+pub(crate) fn shape_error(layer: &'static str, msg: String) -> tapir_autograd::Error {
+    tapir_autograd::Error::Tensor(tapir_tensor::Error::Shape { op: layer, msg })
+}

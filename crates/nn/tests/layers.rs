@@ -1,0 +1,245 @@
+//! Each layer and loss against PyTorch: output, and the gradients of
+//! Σ out·r for the input and every weight. Fixtures: tests/fixtures/
+//! nn_layers.txt, written by tests/fixtures/gen_nn_fixtures.py.
+
+use tapir_autograd::{Parameter, Tape, Var};
+use tapir_nn::loss::{self, Reduction};
+use tapir_nn::{AvgPool2d, Conv2d, Forward, LayerNorm, Linear, MaxPool2d, Module, Padding};
+use tapir_tensor::{Conv2dParams, Float, Rng, Tensor};
+use tapir_testutil::{parse_fixtures, Case};
+
+fn cases() -> Vec<Case> {
+    parse_fixtures(include_str!("fixtures/nn_layers.txt"))
+}
+
+fn case(name: &str) -> Case {
+    cases()
+        .into_iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no case {name}"))
+}
+
+/// Runs `layer` on the case's `x`, checks `out`, then the gradients of
+/// Σ out·r for `x` and for each named parameter of the layer.
+fn check_layer<E: Float, M: Module<E> + Forward<E>>(c: &Case, layer: &M) {
+    let tape = Tape::new();
+    let x = tape.var(c.t::<E>("x"));
+    let out = layer.forward(&x).unwrap();
+    c.check("out", out.value());
+    let loss = out.mul(&tape.constant(c.t("r"))).unwrap().sum();
+    let params = layer.named_parameters();
+    let grads = tape.gradient(&loss, params.iter().map(|(_, p)| p)).unwrap();
+    let gx = tape
+        .gradient_vars(&loss, &[&x], &Default::default())
+        .unwrap();
+    c.check("g_x", gx[0].as_ref().unwrap());
+    for (name, p) in &params {
+        c.check(&format!("g_{name}"), &grads[p]);
+    }
+}
+
+fn set<E: Float>(p: &Parameter<E>, c: &Case, label: &str) {
+    p.set(c.t(label));
+}
+
+fn linear<E: Float>(name: &str) {
+    let c = case(name);
+    let mut rng = Rng::seed(0);
+    let fc = Linear::<E>::new(5, 4, &mut rng);
+    set(&fc.weight, &c, "weight");
+    set(fc.bias.as_ref().unwrap(), &c, "bias");
+    check_layer(&c, &fc);
+}
+
+fn conv<E: Float>(name: &str, build: impl Fn(&mut Rng) -> Conv2d<E>) {
+    let c = case(name);
+    let conv = build(&mut Rng::seed(0));
+    set(&conv.weight, &c, "weight");
+    set(conv.bias.as_ref().unwrap(), &c, "bias");
+    check_layer(&c, &conv);
+}
+
+fn layer_norm<E: Float>(name: &str, shape: &[usize]) {
+    let c = case(name);
+    let ln = LayerNorm::<E>::new(shape);
+    set(ln.weight.as_ref().unwrap(), &c, "weight");
+    set(ln.bias.as_ref().unwrap(), &c, "bias");
+    check_layer(&c, &ln);
+}
+
+type LossFn<E> = for<'t> fn(&Var<'t, E>, &Var<'t, E>) -> tapir_autograd::Result<Var<'t, E>>;
+
+/// `check_layer` for a loss of (x, y), y the case's target.
+fn check_loss<E: Float>(name: &str, f: LossFn<E>) {
+    let c = case(name);
+    let tape = Tape::new();
+    let x = tape.var(c.t::<E>("x"));
+    let out = f(&x, &tape.constant(c.t("y"))).unwrap();
+    c.check("out", out.value());
+    let loss = out.mul(&tape.constant(c.t("r"))).unwrap().sum();
+    let g = tape
+        .gradient_vars(&loss, &[&x], &Default::default())
+        .unwrap();
+    c.check("g_x", g[0].as_ref().unwrap());
+}
+
+fn losses<E: Float>() {
+    check_loss::<E>("mse", |x, y| loss::mse(x, y, Reduction::Mean));
+    check_loss::<E>("l1", |x, y| loss::l1(x, y, Reduction::Sum));
+    check_loss::<E>("huber", |x, y| loss::huber(x, y, 0.7, Reduction::Mean));
+    check_loss::<E>("bce_with_logits", |x, y| {
+        loss::bce_with_logits(x, y, Reduction::None)
+    });
+}
+
+macro_rules! for_both {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[test]
+            fn f32() {
+                super::$body::<f32>();
+            }
+            #[test]
+            fn f64() {
+                super::$body::<f64>();
+            }
+        }
+    };
+}
+
+fn linear_all<E: Float>() {
+    linear::<E>("linear");
+    linear::<E>("linear_3d");
+}
+for_both!(linear_matches_torch, linear_all);
+
+fn conv_all<E: Float>() {
+    conv::<E>("conv2d_stride_pad", |r| {
+        Conv2d::builder(3, 4, [3, 3])
+            .stride([2, 2])
+            .padding(Padding::Explicit([1, 1]))
+            .build(r)
+            .unwrap()
+    });
+    conv::<E>("conv2d_same_dilated", |r| {
+        Conv2d::builder(2, 3, [4, 3])
+            .padding(Padding::Same)
+            .dilation([1, 2])
+            .build(r)
+            .unwrap()
+    });
+    conv::<E>("conv2d_groups", |r| {
+        Conv2d::builder(4, 6, [3, 3]).groups(2).build(r).unwrap()
+    });
+}
+for_both!(conv2d_matches_torch, conv_all);
+
+fn pools<E: Float>() {
+    check_layer::<E, _>(&case("max_pool2d"), &MaxPool2d::new([2, 2]));
+    check_layer::<E, _>(&case("avg_pool2d"), &AvgPool2d::new([2, 2]));
+}
+for_both!(pooling_matches_torch, pools);
+
+fn norms<E: Float>() {
+    layer_norm::<E>("layer_norm", &[6]);
+    layer_norm::<E>("layer_norm_2d", &[4, 6]);
+}
+for_both!(layer_norm_matches_torch, norms);
+for_both!(losses_match_torch, losses);
+
+#[test]
+fn wrong_input_shapes_name_the_layer_and_shapes() {
+    let mut rng = Rng::seed(0);
+    let fc: Linear = Linear::new(5, 4, &mut rng);
+    let e = fc
+        .forward(&Var::untracked(Tensor::zeros([2, 3])))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Linear(5 -> 4)") && e.contains("[2, 3]"), "{e}");
+    let conv: Conv2d = Conv2d::new(3, 8, [3, 3], &mut rng);
+    let e = conv
+        .forward(&Var::untracked(Tensor::zeros([2, 1, 8, 8])))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("Conv2d(3 -> 8") && e.contains("[2, 1, 8, 8]"),
+        "{e}"
+    );
+    let ln: LayerNorm = LayerNorm::new(&[6]);
+    let e = ln
+        .forward(&Var::untracked(Tensor::zeros([2, 5])))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("LayerNorm([6])") && e.contains("[2, 5]"), "{e}");
+    let e = Conv2d::builder(3, 8, [3, 3])
+        .groups(2)
+        .build::<f32>(&mut rng)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("groups 2"), "{e}");
+    let e = Conv2d::builder(3, 8, [3, 3])
+        .stride([2, 2])
+        .padding(Padding::Same)
+        .build::<f32>(&mut rng)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Same needs stride 1"), "{e}");
+    let _ = Conv2dParams::default();
+}
+
+#[test]
+fn default_init_is_torchs_uniform_bound() {
+    // U(−1/√fan_in, 1/√fan_in) for weight and bias, as torch.nn.Linear
+    // and Conv2d: every value inside the bound, and the spread fills it.
+    let mut rng = Rng::seed(1);
+    let fc: Linear = Linear::new(400, 300, &mut rng);
+    let b = 1.0 / 400f32.sqrt();
+    let w = fc.weight.value().to_vec();
+    assert!(w.iter().all(|v| v.abs() <= b));
+    let max = w.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(max > 0.99 * b, "max {max}, bound {b}");
+    let var = w.iter().map(|v| v * v).sum::<f32>() / w.len() as f32;
+    assert!((var - b * b / 3.0).abs() < 0.02 * b * b / 3.0, "var {var}");
+    let conv: Conv2d = Conv2d::new(16, 8, [5, 5], &mut rng);
+    let b = 1.0 / 400f32.sqrt(); // fan_in 16·5·5
+    assert!(conv
+        .bias
+        .as_ref()
+        .unwrap()
+        .value()
+        .to_vec()
+        .iter()
+        .all(|v| v.abs() <= b));
+    let cw = conv.weight.value().to_vec();
+    assert!(cw.iter().fold(0f32, |m, v| m.max(v.abs())) > 0.99 * b);
+}
+
+#[test]
+fn dropout_scales_kept_values_and_is_off_in_eval() {
+    use tapir_nn::Dropout;
+    let mut d = Dropout::new(0.25, 3);
+    let x = Var::untracked(Tensor::<f64>::ones([20000]));
+    let y = d.forward(&x).unwrap().into_value().to_vec();
+    let kept = y.iter().filter(|&&v| v != 0.0).count() as f64 / y.len() as f64;
+    assert!((kept - 0.75).abs() < 0.02, "kept {kept}");
+    assert!(y
+        .iter()
+        .all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-12));
+    // Mean preserved in expectation.
+    let m = y.iter().sum::<f64>() / y.len() as f64;
+    assert!((m - 1.0).abs() < 0.03, "mean {m}");
+    Module::<f64>::eval(&mut d);
+    assert_eq!(
+        d.forward(&x).unwrap().into_value().to_vec(),
+        vec![1.0; 20000]
+    );
+    // Gradient flows through the same mask.
+    d.train();
+    let tape = Tape::new();
+    let xv = tape.var(Tensor::<f64>::ones([100]));
+    let y = d.forward(&xv).unwrap();
+    let g = tape
+        .gradient_vars(&y.sum(), &[&xv], &Default::default())
+        .unwrap();
+    assert_eq!(g[0].as_ref().unwrap().to_vec(), y.value().to_vec());
+}
