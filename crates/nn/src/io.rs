@@ -394,3 +394,35 @@ pub fn write_safetensors<E: Float>(path: impl AsRef<Path>, state: &StateDict<E>)
     let bytes = encode(path, &tensors, HashMap::new())?;
     write_atomic(path, &bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write that fails halfway (disk full, a kill) leaves the previous
+    /// file whole and no temporary file behind.
+    #[test]
+    fn a_write_failing_midway_leaves_the_old_file_intact() {
+        let dir = std::env::temp_dir().join(format!("tapir-atomic-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ckpt.safetensors");
+        write_atomic(&path, b"old contents").unwrap();
+        let new = vec![7u8; 1 << 16];
+        let e = write_atomic_with(&path, &new, |f, b| {
+            f.write_all(&b[..b.len() / 2])?;
+            Err(std::io::Error::other("simulated crash midway"))
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("simulated crash"), "{e}");
+        assert_eq!(fs::read(&path).unwrap(), b"old contents");
+        assert_eq!(
+            fs::read_dir(&dir).unwrap().count(),
+            1,
+            "temporary file left behind"
+        );
+        // And a write that completes replaces it.
+        write_atomic(&path, &new).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), new);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

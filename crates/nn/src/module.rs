@@ -129,7 +129,7 @@ pub type StateDict<E> = Vec<(String, Tensor<E>)>;
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a Module",
-    note = "fields of a #[derive(Module)] struct must be modules, parameters, buffers, or Vec/Option/Box of them; mark other fields #[module(skip)]"
+    note = "fields of a #[derive(Module)] struct must be modules, parameters, buffers, or Vec/Option/Box of them; mark other fields #[module(skip)]; a struct of f64 layers needs #[module(float = f64)]"
 )]
 pub trait Module<E: Float = f32> {
     /// Calls `f` with the path and entry of every parameter and buffer,
