@@ -18,6 +18,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub use tapir_autograd as autograd;
+pub use tapir_nn as nn;
 pub use tapir_optim as optim;
 pub use tapir_tensor as tensor;
 
@@ -26,14 +27,19 @@ pub use tapir_tensor as tensor;
 #[cfg(doctest)]
 pub struct ReadmeExample;
 
-/// The names most programs need: tensors, the tape, every optimizer, and
-/// the learning-rate schedules whose names cannot be mistaken for layers.
+/// The names most programs need: tensors, the tape, the common layers and
+/// the `Module` trait (and derive), every optimizer, and the
+/// learning-rate schedules whose names cannot be mistaken for layers.
 /// The schedules `Linear`, `Sequential` and `Constant` stay in
 /// [`optim`] (`tapir::optim::Linear`): those names belong to model layers
 /// and initialisers in most frameworks, and a glob import should not take
 /// them.
 pub mod prelude {
     pub use tapir_autograd::{GradientOptions, Gradients, Parameter, Tape, Unconnected, Var};
+    pub use tapir_nn::{
+        AvgPool2d, Buffer, Checkpoint, CheckpointManager, Conv2d, Dropout, Flatten, Forward,
+        LayerNorm, Linear, LoadOptions, MaxPool2d, Module, Padding, Relu, Sequential,
+    };
     pub use tapir_optim::{
         Adadelta, Adagrad, Adam, AdamW, Adamax, Cosine, CosineRestarts, Cyclic, Exponential,
         FnSchedule, GradTransform, GroupOptions, InverseTime, Momentum, MultiStep, Nadam, OneCycle,

@@ -10,6 +10,11 @@
 //!
 //! The float type is the struct's type parameter named `E` or bounded by
 //! `Float`, else `f32`; `#[module(float = f64)]` on the struct says it.
+//!
+//! The generated code names the nn crate as `::tapir_nn` when the package
+//! depends on `tapir-nn` directly, else as `::tapir::nn` (a program that
+//! depends only on the `tapir` facade); `#[module(crate = path)]` names it
+//! otherwise.
 #![deny(missing_docs)]
 
 use proc_macro::TokenStream;
@@ -31,6 +36,7 @@ pub fn derive_module(input: TokenStream) -> TokenStream {
 fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
     let name = &input.ident;
     let float = float_type(input)?;
+    let krate = crate_path(input)?;
     let Data::Struct(data) = &input.data else {
         return Err(syn::Error::new_spanned(
             name,
@@ -66,21 +72,21 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
         visits.push(quote! {
             {
                 let __mark = __path.push(#label);
-                <#ty as ::tapir_nn::Module<#float>>::visit(&self.#member, __path, __f);
+                <#ty as #krate::Module<#float>>::visit(&self.#member, __path, __f);
                 __path.pop(__mark);
             }
         });
         trains.push(quote! {
-            <#ty as ::tapir_nn::Module<#float>>::set_training(&mut self.#member, __training);
+            <#ty as #krate::Module<#float>>::set_training(&mut self.#member, __training);
         });
     }
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
     Ok(quote! {
-        impl #impl_generics ::tapir_nn::Module<#float> for #name #ty_generics #where_clause {
+        impl #impl_generics #krate::Module<#float> for #name #ty_generics #where_clause {
             fn visit(
                 &self,
-                __path: &mut ::tapir_nn::Path,
-                __f: &mut dyn FnMut(&::tapir_nn::Path, ::tapir_nn::Entry<'_, #float>),
+                __path: &mut #krate::Path,
+                __f: &mut dyn FnMut(&#krate::Path, #krate::Entry<'_, #float>),
             ) {
                 let _ = (&__path, &__f);
                 #(#visits)*
@@ -90,6 +96,39 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
                 #(#trains)*
             }
         }
+    })
+}
+
+/// The path of the nn crate in the crate being compiled:
+/// `#[module(crate = path)]`, else `::tapir_nn` where the package depends
+/// on tapir-nn itself (or is it), else `::tapir::nn` (the facade crate).
+fn crate_path(input: &DeriveInput) -> syn::Result<syn::Path> {
+    for attr in &input.attrs {
+        if !attr.path().is_ident("module") {
+            continue;
+        }
+        let mut found = None;
+        attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("crate") {
+                found = Some(meta.value()?.parse::<syn::Path>()?);
+            } else if meta.path.is_ident("float") {
+                let _ = meta.value()?.parse::<Type>()?;
+            }
+            Ok(())
+        })?;
+        if let Some(p) = found {
+            return Ok(p);
+        }
+    }
+    let own = std::env::var("CARGO_PKG_NAME").is_ok_and(|n| n == "tapir-nn");
+    let direct = std::env::var("CARGO_MANIFEST_DIR")
+        .ok()
+        .and_then(|d| std::fs::read_to_string(std::path::Path::new(&d).join("Cargo.toml")).ok())
+        .is_some_and(|m| m.contains("tapir-nn") || m.contains("tapir_nn"));
+    Ok(if own || direct {
+        syn::parse_quote!(::tapir_nn)
+    } else {
+        syn::parse_quote!(::tapir::nn)
     })
 }
 
@@ -124,8 +163,11 @@ fn float_type(input: &DeriveInput) -> syn::Result<Type> {
             if meta.path.is_ident("float") {
                 found = Some(meta.value()?.parse::<Type>()?);
                 Ok(())
+            } else if meta.path.is_ident("crate") {
+                let _ = meta.value()?.parse::<syn::Path>()?;
+                Ok(())
             } else {
-                Err(meta.error("unknown struct option; the one option is #[module(float = T)]"))
+                Err(meta.error("unknown struct option; the options are #[module(float = T)] and #[module(crate = path)]"))
             }
         })?;
         if let Some(t) = found {

@@ -81,7 +81,11 @@ impl<E: Float> Checkpoint<E> {
     /// # Errors
     /// The model's names or shapes differ from the saved ones, or the
     /// optimizer refuses the state (another rule, other shapes).
-    pub fn restore<M: Module<E>>(&self, model: &M, opt: &mut Optimizer<E>) -> Result<Option<Rng>> {
+    pub fn restore<M: Module<E> + ?Sized>(
+        &self,
+        model: &M,
+        opt: &mut Optimizer<E>,
+    ) -> Result<Option<Rng>> {
         // Checks of the model's part, without setting anything yet.
         let shapes: HashMap<String, Vec<usize>> = model
             .state_dict()
@@ -106,7 +110,7 @@ impl<E: Float> Checkpoint<E> {
         // error), then the model, whose checks were done above.
         let before = opt.state();
         opt.load_state(&self.optimizer, &refs)?;
-        if let Err(e) = model.load_state_dict(&self.model, LoadOptions::default()) {
+        if let Err(e) = crate::io::load_state_dict(model, &self.model, LoadOptions::default()) {
             opt.load_state(&before, &refs)?;
             return Err(e);
         }

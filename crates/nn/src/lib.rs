@@ -45,6 +45,7 @@
 extern crate self as tapir_nn;
 
 pub mod checkpoint;
+pub mod data;
 mod error;
 pub mod init;
 mod io;

@@ -647,7 +647,11 @@ impl<E: Float> Tensor<E> {
     pub fn to_vec(&self) -> Vec<E> {
         match self.as_slice() {
             Some(s) => s.to_vec(),
-            None => self.nd().iter().copied().collect(),
+            None => {
+                let mut out = Vec::with_capacity(self.len());
+                copy_strided(&self.buf, self.offset, &self.shape, &self.strides, &mut out);
+                out
+            }
         }
     }
 
@@ -892,5 +896,59 @@ impl<E: Float> fmt::Display for Tensor<E> {
 impl<E: Float> PartialEq for Tensor<E> {
     fn eq(&self, other: &Self) -> bool {
         self.shape == other.shape && self.nd() == other.nd()
+    }
+}
+
+/// Appends the elements of the strided view (`offset`, `shape`, `strides`
+/// into `src`) to `out` in row-major order: the last two axes as a plane
+/// (rows copied as slices when the last stride is 1, else in 32×32 tiles
+/// so that a transposed matrix is read and written a cache line at a
+/// time), the axes before them by recursion. The element-by-element
+/// iterator this replaces made every transposed weight gradient cost
+/// several times its GEMM.
+fn copy_strided<E: Copy>(
+    src: &[E],
+    offset: usize,
+    shape: &[usize],
+    strides: &[isize],
+    out: &mut Vec<E>,
+) {
+    match shape.len() {
+        0 => out.push(src[offset]),
+        1 => {
+            let s = strides[0] as usize;
+            out.extend((0..shape[0]).map(|i| src[offset + i * s]));
+        }
+        2 => {
+            let (r, c) = (shape[0], shape[1]);
+            let (sr, sc) = (strides[0] as usize, strides[1] as usize);
+            if sc == 1 {
+                for i in 0..r {
+                    out.extend_from_slice(&src[offset + i * sr..offset + i * sr + c]);
+                }
+                return;
+            }
+            const T: usize = 32;
+            let base = out.len();
+            out.resize(base + r * c, src[offset]);
+            let dst = &mut out[base..];
+            for i0 in (0..r).step_by(T) {
+                for j0 in (0..c).step_by(T) {
+                    for i in i0..(i0 + T).min(r) {
+                        let row = &mut dst[i * c..(i + 1) * c];
+                        let from = offset + i * sr;
+                        for (j, d) in row.iter_mut().enumerate().take((j0 + T).min(c)).skip(j0) {
+                            *d = src[from + j * sc];
+                        }
+                    }
+                }
+            }
+        }
+        _ => {
+            let s = strides[0] as usize;
+            for i in 0..shape[0] {
+                copy_strided(src, offset + i * s, &shape[1..], &strides[1..], out);
+            }
+        }
     }
 }

@@ -1,0 +1,341 @@
+//! The main job: train a LeNet-like CNN on MNIST digits.
+//!
+//! `cargo run --release --example mnist` trains on the 5,000-image MNIST
+//! subset bundled in examples/data (4,000 train, 1,000 test, split with a
+//! fixed seed) with Adam, shows a progress bar per epoch, prints a summary
+//! per epoch and the final test accuracy, and writes the trained weights
+//! (safetensors), a training checkpoint and the learning curves (CSV) to
+//! --out. `--help` lists the options; `--data DIR` trains on full MNIST or
+//! Fashion-MNIST IDX files instead. examples/compare/mnist_torch.py is the
+//! same recipe in PyTorch.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::{Parser, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use tapir::nn::data::{csv, idx, DataLoader, Dataset, InMemory, Transform};
+use tapir::nn::metrics::{accuracy, RunningMean};
+use tapir::nn::{Checkpoint, Conv2d, Forward, Linear, MaxPool2d, Module, Padding};
+use tapir::optim::Optimizer;
+use tapir::prelude::*;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Model {
+    /// conv 5×5 1→16, pool, conv 5×5 16→32, pool, linear 1568→128→10.
+    Cnn,
+    /// linear 784→256→10.
+    Mlp,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Opt {
+    Sgd,
+    Momentum,
+    Nesterov,
+    Adam,
+    Adamw,
+    Adamax,
+    Nadam,
+    Radam,
+    Adagrad,
+    Rmsprop,
+    Adadelta,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Sched {
+    /// The learning rate stays.
+    Constant,
+    /// Cosine annealing to 0 over the whole run.
+    Cosine,
+}
+
+/// Train a CNN (or an MLP) on MNIST digits.
+#[derive(Debug, Parser)]
+#[command(name = "mnist")]
+struct Args {
+    /// Passes over the training set.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Examples per step.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// The optimizer.
+    #[arg(long, value_enum, default_value_t = Opt::Adam)]
+    optimizer: Opt,
+    /// The learning-rate schedule.
+    #[arg(long, value_enum, default_value_t = Sched::Constant)]
+    schedule: Sched,
+    /// The model.
+    #[arg(long, value_enum, default_value_t = Model::Cnn)]
+    model: Model,
+    /// A folder with MNIST-layout IDX files (train-images-idx3-ubyte[.gz],
+    /// ...) to train on instead of the bundled subset.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Worker threads for the kernels (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Seed of the initial weights and the data order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Continue from this training checkpoint.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Where the weights, the checkpoint and the curves go.
+    #[arg(long, default_value = "target/mnist")]
+    out: PathBuf,
+    /// A short run for CI (2 epochs on 2,000 training images); fails unless
+    /// the test accuracy beats 85%.
+    #[arg(long)]
+    quick: bool,
+}
+
+#[derive(Module)]
+struct Cnn {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Forward for Cnn {
+    fn forward<'t>(&self, x: &Var<'t>) -> tapir::autograd::Result<Var<'t>> {
+        let pool = MaxPool2d::new([2, 2]);
+        let h = pool.forward(&self.conv1.forward(x)?.relu())?;
+        let h = pool.forward(&self.conv2.forward(&h)?.relu())?;
+        let h = self.fc1.forward(&h.flatten(1, -1)?)?.relu();
+        self.fc2.forward(&h)
+    }
+}
+
+#[derive(Module)]
+struct Mlp {
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Forward for Mlp {
+    fn forward<'t>(&self, x: &Var<'t>) -> tapir::autograd::Result<Var<'t>> {
+        let h = self.fc1.forward(&x.flatten(1, -1)?)?.relu();
+        self.fc2.forward(&h)
+    }
+}
+
+/// The network chosen on the command line.
+enum Net {
+    Cnn(Cnn),
+    Mlp(Mlp),
+}
+
+impl Net {
+    fn new(kind: Model, rng: &mut Rng) -> Result<Self, Box<dyn std::error::Error>> {
+        let conv = |i, o, rng: &mut Rng| {
+            Conv2d::builder(i, o, [5, 5])
+                .padding(Padding::Explicit([2, 2]))
+                .build(rng)
+        };
+        Ok(match kind {
+            Model::Cnn => Net::Cnn(Cnn {
+                conv1: conv(1, 16, rng)?,
+                conv2: conv(16, 32, rng)?,
+                fc1: Linear::new(32 * 7 * 7, 128, rng),
+                fc2: Linear::new(128, 10, rng),
+            }),
+            Model::Mlp => Net::Mlp(Mlp {
+                fc1: Linear::new(784, 256, rng),
+                fc2: Linear::new(256, 10, rng),
+            }),
+        })
+    }
+    fn module(&self) -> &dyn Module {
+        match self {
+            Net::Cnn(m) => m,
+            Net::Mlp(m) => m,
+        }
+    }
+    fn forward<'t>(&self, x: &Var<'t>) -> tapir::autograd::Result<Var<'t>> {
+        match self {
+            Net::Cnn(m) => m.forward(x),
+            Net::Mlp(m) => m.forward(x),
+        }
+    }
+}
+
+fn optimizer(args: &Args, total_steps: u64) -> Result<Optimizer, tapir::optim::Error> {
+    let lr = args.lr;
+    let opt = match args.optimizer {
+        Opt::Sgd => Sgd::new(lr).build()?,
+        Opt::Momentum => Sgd::new(lr).momentum(0.9).build()?,
+        Opt::Nesterov => Sgd::new(lr).momentum(0.9).nesterov(true).build()?,
+        Opt::Adam => Adam::new(lr).build()?,
+        Opt::Adamw => AdamW::new(lr).build()?,
+        Opt::Adamax => Adamax::new(lr).build()?,
+        Opt::Nadam => Nadam::new(lr).build()?,
+        Opt::Radam => Radam::new(lr).build()?,
+        Opt::Adagrad => Adagrad::new(lr).build()?,
+        Opt::Rmsprop => Rmsprop::new(lr).build()?,
+        Opt::Adadelta => Adadelta::new(lr).build()?,
+    };
+    match args.schedule {
+        Sched::Constant => Ok(opt),
+        Sched::Cosine => opt.with_schedule(Cosine {
+            t_max: total_steps.max(1),
+            eta_min: 0.0,
+        }),
+    }
+}
+
+/// Test-set accuracy, evaluated without a tape.
+fn evaluate(net: &Net, test: &DataLoader<InMemory>) -> Result<f64, Box<dyn std::error::Error>> {
+    let mut acc = RunningMean::new();
+    for b in test.epoch(0) {
+        let logits = net.forward(&Var::untracked(b.x))?;
+        acc.add(accuracy(logits.value(), &b.labels), b.labels.len());
+    }
+    Ok(acc.mean())
+}
+
+fn load_data(args: &Args) -> Result<(InMemory, InMemory), Box<dyn std::error::Error>> {
+    if let Some(dir) = &args.data {
+        return Ok(idx::mnist_folder(dir)?);
+    }
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/data/mnist_5k.csv.gz");
+    let opts = csv::CsvOptions {
+        classes: 10,
+        scale: 1.0 / 255.0,
+        ..Default::default()
+    };
+    let all = csv::read(&path, &opts)?.reshape(&[1, 28, 28]);
+    Ok(all.split(4000, 0))
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let start = Instant::now();
+    let mut args = Args::parse();
+    if let Some(t) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()?;
+    }
+    if args.quick {
+        args.epochs = args.epochs.min(2);
+    }
+    let (mut train, test) = load_data(&args)?;
+    if args.quick {
+        train = train.subset(&(0..2000.min(train.len())).collect::<Vec<_>>());
+    }
+    let normalize = Transform::Normalize {
+        mean: vec![0.1307],
+        std: vec![0.3081],
+    };
+    let n_train = train.len();
+    let train = DataLoader::new(train, args.batch_size)
+        .shuffle(args.seed)
+        .transform(normalize.clone());
+    let test = DataLoader::new(test, 1000).transform(normalize);
+    println!(
+        "{} training and {} test images of {:?}; {:?}, {:?} lr {}, batch {}, {} epochs",
+        n_train,
+        test.dataset().len(),
+        train.dataset().item_shape(),
+        args.model,
+        args.optimizer,
+        args.lr,
+        args.batch_size,
+        args.epochs
+    );
+
+    let mut rng = Rng::seed(args.seed);
+    let net = Net::new(args.model, &mut rng)?;
+    let params = net.module().parameters();
+    let steps_per_epoch = train.batches() as u64;
+    let mut opt = optimizer(&args, steps_per_epoch * args.epochs as u64)?;
+    let mut step = 0u64;
+    if let Some(path) = &args.resume {
+        let ck = Checkpoint::<f32>::load(path)?;
+        ck.restore(net.module(), &mut opt)?;
+        step = ck.step;
+        println!("resumed from {} at step {step}", path.display());
+    }
+    std::fs::create_dir_all(&args.out)?;
+    let mut curves = String::from("epoch,train_loss,train_accuracy,test_accuracy,seconds\n");
+    let mut test_acc = 0.0;
+    let first_epoch = (step / steps_per_epoch.max(1)) as usize;
+    for epoch in first_epoch..args.epochs {
+        let t0 = Instant::now();
+        let bar = ProgressBar::new(steps_per_epoch);
+        bar.set_style(
+            ProgressStyle::with_template("epoch {prefix:>2} [{bar:30}] {pos}/{len} {msg}")?
+                .progress_chars("=> "),
+        );
+        bar.set_prefix((epoch + 1).to_string());
+        let (mut loss_m, mut acc_m) = (RunningMean::new(), RunningMean::new());
+        for (i, b) in train.epoch(epoch as u64).enumerate() {
+            let tape = Tape::new();
+            let logits = net.forward(&tape.constant(b.x))?;
+            let loss = logits.cross_entropy(&b.labels)?;
+            let grads = tape.gradient(&loss, &params)?;
+            opt.apply_gradients(&grads)?;
+            step += 1;
+            loss_m.add(f64::from(loss.value().item()?), b.labels.len());
+            acc_m.add(accuracy(logits.value(), &b.labels), b.labels.len());
+            if i % 4 == 0 {
+                let ips = (i + 1) as f64 * args.batch_size as f64 / t0.elapsed().as_secs_f64();
+                bar.set_message(format!(
+                    "loss {:.4} acc {:.1}% {:.0} img/s",
+                    loss_m.mean(),
+                    100.0 * acc_m.mean(),
+                    ips
+                ));
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        test_acc = evaluate(&net, &test)?;
+        let secs = t0.elapsed().as_secs_f64();
+        println!(
+            "epoch {:>2}  loss {:.4}  train acc {:5.1}%  test acc {:5.1}%  {:.2} s  {:.0} img/s",
+            epoch + 1,
+            loss_m.mean(),
+            100.0 * acc_m.mean(),
+            100.0 * test_acc,
+            secs,
+            n_train as f64 / secs
+        );
+        curves.push_str(&format!(
+            "{},{},{},{},{}\n",
+            epoch + 1,
+            loss_m.mean(),
+            acc_m.mean(),
+            test_acc,
+            secs
+        ));
+    }
+    let weights = args.out.join("mnist.safetensors");
+    tapir::nn::write_safetensors(&weights, &net.module().state_dict())?;
+    let ckpt = args.out.join("checkpoint.safetensors");
+    Checkpoint::capture(net.module(), &opt, step, None).save(&ckpt)?;
+    let curve_path = args.out.join("curves.csv");
+    tapir::nn::write_atomic(&curve_path, curves.as_bytes())?;
+    println!("test accuracy {:.1}%", 100.0 * test_acc);
+    println!(
+        "wrote {} (weights), {} (checkpoint), {} (learning curves)",
+        weights.display(),
+        ckpt.display(),
+        curve_path.display()
+    );
+    println!("total wall time {:.2} s", start.elapsed().as_secs_f64());
+    if args.quick && test_acc <= 0.85 {
+        return Err(format!(
+            "quick run: test accuracy {:.1}% is not above 85%",
+            100.0 * test_acc
+        )
+        .into());
+    }
+    Ok(())
+}
