@@ -12,8 +12,9 @@ examples/data/README.md for where it comes from.
 
 Recipe:
   pixels / 255, then (x - 0.1307) / 0.3081
-  rows shuffled with numpy.random.default_rng(0).permutation(5000);
-  first 4,000 -> train, last 1,000 -> test
+  rows shuffled exactly as Tapir's `InMemory::split(4000, 0)` does
+  (Fisher-Yates driven by Tapir's xoshiro256++ generator seeded with 0,
+  reimplemented below); first 4,000 -> train, last 1,000 -> test
   conv 5x5 1->16 pad 2, relu, maxpool 2,
   conv 5x5 16->32 pad 2, relu, maxpool 2,
   flatten, linear 1568->128, relu, linear 128->10
@@ -68,6 +69,52 @@ def find_data(path):
     raise SystemExit(f"data file not found: {path}")
 
 
+M64 = (1 << 64) - 1
+
+
+def tapir_shuffled(n, seed):
+    """0..n in the order Tapir's Rng::seed(seed).shuffle gives it."""
+
+    def splitmix(state):
+        state = (state + 0x9E3779B97F4A7C15) & M64
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+        return state, z ^ (z >> 31)
+
+    st, s = seed, []
+    for _ in range(4):
+        st, v = splitmix(st)
+        s.append(v)
+
+    def rotl(x, k):
+        return ((x << k) | (x >> (64 - k))) & M64
+
+    def next_u64():
+        result = (rotl((s[0] + s[3]) & M64, 23) + s[0]) & M64
+        t = (s[1] << 17) & M64
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = rotl(s[3], 45)
+        return result
+
+    def below(m):
+        zone = M64 - ((M64 - m + 1) % m)
+        while True:
+            v = next_u64()
+            if v <= zone:
+                return v % m
+
+    items = list(range(n))
+    for i in range(n - 1, 0, -1):
+        j = below(i + 1)
+        items[i], items[j] = items[j], items[i]
+    return items
+
+
 def load_split(path):
     with gzip.open(path, "rt") as f:
         table = np.loadtxt(f, delimiter=",", dtype=np.float32)
@@ -76,7 +123,7 @@ def load_split(path):
     pixels = (table[:, :784] / 255.0 - MEAN) / STD
     labels = table[:, 784].astype(np.int64)
 
-    order = np.random.default_rng(0).permutation(len(table))
+    order = np.array(tapir_shuffled(len(table), seed=0))
     train_idx, test_idx = order[:N_TRAIN], order[N_TRAIN:]
 
     def as_tensors(idx):

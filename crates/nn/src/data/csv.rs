@@ -133,7 +133,7 @@ pub(crate) fn parse(path: &Path, text: &str, opts: &CsvOptions) -> Result<InMemo
                 }
                 labels.push(v as usize);
             } else {
-                x.push(v as f32 * opts.scale);
+                x.push((v * f64::from(opts.scale)) as f32);
             }
         }
     }
