@@ -295,9 +295,30 @@ fn transforms_normalise_flip_and_crop_reproducibly() {
         })
         .count();
     assert!((10..54).contains(&flipped), "{flipped} of 64 flipped");
+    // Each crop is the 2×2 image shifted by (dy, dx) in {-1, 0, 1}², zeros
+    // shifted in; over 32 images some shift is not (0, 0).
     let crop = DataLoader::new(toy(32), 32).transform(Transform::RandomCrop { padding: 1 });
-    let c = crop.epoch(0).next().unwrap().x.to_vec();
-    assert!(c.iter().any(|&x| x == 0.0) && c.len() == 128);
+    let b = crop.epoch(0).next().unwrap();
+    let c = b.x.to_vec();
+    let mut moved = 0;
+    for (i, &l) in b.labels.iter().enumerate() {
+        let img = |y: isize, x: isize| {
+            if (0..2).contains(&y) && (0..2).contains(&x) {
+                (l * 4) as f32 + (y * 2 + x) as f32
+            } else {
+                0.0
+            }
+        };
+        let got = &c[i * 4..i * 4 + 4];
+        let shift = (-1..=1)
+            .flat_map(|dy| (-1..=1).map(move |dx| (dy, dx)))
+            .find(|&(dy, dx)| {
+                (0..4).all(|k| got[k] == img(k as isize / 2 + dy, k as isize % 2 + dx))
+            });
+        let (dy, dx) = shift.unwrap_or_else(|| panic!("image {i} is no shift: {got:?}"));
+        moved += usize::from((dy, dx) != (0, 0));
+    }
+    assert!(moved > 16, "{moved} of 32 moved");
 }
 
 #[test]
