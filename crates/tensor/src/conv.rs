@@ -370,11 +370,13 @@ impl<E: Float> Tensor<E> {
         let bias_v = bias.map(|b| b.to_vec());
         let mut out = vec![E::ZERO; ge.n * ge.o * l];
         let plane = ge.h * ge.w;
-        let per_sample = |(ni, o): (usize, &mut [E])| {
-            let mut cols = vec![E::ZERO; ckk * l];
+        // The column buffer is made once per rayon task, not per sample
+        // (its zero fill was 3% of a LeNet step); im2col rewrites it whole.
+        let new_cols = || vec![E::ZERO; ckk * l];
+        let per_sample = |cols: &mut Vec<E>, (ni, o): (usize, &mut [E])| {
             for gi in 0..ge.g {
                 let xg = &xs[(ni * ge.c + gi * cg) * plane..][..cg * plane];
-                im2col(&ge, xg, &mut cols);
+                im2col(&ge, xg, cols);
                 let wg = view2(&ws[gi * og * ckk..][..og * ckk], og, ckk);
                 let mut og_out =
                     ndarray::ArrayViewMut2::from_shape((og, l), &mut o[gi * og * l..][..og * l])
@@ -392,9 +394,9 @@ impl<E: Float> Tensor<E> {
         if ge.n > 1 && ge.o * l > 0 {
             out.par_chunks_mut(ge.o * l)
                 .enumerate()
-                .for_each(per_sample);
+                .for_each_init(new_cols, per_sample);
         } else if ge.n == 1 {
-            per_sample((0, &mut out));
+            per_sample(&mut new_cols(), (0, &mut out));
         }
         Self::from_vec(out, [ge.n, ge.o, ge.oh, ge.ow])
     }
@@ -439,23 +441,25 @@ impl<E: Float> Tensor<E> {
         let (l, ckk, og, cg) = (ge.l(), ge.ckk(), ge.og(), ge.cg());
         let plane = ge.h * ge.w;
         let mut dx = vec![E::ZERO; ge.n * ge.c * plane];
-        let per_sample = |(ni, d): (usize, &mut [E])| {
-            let mut cols = vec![E::ZERO; ckk * l];
+        // One column buffer per rayon task; the GEMM overwrites it whole
+        // (accumulate = false) before col2im reads it.
+        let new_cols = || vec![E::ZERO; ckk * l];
+        let per_sample = |cols: &mut Vec<E>, (ni, d): (usize, &mut [E])| {
             for gi in 0..ge.g {
                 let wg = view2(&ws[gi * og * ckk..][..og * ckk], og, ckk);
                 let gyg = view2(&gs[(ni * ge.o + gi * og) * l..][..og * l], og, l);
                 let mut cv =
                     ndarray::ArrayViewMut2::from_shape((ckk, l), &mut cols[..]).expect("sizes");
                 gemm_into(&wg.t(), &gyg, &mut cv, false, ge.n <= 1);
-                col2im_add(&ge, &cols, &mut d[gi * cg * plane..][..cg * plane]);
+                col2im_add(&ge, cols, &mut d[gi * cg * plane..][..cg * plane]);
             }
         };
         if ge.n > 1 && ge.c * plane > 0 {
             dx.par_chunks_mut(ge.c * plane)
                 .enumerate()
-                .for_each(per_sample);
+                .for_each_init(new_cols, per_sample);
         } else if ge.n == 1 {
-            per_sample((0, &mut dx));
+            per_sample(&mut new_cols(), (0, &mut dx));
         }
         Self::from_vec(dx, input_shape)
     }
