@@ -381,7 +381,7 @@ impl<E: Float> Tensor<E> {
                 let mut og_out =
                     ndarray::ArrayViewMut2::from_shape((og, l), &mut o[gi * og * l..][..og * l])
                         .expect("sizes match");
-                gemm_into(&wg, &view2(&cols, ckk, l), &mut og_out, false, ge.n <= 1);
+                gemm_into(&wg, &view2(cols, ckk, l), &mut og_out, false, ge.n <= 1);
             }
             if let Some(b) = &bias_v {
                 for (oc, row) in o.chunks_mut(l).enumerate() {
