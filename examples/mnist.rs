@@ -5,11 +5,13 @@
 //! fixed seed) with Adam, shows a progress bar per epoch, prints a summary
 //! per epoch and the final test accuracy, and writes the trained weights
 //! (safetensors), a training checkpoint and the learning curves (CSV) to
-//! --out. `--help` lists the options; `--data DIR` trains on full MNIST or
+//! --out. Ctrl-C saves a checkpoint and stops; `--resume` continues from
+//! it, bit for bit, mid-epoch included. `--help` lists the options; `--data DIR` trains on full MNIST or
 //! Fashion-MNIST IDX files instead. examples/compare/mnist_torch.py is the
 //! same recipe in PyTorch.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
@@ -166,6 +168,13 @@ impl Net {
     }
 }
 
+/// Set by Ctrl-C; the loop saves a checkpoint and stops at the next step.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
 fn optimizer(args: &Args, total_steps: u64) -> Result<Optimizer, tapir::optim::Error> {
     let lr = args.lr;
     let opt = match args.optimizer {
@@ -217,6 +226,14 @@ fn load_data(args: &Args) -> Result<(InMemory, InMemory), Box<dyn std::error::Er
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let mut args = Args::parse();
+    // SAFETY: the handler only stores to an atomic, which is
+    // async-signal-safe; `signal` is given a valid `extern "C"` function.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
     if let Some(t) = args.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(t)
@@ -264,6 +281,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     std::fs::create_dir_all(&args.out)?;
     let mut curves = String::from("epoch,train_loss,train_accuracy,test_accuracy,seconds\n");
+    let ckpt = args.out.join("checkpoint.safetensors");
     let mut test_acc = 0.0;
     let first_epoch = (step / steps_per_epoch.max(1)) as usize;
     for epoch in first_epoch..args.epochs {
@@ -275,7 +293,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         bar.set_prefix((epoch + 1).to_string());
         let (mut loss_m, mut acc_m) = (RunningMean::new(), RunningMean::new());
-        for (i, b) in train.epoch(epoch as u64).enumerate() {
+        // A run interrupted mid-epoch resumes at the batch it stopped at.
+        let skip = if epoch == first_epoch {
+            (step % steps_per_epoch.max(1)) as usize
+        } else {
+            0
+        };
+        for (i, b) in train.epoch(epoch as u64).enumerate().skip(skip) {
             let tape = Tape::new();
             let logits = net.forward(&tape.constant(b.x))?;
             let loss = logits.cross_entropy(&b.labels)?;
@@ -285,7 +309,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             loss_m.add(f64::from(loss.value().item()?), b.labels.len());
             acc_m.add(accuracy(logits.value(), &b.labels), b.labels.len());
             if i % 4 == 0 {
-                let ips = (i + 1) as f64 * args.batch_size as f64 / t0.elapsed().as_secs_f64();
+                let ips =
+                    (i + 1 - skip) as f64 * args.batch_size as f64 / t0.elapsed().as_secs_f64();
                 bar.set_message(format!(
                     "loss {:.4} acc {:.1}% {:.0} img/s",
                     loss_m.mean(),
@@ -294,6 +319,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ));
             }
             bar.inc(1);
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                bar.finish_and_clear();
+                Checkpoint::capture(net.module(), &opt, step, None).save(&ckpt)?;
+                println!(
+                    "interrupted at step {step} (epoch {}): saved {}; continue with --resume {}",
+                    epoch + 1,
+                    ckpt.display(),
+                    ckpt.display()
+                );
+                std::process::exit(130);
+            }
         }
         bar.finish_and_clear();
         test_acc = evaluate(&net, &test)?;
@@ -305,7 +341,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             100.0 * acc_m.mean(),
             100.0 * test_acc,
             secs,
-            n_train as f64 / secs
+            loss_m.count() as f64 / secs
         );
         curves.push_str(&format!(
             "{},{},{},{},{}\n",
@@ -318,7 +354,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let weights = args.out.join("mnist.safetensors");
     tapir::nn::write_safetensors(&weights, &net.module().state_dict())?;
-    let ckpt = args.out.join("checkpoint.safetensors");
     Checkpoint::capture(net.module(), &opt, step, None).save(&ckpt)?;
     let curve_path = args.out.join("curves.csv");
     tapir::nn::write_atomic(&curve_path, curves.as_bytes())?;

@@ -109,6 +109,10 @@ impl RunningMean {
             self.sum / self.count
         }
     }
+    /// The total weight added (the examples counted).
+    pub fn count(&self) -> usize {
+        self.count as usize
+    }
     /// Forgets everything.
     pub fn reset(&mut self) {
         *self = Self::default();
