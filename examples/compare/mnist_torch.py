@@ -25,7 +25,12 @@ Each epoch prints the mean training loss, the training accuracy (counted over
 that epoch's batches as they are trained, so it trails the weights a little),
 the accuracy on the 1,000 test images, and the seconds the epoch took.
 
-Needs only torch and numpy. From the repository root:
+`--evaluate target/mnist/mnist.safetensors` instead loads the weights the
+Tapir example saved into this PyTorch model (strict names and shapes) and
+prints their test accuracy, which must equal the Tapir run's.
+
+Needs only torch and numpy (and safetensors for --evaluate). From the
+repository root:
 
     python examples/compare/mnist_torch.py
     python examples/compare/mnist_torch.py --epochs 3 --threads 4
@@ -164,7 +169,23 @@ def main():
     ap.add_argument("--data", default=DEFAULT_DATA, help="path to mnist_5k.csv.gz")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    ap.add_argument("--evaluate", metavar="WEIGHTS",
+                    help="instead of training, load a safetensors file written by the Tapir "
+                         "example (target/mnist/mnist.safetensors) into this model with "
+                         "load_state_dict(strict=True) and print its test accuracy "
+                         "(needs the safetensors package)")
     args = ap.parse_args()
+
+    if args.evaluate:
+        from safetensors.torch import load_file
+
+        torch.set_num_threads(args.threads)
+        _, (x_test, y_test) = load_split(find_data(args.data))
+        model = SmallCnn()
+        model.load_state_dict(load_file(args.evaluate), strict=True)
+        print(f"Tapir weights {args.evaluate} in PyTorch: "
+              f"test accuracy {100 * accuracy(model, x_test, y_test):.1f}%")
+        return
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)  # weight initialisation

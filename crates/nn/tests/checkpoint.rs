@@ -27,14 +27,24 @@ struct Cnn {
     fc: Linear,
 }
 
+/// The fixture CNN's conv layer: 3×3, 1 → 4 channels, padding 1.
+fn conv<E: tapir_tensor::Float>(rng: &mut Rng) -> Conv2d<E> {
+    Conv2d::builder(1, 4, [3, 3])
+        .padding(Padding::Explicit([1, 1]))
+        .build(rng)
+        .unwrap()
+}
+
 impl Cnn {
     fn new(rng: &mut Rng) -> Self {
+        Self::with_classes(10, rng)
+    }
+
+    /// The same with another number of outputs (a shape mismatch).
+    fn with_classes(classes: usize, rng: &mut Rng) -> Self {
         Cnn {
-            conv: Conv2d::builder(1, 4, [3, 3])
-                .padding(Padding::Explicit([1, 1]))
-                .build(rng)
-                .unwrap(),
-            fc: Linear::new(64, 10, rng),
+            conv: conv(rng),
+            fc: Linear::new(64, classes, rng),
         }
     }
 }
@@ -132,10 +142,7 @@ fn bad_files_and_mismatches_are_clear_errors() {
     let m64 = {
         let mut rng = Rng::seed(4);
         Cnn64 {
-            conv: Conv2d::builder(1, 4, [3, 3])
-                .padding(Padding::Explicit([1, 1]))
-                .build(&mut rng)
-                .unwrap(),
+            conv: conv(&mut rng),
             fc: Linear::new(64, 10, &mut rng),
         }
     };
@@ -157,10 +164,7 @@ fn bad_files_and_mismatches_are_clear_errors() {
     // Missing and unexpected names: strict refuses, listing both; partial
     // loads report them.
     let other = Other {
-        conv: Conv2d::builder(1, 4, [3, 3])
-            .padding(Padding::Explicit([1, 1]))
-            .build(&mut Rng::seed(5))
-            .unwrap(),
+        conv: conv(&mut Rng::seed(5)),
         head: Linear::new(64, 10, &mut Rng::seed(5)),
     };
     let e = other.load(&ours, LoadOptions::default()).unwrap_err();
@@ -173,13 +177,7 @@ fn bad_files_and_mismatches_are_clear_errors() {
     assert_eq!(r.missing, ["head.weight", "head.bias"]);
     assert_eq!(r.unexpected, ["fc.bias", "fc.weight"]);
     // Shape mismatch: names the parameter and both shapes; nothing changes.
-    let wide = Cnn {
-        conv: Conv2d::builder(1, 4, [3, 3])
-            .padding(Padding::Explicit([1, 1]))
-            .build(&mut Rng::seed(6))
-            .unwrap(),
-        fc: Linear::new(64, 12, &mut Rng::seed(6)),
-    };
+    let wide = Cnn::with_classes(12, &mut Rng::seed(6));
     let conv_before = wide.conv.weight.value().to_vec();
     let e = wide
         .load(&ours, LoadOptions::default())
@@ -277,13 +275,7 @@ fn restoring_into_another_architecture_fails_and_changes_nothing() {
     let oa = optimizer();
     let path = dir.join("a.safetensors");
     Checkpoint::capture(&a, &oa, 0, None).save(&path).unwrap();
-    let wide = Cnn {
-        conv: Conv2d::builder(1, 4, [3, 3])
-            .padding(Padding::Explicit([1, 1]))
-            .build(&mut Rng::seed(6))
-            .unwrap(),
-        fc: Linear::new(64, 12, &mut Rng::seed(6)),
-    };
+    let wide = Cnn::with_classes(12, &mut Rng::seed(6));
     let before = wide.conv.weight.value().to_vec();
     let mut ow = optimizer();
     let e = Checkpoint::<f32>::load(&path)

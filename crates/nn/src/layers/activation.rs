@@ -7,12 +7,9 @@ use tapir_tensor::{Float, GeluApprox};
 use super::Forward;
 use crate::Module;
 
-macro_rules! activation {
-    ($(#[$doc:meta])* $name:ident, |$x:ident| $body:expr) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, Default)]
-        pub struct $name;
-
+/// Implements `Module<E>` for every float type, holding nothing.
+macro_rules! stateless {
+    ($name:ident) => {
         impl<E: Float> Module<E> for $name {
             fn visit(
                 &self,
@@ -22,6 +19,16 @@ macro_rules! activation {
             }
             fn set_training(&mut self, _: bool) {}
         }
+    };
+}
+pub(crate) use stateless;
+
+macro_rules! activation {
+    ($(#[$doc:meta])* $name:ident, |$x:ident| $body:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Default)]
+        pub struct $name;
+        stateless!($name);
 
         impl<E: Float> Forward<E> for $name {
             fn forward<'t>(&self, $x: &Var<'t, E>) -> Result<Var<'t, E>> {
@@ -47,22 +54,6 @@ activation!(
     /// x·σ(x) (`torch.nn.SiLU`, Keras `swish`).
     Silu, |x| x.silu()
 );
-
-/// Implements `Module<E>` for every float type, holding nothing.
-macro_rules! stateless {
-    ($name:ident) => {
-        impl<E: Float> Module<E> for $name {
-            fn visit(
-                &self,
-                _: &mut crate::Path,
-                _: &mut dyn FnMut(&crate::Path, crate::Entry<'_, E>),
-            ) {
-            }
-            fn set_training(&mut self, _: bool) {}
-        }
-    };
-}
-pub(crate) use stateless;
 
 /// GELU, exact (x·Φ(x), the default) or with the tanh approximation
 /// (`torch.nn.GELU(approximate=...)`).
