@@ -37,8 +37,8 @@ pub struct ReadmeExample;
 pub mod prelude {
     pub use tapir_autograd::{GradientOptions, Gradients, Parameter, Tape, Unconnected, Var};
     pub use tapir_nn::{
-        AvgPool2d, Buffer, Checkpoint, CheckpointManager, Conv2d, Dropout, Flatten, Forward,
-        LayerNorm, Linear, LoadOptions, MaxPool2d, Module, Padding, Relu, Sequential,
+        AvgPool2d, Buffer, Checkpoint, CheckpointManager, Conv2d, Dropout, Embedding, Flatten,
+        Forward, LayerNorm, Linear, LoadOptions, MaxPool2d, Module, Padding, Relu, Sequential,
     };
     pub use tapir_optim::{
         Adadelta, Adagrad, Adam, AdamW, Adamax, Cosine, CosineRestarts, Cyclic, Exponential,

@@ -243,3 +243,34 @@ fn dropout_scales_kept_values_and_is_off_in_eval() {
         .unwrap();
     assert_eq!(g[0].as_ref().unwrap().to_vec(), y.value().to_vec());
 }
+
+#[test]
+fn embedding_looks_up_rows_and_its_gradient_counts_uses_except_padding() {
+    use tapir_nn::Embedding;
+    let emb: Embedding<f64> = Embedding::new(5, 3, &mut Rng::seed(2)).padding_idx(1);
+    let w = emb.weight.value().to_vec();
+    assert_eq!(&w[3..6], &[0.0, 0.0, 0.0], "padding row starts at zero");
+    let tape = Tape::new();
+    let ids = [4, 1, 4, 0, 2, 1];
+    let y = emb.forward(Some(&tape), &ids, &[2, 3]).unwrap();
+    assert_eq!(y.shape(), &[2, 3, 3]);
+    let v = y.value().to_vec();
+    for (k, &id) in ids.iter().enumerate() {
+        assert_eq!(&v[k * 3..k * 3 + 3], &w[id * 3..id * 3 + 3]);
+    }
+    // d(Σ y)/dW[r] = number of uses of r, and 0 for the padding row.
+    let g = tape.gradient(&y.sum(), emb.parameters()).unwrap();
+    let gw = g[&emb.weight].to_vec();
+    let uses = [1.0, 0.0, 1.0, 0.0, 2.0];
+    for r in 0..5 {
+        assert_eq!(&gw[r * 3..r * 3 + 3], &[uses[r]; 3], "row {r}");
+    }
+    let e = emb.forward(None, &[5], &[1]).unwrap_err().to_string();
+    assert!(
+        e.contains("Embedding(5, 3)") && e.contains("index 5"),
+        "{e}"
+    );
+    let e = emb.forward(None, &[1, 2], &[3]).unwrap_err().to_string();
+    assert!(e.contains("do not fill"), "{e}");
+    assert!(!emb.forward(None, &[0], &[1]).unwrap().is_tracked());
+}

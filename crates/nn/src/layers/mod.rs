@@ -4,6 +4,7 @@
 mod activation;
 mod conv;
 mod dropout;
+mod embedding;
 mod linear;
 mod norm;
 mod sequential;
@@ -11,6 +12,7 @@ mod sequential;
 pub use activation::{Activation, Gelu, LeakyRelu, Relu, Sigmoid, Silu, Softmax, Tanh};
 pub use conv::{AvgPool2d, Conv2d, Conv2dBuilder, Flatten, MaxPool2d, Padding};
 pub use dropout::Dropout;
+pub use embedding::Embedding;
 pub use linear::Linear;
 pub use norm::LayerNorm;
 pub use sequential::{Layer, Sequential};
