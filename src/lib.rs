@@ -27,6 +27,16 @@ pub use tapir_tensor as tensor;
 #[cfg(doctest)]
 pub struct ReadmeExample;
 
+/// docs/getting-started.md's examples, run as doctests.
+#[doc = include_str!("../docs/getting-started.md")]
+#[cfg(doctest)]
+pub struct GettingStarted;
+
+/// docs/custom-layers.md's examples, compiled as doctests.
+#[doc = include_str!("../docs/custom-layers.md")]
+#[cfg(doctest)]
+pub struct CustomLayers;
+
 /// The names most programs need: tensors, the tape, the common layers and
 /// the `Module` trait (and derive), every optimizer, and the
 /// learning-rate schedules whose names cannot be mistaken for layers.
