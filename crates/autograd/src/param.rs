@@ -81,10 +81,12 @@ impl<E: Float> Parameter<E> {
     /// assert_eq!(&*alias.name(), "fc1.weight");
     /// ```
     pub fn rename(&self, name: &str) {
-        let mut n = self.inner.name.write().unwrap_or_else(|e| e.into_inner());
-        if &**n != name {
-            *n = Arc::from(name);
+        // Modules rename on every `parameters()` call, nearly always to
+        // the name it has: compare under the read lock first.
+        if *self.name() == *name {
+            return;
         }
+        *self.inner.name.write().unwrap_or_else(|e| e.into_inner()) = Arc::from(name);
     }
 
     /// The current value (a cheap shared clone).

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use tapir_optim::{AccumulatorState, Optimizer, OptimizerState, ParamState};
 use tapir_tensor::{Float, Rng, Tensor};
 
-use crate::error::{format, io, Error, Result};
+use crate::error::{format, io, Result};
 use crate::io::{decode, encode, raw, raw_f64, read, to_tensor, write_atomic, LoadOptions, Raw};
 use crate::module::{Module, StateDict};
 
@@ -86,34 +86,14 @@ impl<E: Float> Checkpoint<E> {
         model: &M,
         opt: &mut Optimizer<E>,
     ) -> Result<Option<Rng>> {
-        // Checks of the model's part, without setting anything yet.
-        let shapes: HashMap<String, Vec<usize>> = model
-            .state_dict()
-            .into_iter()
-            .map(|(n, t)| (n, t.shape().to_vec()))
-            .collect();
-        for (n, t) in &self.model {
-            match shapes.get(n) {
-                Some(s) if s != t.shape() => {
-                    return Err(Error::ShapeMismatch {
-                        name: n.clone(),
-                        model: s.clone(),
-                        saved: t.shape().to_vec(),
-                    })
-                }
-                _ => {}
-            }
-        }
+        // Both parts are checked before either changes: the model's names
+        // and shapes here, the optimizer's state by `load_state` (which
+        // changes nothing on an error).
+        crate::io::check_state_dict(model, &self.model, LoadOptions::default())?;
         let params = model.parameters();
         let refs: Vec<_> = params.iter().collect();
-        // Optimizer first (it checks everything and changes nothing on an
-        // error), then the model, whose checks were done above.
-        let before = opt.state();
         opt.load_state(&self.optimizer, &refs)?;
-        if let Err(e) = crate::io::load_state_dict(model, &self.model, LoadOptions::default()) {
-            opt.load_state(&before, &refs)?;
-            return Err(e);
-        }
+        crate::io::set_state_dict(model, &self.model);
         Ok(self.rng.clone())
     }
 

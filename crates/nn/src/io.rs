@@ -303,6 +303,18 @@ pub fn load_state_dict<E: Float, M: Module<E> + ?Sized>(
     state: &StateDict<E>,
     opts: LoadOptions,
 ) -> Result<LoadReport> {
+    let report = check_state_dict(model, state, opts)?;
+    set_state_dict(model, state);
+    Ok(report)
+}
+
+/// What [`load_state_dict`] would do, with all its checks, changing
+/// nothing.
+pub(crate) fn check_state_dict<E: Float, M: Module<E> + ?Sized>(
+    model: &M,
+    state: &StateDict<E>,
+    opts: LoadOptions,
+) -> Result<LoadReport> {
     let given: HashMap<&str, &Tensor<E>> = state.iter().map(|(n, t)| (n.as_str(), t)).collect();
     let mut report = LoadReport::default();
     let mut seen = HashSet::new();
@@ -350,6 +362,13 @@ pub fn load_state_dict<E: Float, M: Module<E> + ?Sized>(
             unexpected: report.unexpected,
         });
     }
+    Ok(report)
+}
+
+/// Sets every parameter and buffer that `state` names (checked before by
+/// [`check_state_dict`]).
+pub(crate) fn set_state_dict<E: Float, M: Module<E> + ?Sized>(model: &M, state: &StateDict<E>) {
+    let given: HashMap<&str, &Tensor<E>> = state.iter().map(|(n, t)| (n.as_str(), t)).collect();
     let mut seen = HashSet::new();
     model.visit(&mut crate::Path::new(), &mut |path, e| {
         if let Some(t) = given.get(path.as_str()) {
@@ -363,7 +382,6 @@ pub fn load_state_dict<E: Float, M: Module<E> + ?Sized>(
             }
         }
     });
-    Ok(report)
 }
 
 /// Reads a safetensors file as a state dict (PyTorch's
