@@ -274,3 +274,102 @@ fn embedding_looks_up_rows_and_its_gradient_counts_uses_except_padding() {
     assert!(e.contains("do not fill"), "{e}");
     assert!(!emb.forward(None, &[0], &[1]).unwrap().is_tracked());
 }
+
+/// A whole-module case: parameters from `p_<name>`, the output of `fwd` on
+/// `x`, and the gradients of Σ out·r for `x` and every parameter.
+fn check_module<E: Float, M: Module<E>>(
+    c: &Case,
+    m: &M,
+    fwd: impl for<'t> Fn(&M, &Var<'t, E>) -> tapir_autograd::Result<Var<'t, E>>,
+) {
+    let params = m.named_parameters();
+    for (name, p) in &params {
+        p.set(c.t(&format!("p_{name}")));
+    }
+    let tape = Tape::new();
+    let x = tape.var(c.t::<E>("x"));
+    let out = fwd(m, &x).unwrap();
+    c.check("out", out.value());
+    let loss = out.mul(&tape.constant(c.t("r"))).unwrap().sum();
+    let grads = tape.gradient(&loss, params.iter().map(|(_, p)| p)).unwrap();
+    let gx = tape
+        .gradient_vars(&loss, &[&x], &Default::default())
+        .unwrap();
+    c.check("g_x", gx[0].as_ref().unwrap());
+    for (name, p) in &params {
+        // Unconnected parameters (PyTorch's None) are zero in the fixture.
+        let g = grads
+            .get(p)
+            .cloned()
+            .unwrap_or_else(|| Tensor::zeros(p.shape()));
+        c.check(&format!("g_{name}"), &g);
+    }
+}
+
+fn attention<E: Float>() {
+    use tapir_nn::{AttentionMask, MultiHeadAttention, TransformerBlock};
+    let mha = MultiHeadAttention::<E>::new(8, 2, &mut Rng::seed(0));
+    let names: Vec<String> = mha.named_parameters().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "in_proj_weight",
+            "in_proj_bias",
+            "out_proj.weight",
+            "out_proj.bias"
+        ]
+    );
+    let causal = mha.clone().causal();
+    check_module(&case("mha_causal"), &causal, |m, x| m.forward(x));
+    let c = case("mha_padding");
+    let kp: Vec<bool> = c.iv("kp").iter().map(|&v| v != 0).collect();
+    let fmask = c.t::<E>("fmask");
+    let mask = AttentionMask {
+        causal: false,
+        key_padding: Some(&kp),
+        attn_mask: Some(&fmask),
+    };
+    check_module(&c, &mha, |m, x| m.self_attention(x, &mask));
+    let c = case("mha_weights");
+    let kp: Vec<bool> = c.iv("kp").iter().map(|&v| v != 0).collect();
+    let mask = AttentionMask {
+        key_padding: Some(&kp),
+        ..AttentionMask::none()
+    };
+    check_module(&c, &mha, |m, x| {
+        Ok(m.attend_with_weights(x, x, x, &mask)?.1)
+    });
+    let c = case("mha_cross");
+    let mem = c.t::<E>("mem");
+    check_module(&c, &mha, |m, x| {
+        let mem = x.lift(mem.clone());
+        m.attend(x, &mem, &mem, &AttentionMask::none())
+    });
+    let block = TransformerBlock::<E>::new(16, 4, 32, &mut Rng::seed(0)).causal();
+    check_module(&case("transformer_block"), &block, |m, x| m.forward(x));
+}
+for_both!(attention_matches_torch, attention);
+
+#[test]
+fn attention_rejects_bad_shapes_and_masks() {
+    use tapir_nn::{AttentionMask, MultiHeadAttention};
+    let mha: MultiHeadAttention = MultiHeadAttention::new(8, 2, &mut Rng::seed(0));
+    let x = Var::untracked(Tensor::zeros([2, 5, 6]));
+    let e = mha.forward(&x).unwrap_err().to_string();
+    assert!(e.contains("embed_dim 8") && e.contains("[2, 5, 6]"), "{e}");
+    let x = Var::untracked(Tensor::zeros([2, 5, 8]));
+    let kp = [false; 9];
+    let mask = AttentionMask {
+        key_padding: Some(&kp),
+        ..AttentionMask::none()
+    };
+    let e = mha.self_attention(&x, &mask).unwrap_err().to_string();
+    assert!(e.contains("key_padding") && e.contains("got 9"), "{e}");
+    let am = Tensor::zeros([5, 4]);
+    let mask = AttentionMask {
+        attn_mask: Some(&am),
+        ..AttentionMask::none()
+    };
+    let e = mha.self_attention(&x, &mask).unwrap_err().to_string();
+    assert!(e.contains("attn_mask") && e.contains("[5, 4]"), "{e}");
+}

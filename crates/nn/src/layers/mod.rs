@@ -2,6 +2,7 @@
 //! [`Forward`] pass over [`Var`]s.
 
 mod activation;
+mod attention;
 mod conv;
 mod dropout;
 mod embedding;
@@ -10,6 +11,7 @@ mod norm;
 mod sequential;
 
 pub use activation::{Activation, Gelu, LeakyRelu, Relu, Sigmoid, Silu, Softmax, Tanh};
+pub use attention::{AttentionMask, MultiHeadAttention, TransformerBlock};
 pub use conv::{AvgPool2d, Conv2d, Conv2dBuilder, Flatten, MaxPool2d, Padding};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
