@@ -47,8 +47,9 @@ pub struct CustomLayers;
 pub mod prelude {
     pub use tapir_autograd::{GradientOptions, Gradients, Parameter, Tape, Unconnected, Var};
     pub use tapir_nn::{
-        AvgPool2d, Buffer, Checkpoint, CheckpointManager, Conv2d, Dropout, Embedding, Flatten,
-        Forward, LayerNorm, Linear, LoadOptions, MaxPool2d, Module, Padding, Relu, Sequential,
+        AttentionMask, AvgPool2d, Buffer, Checkpoint, CheckpointManager, Conv2d, Dropout,
+        Embedding, Flatten, Forward, LayerNorm, Linear, LoadOptions, MaxPool2d, Module,
+        MultiHeadAttention, Padding, Relu, Sequential, TransformerBlock,
     };
     pub use tapir_optim::{
         Adadelta, Adagrad, Adam, AdamW, Adamax, Cosine, CosineRestarts, Cyclic, Exponential,

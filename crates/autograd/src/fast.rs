@@ -93,6 +93,9 @@ pub(crate) fn backward<E: Float>(
                 g * if x > E::ZERO { E::ONE } else { E::ZERO }
             })?)
         }
+        // One vectorised pass in the tensor crate, same formula and order
+        // of operations as the rule.
+        Op::Gelu(approx) => out[0] = Some(x[0].gelu_backward(g, *approx)?),
         _ => return Ok(Some(g)),
     }
     Ok(None)
@@ -102,7 +105,7 @@ pub(crate) fn backward<E: Float>(
 mod tests {
     use super::*;
     use crate::var::Var;
-    use tapir_tensor::Rng;
+    use tapir_tensor::{GeluApprox, Rng};
 
     /// Every fast rule gives the bits of the general rule, for each
     /// combination of needed inputs, and leaves shared gradients intact.
@@ -123,6 +126,8 @@ mod tests {
             (Op::Tanh, b.tanh()),
             (Op::Sigmoid, b.sigmoid()),
             (Op::Relu, b.relu()),
+            (Op::Gelu(GeluApprox::None), b.gelu(GeluApprox::None)),
+            (Op::Gelu(GeluApprox::Tanh), b.gelu(GeluApprox::Tanh)),
         ];
         let binary: Vec<(Op<f64>, Tensor<f64>)> = vec![
             (Op::Add, a.add(&b).unwrap()),
@@ -160,11 +165,13 @@ mod tests {
             }
         };
         for (op, y) in &unary {
-            let xs = [if matches!(op, Op::Tanh | Op::Sigmoid | Op::Relu) {
-                &b
-            } else {
-                &a
-            }];
+            let xs = [
+                if matches!(op, Op::Tanh | Op::Sigmoid | Op::Relu | Op::Gelu(_)) {
+                    &b
+                } else {
+                    &a
+                },
+            ];
             check(op, &xs, y, &[true]);
         }
         for (op, y) in &binary {

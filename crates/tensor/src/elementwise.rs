@@ -28,6 +28,46 @@ macro_rules! unary {
     };
 }
 
+/// ½x·(1 + erf(x/√2)).
+#[inline(always)]
+fn gelu_exact<E: Float>(x: E) -> E {
+    let r = E::from_f64(std::f64::consts::FRAC_1_SQRT_2);
+    E::from_f64(0.5) * x * (E::ONE + (x * r).erf())
+}
+
+/// ½x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+#[inline(always)]
+fn gelu_tanh<E: Float>(x: E) -> E {
+    let k = E::from_f64((2.0 / std::f64::consts::PI).sqrt());
+    let c = E::from_f64(0.044715);
+    E::from_f64(0.5) * x * (E::ONE + (k * (x + c * x * x * x)).tanh())
+}
+
+/// g·(Φ(x) + x·φ(x)), φ(x) = e^(−x²/2)/√(2π): the exact GELU's
+/// derivative times g, in the order of operations of autograd's rule.
+#[inline(always)]
+pub(crate) fn gelu_exact_grad<E: Float>(g: E, x: E) -> E {
+    let r = E::from_f64(std::f64::consts::FRAC_1_SQRT_2);
+    let c = E::from_f64(1.0 / (2.0 * std::f64::consts::PI).sqrt());
+    let cdf = ((x * r).erf() + E::ONE) * E::from_f64(0.5);
+    let pdf = ((x * x) * E::from_f64(-0.5)).exp() * c;
+    g * (cdf + x * pdf)
+}
+
+/// g·(½(1 + t) + ½x(1 − t²)·k(1 + 3c·x²)), t = tanh(k(x + c·x³)): the tanh
+/// form's derivative times g, in the order of operations of autograd's rule.
+#[inline(always)]
+pub(crate) fn gelu_tanh_grad<E: Float>(g: E, x: E) -> E {
+    let k = E::from_f64((2.0 / std::f64::consts::PI).sqrt());
+    let c = E::from_f64(0.044715);
+    let half = E::from_f64(0.5);
+    let x2 = x * x;
+    let t = ((x + (x * x2) * c) * k).tanh();
+    let a = (t + E::ONE) * half;
+    let b = ((x * (E::ONE - t * t)) * (x2 * (E::from_f64(3.0) * c) + E::ONE)) * (half * k);
+    g * (a + b)
+}
+
 impl<E: Float> Tensor<E> {
     /// Applies `f` to every element, out = f(x), in parallel for large tensors.
     ///
@@ -61,11 +101,11 @@ impl<E: Float> Tensor<E> {
     /// PyTorch: closest is the in-place `Tensor.apply_`.
     pub fn map_into<F: Fn(E) -> E + Sync + Send>(mut self, f: F) -> Self {
         match self.unique_slice_mut() {
-            Some(s) if s.len() < crate::kernels::PAR_THRESHOLD => {
-                crate::kernels::map_inplace(s, &f);
+            Some(s) => {
+                crate::kernels::map_inplace_par(s, &f, crate::kernels::PAR_THRESHOLD);
                 self
             }
-            _ => self.map(f),
+            None => self.map(f),
         }
     }
 
@@ -87,10 +127,8 @@ impl<E: Float> Tensor<E> {
         if let Some(y) = other.as_slice() {
             let same = self.same_shape(other);
             if let Some(x) = self.unique_slice_mut().filter(|_| same) {
-                if x.len() < crate::kernels::PAR_THRESHOLD_CHEAP {
-                    crate::kernels::zip_inplace(x, y, &f);
-                    return Ok(self);
-                }
+                crate::kernels::zip_inplace_par(x, y, &f, crate::kernels::PAR_THRESHOLD_CHEAP);
+                return Ok(self);
             }
         }
         self.zip_map(other, f)
@@ -313,18 +351,54 @@ impl<E: Float> Tensor<E> {
     /// # Ok::<(), tapir_tensor::Error>(())
     /// ```
     pub fn gelu(&self, approx: GeluApprox) -> Self {
-        let half = E::from_f64(0.5);
+        // Named functions, not closures: a fn item inlines into the
+        // vectorised loop.
         match approx {
-            GeluApprox::None => {
-                let r = E::from_f64(std::f64::consts::FRAC_1_SQRT_2);
-                self.map(|x| half * x * (E::ONE + (x * r).erf()))
-            }
-            GeluApprox::Tanh => {
-                let k = E::from_f64((2.0 / std::f64::consts::PI).sqrt());
-                let c = E::from_f64(0.044715);
-                self.map(|x| half * x * (E::ONE + (k * (x + c * x * x * x)).tanh()))
-            }
+            GeluApprox::None => self.map(gelu_exact::<E>),
+            GeluApprox::Tanh => self.map(gelu_tanh::<E>),
         }
+    }
+
+    /// g·gelu′(x) elementwise, x = `self`: the backward pass of
+    /// [`Tensor::gelu`] in one vectorised pass, written into `g`'s storage
+    /// when nothing else holds it. The formulas are in [`Tensor::gelu`]'s
+    /// docs.
+    ///
+    /// # Errors
+    /// When `g`'s shape differs from `self`'s.
+    pub fn gelu_backward(&self, mut g: Tensor<E>, approx: GeluApprox) -> Result<Self> {
+        if !g.same_shape(self) {
+            return Err(Error::Shape {
+                op: "gelu_backward",
+                msg: format!(
+                    "gradient {:?} does not match the input {:?}",
+                    g.shape(),
+                    self.shape()
+                ),
+            });
+        }
+        let x = self.contiguous();
+        let mut g = match g.unique_slice_mut() {
+            Some(_) => g,
+            None => Tensor::from_vec(g.to_vec(), g.shape())?,
+        };
+        let (gs, xs) = (
+            g.unique_slice_mut().expect("unshared and contiguous"),
+            x.as_slice().expect("contiguous"),
+        );
+        let run = |g: &mut [E], x: &[E]| match approx {
+            GeluApprox::None => crate::kernels::gelu_exact_grad_inplace(g, x),
+            GeluApprox::Tanh => crate::kernels::gelu_tanh_grad_inplace(g, x),
+        };
+        if gs.len() < crate::kernels::PAR_THRESHOLD {
+            run(gs, xs);
+        } else {
+            use rayon::prelude::*;
+            gs.par_chunks_mut(crate::kernels::PAR_CHUNK)
+                .zip(xs.par_chunks(crate::kernels::PAR_CHUNK))
+                .for_each(|(g, x)| run(g, x));
+        }
+        Ok(g)
     }
 
     /// Clamps every element to [min, max], min(max(x, min), max); `None`

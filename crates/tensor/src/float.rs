@@ -98,7 +98,7 @@ pub trait Float:
 }
 
 macro_rules! impl_float {
-    ($t:ident, exp: $exp:path, tanh: $tanh:path, sigmoid: $sigmoid:path) => {
+    ($t:ident, exp: $exp:path, tanh: $tanh:path, sigmoid: $sigmoid:path, erf: $erf:path) => {
         impl Float for $t {
             const NAME: &'static str = stringify!($t);
             const ZERO: Self = 0.0;
@@ -122,7 +122,7 @@ macro_rules! impl_float {
             fn from_usize(v: usize) -> Self {
                 v as $t
             }
-            #[inline]
+            #[inline(always)]
             fn exp(self) -> Self {
                 $exp(self)
             }
@@ -165,11 +165,11 @@ macro_rules! impl_float {
             fn cos(self) -> Self {
                 $t::cos(self)
             }
-            #[inline]
+            #[inline(always)]
             fn tanh(self) -> Self {
                 $tanh(self)
             }
-            #[inline]
+            #[inline(always)]
             fn sigmoid(self) -> Self {
                 $sigmoid(self)
             }
@@ -213,6 +213,10 @@ macro_rules! impl_float {
             fn floor(self) -> Self {
                 $t::floor(self)
             }
+            #[inline(always)]
+            fn erf(self) -> Self {
+                $erf(self)
+            }
         }
     };
 }
@@ -224,9 +228,16 @@ impl_float!(
     f32,
     exp: crate::fastmath::exp_f32,
     tanh: crate::fastmath::tanh_f32,
-    sigmoid: crate::fastmath::sigmoid_f32
+    sigmoid: crate::fastmath::sigmoid_f32,
+    erf: crate::fastmath::erf_f32
 );
-impl_float!(f64, exp: f64::exp, tanh: f64::tanh, sigmoid: sigmoid_f64);
+impl_float!(
+    f64,
+    exp: f64::exp,
+    tanh: f64::tanh,
+    sigmoid: sigmoid_f64,
+    erf: erf_f64
+);
 
 /// Numerically stable logistic function in f64.
 #[inline]

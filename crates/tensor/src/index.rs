@@ -223,13 +223,28 @@ impl<E: Float> Tensor<E> {
         for &i in idx {
             check_index("index_add", i, a, self.shape()[a])?;
         }
-        let mut out = self.nd().to_owned();
-        let src_nd = src.nd();
-        for (k, &i) in idx.iter().enumerate() {
-            let mut dst = out.index_axis_mut(Axis(a), i);
-            dst += &src_nd.index_axis(Axis(a), k);
+        // Row-major loops over [outer, axis, inner] blocks: contiguous runs
+        // of `inner` elements (the gradient of a slice or split along the
+        // last axis is a per-row copy, not a strided walk per index).
+        let shape = self.shape();
+        let n = shape[a];
+        let inner: usize = shape[a + 1..].iter().product();
+        let outer: usize = shape[..a].iter().product();
+        let mut out = self.to_vec();
+        let src = src.contiguous();
+        let ss = src.as_slice().expect("contiguous");
+        let m = idx.len();
+        for o in 0..outer {
+            let dst = &mut out[o * n * inner..(o + 1) * n * inner];
+            let from = &ss[o * m * inner..(o + 1) * m * inner];
+            for (k, &i) in idx.iter().enumerate() {
+                let d = &mut dst[i * inner..(i + 1) * inner];
+                for (d, &v) in d.iter_mut().zip(&from[k * inner..(k + 1) * inner]) {
+                    *d += v;
+                }
+            }
         }
-        Ok(Self::from_owned(out))
+        Self::from_vec(out, shape)
     }
 
     /// Gathers along `axis`: `out[p] = x[p with p[axis] = index[p]]`; the

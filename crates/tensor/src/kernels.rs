@@ -101,6 +101,84 @@ simd_loop!(
     }
 );
 
+/// The same two copies for a loop without a closure: its per-element math
+/// written inline (`#[inline(always)]` functions all the way down), for
+/// bodies too large for the compiler to inline a closure's call into the
+/// loop.
+macro_rules! simd_fn {
+    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $body:block) => {
+        $(#[$doc])*
+        #[inline]
+        pub(crate) fn $name<E: Float>($($arg: $ty),*) {
+            #[inline(always)]
+            fn body<E: Float>($($arg: $ty),*) $body
+
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2<E: Float>($($arg: $ty),*) {
+                body($($arg),*)
+            }
+
+            #[cfg(target_arch = "x86_64")]
+            if has_avx2() {
+                // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+                return unsafe { avx2($($arg),*) };
+            }
+            body($($arg),*)
+        }
+    };
+}
+
+simd_fn!(
+    /// `g[i] ← g[i]·gelu′(x[i])`, exact GELU.
+    fn gelu_exact_grad_inplace(g: &mut [E], x: &[E]) {
+        for (g, &x) in g.iter_mut().zip(x) {
+            *g = crate::elementwise::gelu_exact_grad(*g, x);
+        }
+    }
+);
+
+simd_fn!(
+    /// `g[i] ← g[i]·gelu′(x[i])`, tanh form.
+    fn gelu_tanh_grad_inplace(g: &mut [E], x: &[E]) {
+        for (g, &x) in g.iter_mut().zip(x) {
+            *g = crate::elementwise::gelu_tanh_grad(*g, x);
+        }
+    }
+);
+
+/// [`map_inplace`], over chunks in parallel from `threshold` elements.
+#[inline]
+pub(crate) fn map_inplace_par<E: Float, F: Fn(E) -> E + Sync>(
+    s: &mut [E],
+    f: &F,
+    threshold: usize,
+) {
+    if s.len() < threshold {
+        map_inplace(s, f);
+    } else {
+        s.par_chunks_mut(PAR_CHUNK).for_each(|c| map_inplace(c, f));
+    }
+}
+
+/// [`zip_inplace`], over chunks in parallel from `threshold` elements.
+#[inline]
+pub(crate) fn zip_inplace_par<E: Float, F: Fn(E, E) -> E + Sync>(
+    x: &mut [E],
+    y: &[E],
+    f: &F,
+    threshold: usize,
+) {
+    assert_eq!(x.len(), y.len(), "zip of unequal lengths");
+    if x.len() < threshold {
+        zip_inplace(x, y, f);
+    } else {
+        x.par_chunks_mut(PAR_CHUNK)
+            .zip(y.par_chunks(PAR_CHUNK))
+            .for_each(|(p, q)| zip_inplace(p, q, f));
+    }
+}
+
 /// A buffer of `len` elements, filled by `fill`, which must write every
 /// element: from this thread's pool when it has one of that length,
 /// otherwise newly allocated.
@@ -115,7 +193,7 @@ fn new_buffer<E: Float>(len: usize, fill: impl FnOnce(&mut [MaybeUninit<E>])) ->
     }
     let mut buf = Arc::<[E]>::new_uninit_slice(len);
     fill(Arc::get_mut(&mut buf).expect("a new allocation is unique"));
-    // SAFETY: both callers below write all `len` elements.
+    // SAFETY: every caller's fill writes all `len` elements.
     unsafe { buf.assume_init() }
 }
 
@@ -140,23 +218,27 @@ where
     E: Float,
     F: Fn(E) -> E + Sync + Send,
 {
-    let v: Vec<E> = match x.as_slice() {
-        Some(s) if s.len() >= PAR_THRESHOLD => s
-            .par_iter()
-            .with_min_len(PAR_CHUNK)
-            .map(|&v| f(v))
-            .collect(),
+    match x.as_slice() {
+        // Chunks in parallel, each through the dispatched (vectorised)
+        // loop: a per-element rayon map would call `f` out of line.
+        Some(s) if s.len() >= PAR_THRESHOLD => {
+            let buf = new_buffer(s.len(), |out| {
+                out.par_chunks_mut(PAR_CHUNK)
+                    .zip(s.par_chunks(PAR_CHUNK))
+                    .for_each(|(o, c)| map_fill(c, o, &f))
+            });
+            Tensor::from_slice_like(buf, x)
+        }
         // One allocation, written in place (a sized iterator).
-        Some(s) => return Tensor::from_slice_like(map_small(s, &f), x),
+        Some(s) => Tensor::from_slice_like(map_small(s, &f), x),
         None => {
             let nd = x.nd();
             if nd.len() >= PAR_THRESHOLD {
                 return Tensor::from_owned(Zip::from(&nd).par_map_collect(|&v| f(v)));
             }
-            return Tensor::from_owned(nd.map(|&v| f(v)));
+            Tensor::from_owned(nd.map(|&v| f(v)))
         }
-    };
-    Tensor::from_contiguous(v, x.shape())
+    }
 }
 
 /// Applies `f` pairwise after NumPy broadcasting.
@@ -176,13 +258,12 @@ where
             if x.len() < PAR_THRESHOLD_CHEAP {
                 return Ok(Tensor::from_slice_like(zip_small(x, y, &f), a));
             }
-            let v: Vec<E> = x
-                .par_iter()
-                .zip(y.par_iter())
-                .with_min_len(PAR_CHUNK)
-                .map(|(&p, &q)| f(p, q))
-                .collect();
-            return Ok(Tensor::from_contiguous(v, a.shape()));
+            let buf = new_buffer(x.len(), |out| {
+                out.par_chunks_mut(PAR_CHUNK)
+                    .zip(x.par_chunks(PAR_CHUNK).zip(y.par_chunks(PAR_CHUNK)))
+                    .for_each(|(o, (p, q))| zip_fill(p, q, o, &f))
+            });
+            return Ok(Tensor::from_slice_like(buf, a));
         }
     }
     zip_broadcast(op, a, b, f)

@@ -268,10 +268,17 @@ impl<E: Float> MultiHeadAttention<E> {
         // Projections: one GEMM [B·T, E]·[E, 3E] for self-attention, one
         // per input otherwise.
         let project = |x: &Var<'t, E>, rows: usize, n: usize| -> Result<Var<'t, E>> {
-            let wi = w.narrow(0, rows, n)?;
-            let mut y = x.reshape([-1, e as isize])?.matmul(&wi.t()?)?;
+            // The whole weight needs no slice (and no slice gradient).
+            let part = |p: &Var<'t, E>| {
+                if n == 3 * e {
+                    Ok(p.clone())
+                } else {
+                    p.narrow(0, rows, n)
+                }
+            };
+            let mut y = x.reshape([-1, e as isize])?.matmul(&part(&w)?.t()?)?;
             if let Some(bb) = &bias {
-                y = y.add(&bb.narrow(0, rows, n)?)?;
+                y = y.add(&part(bb)?)?;
             }
             Ok(y)
         };
