@@ -10,7 +10,9 @@
 
 use std::sync::Arc;
 
-use tapir_tensor::{Conv2dParams, Float, GeluApprox, IndexArray, Pool2dParams, Tensor};
+use tapir_tensor::{
+    Conv2dParams, Float, GeluApprox, IndexArray, NormKind, NormStats, Pool2dParams, Tensor,
+};
 
 use crate::custom::CustomOp;
 
@@ -127,6 +129,10 @@ primitives! {
     Softmax(isize) = "softmax",
     /// Kept for stability: x − logsumexp(x) without forming the softmax.
     LogSoftmax(isize) = "log_softmax",
+    /// Inputs (x, [weight], [bias]). Kept for speed: LayerNorm and RMSNorm
+    /// in one pass each way (rows' mean and 1/std saved), where the
+    /// composite recorded about ten nodes and as many full-size passes.
+    Norm(Box<NormOp<E>>) = "normalize",
     /// Kept: GEMM.
     Matmul = "matmul",
     /// Kept: shape change without copying.
@@ -163,4 +169,17 @@ primitives! {
     /// Input: output gradient; output shaped like the pooling input. The
     /// adjoint of `AvgPool2d`, kept so that rule is differentiable again.
     AvgPool2dBackward(Box<Pool2dParams>) = "avg_pool2d_backward",
+}
+
+/// The payload of [`Op::Norm`].
+#[derive(Clone)]
+pub(crate) struct NormOp<E: Float> {
+    pub(crate) kind: NormKind,
+    /// Normalised trailing axes.
+    pub(crate) ndim: usize,
+    pub(crate) eps: f64,
+    pub(crate) has_weight: bool,
+    pub(crate) has_bias: bool,
+    /// Row statistics of the forward pass.
+    pub(crate) stats: NormStats<E>,
 }

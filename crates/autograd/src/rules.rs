@@ -194,6 +194,7 @@ pub(crate) fn backward<'t, E: Float>(
             let s = g.sum_axes(&[*axis], true)?;
             one(g.sub(&out.exp().mul(&s)?)?)
         }
+        Op::Norm(n) => norm_rule(n, x, g, needs)?,
         Op::Matmul => matmul_rule(&x[0], &x[1], g, needs)?,
         Op::Reshape => one(g.reshape_usize(x[0].shape())?),
         Op::Permute(p) => {
@@ -328,6 +329,69 @@ fn index_add_zeros<'t, E: Float>(
         idx: idx.clone(),
     };
     crate::tape::Tape::record("index_select backward", op, &[g], v)
+}
+
+/// LayerNorm / RMSNorm. First order: the tensor crate's one-pass kernel
+/// from the saved statistics. Recorded (higher order): the same formulas
+/// with Var ops, the statistics recomputed from x so that they carry their
+/// own dependence on x.
+fn norm_rule<'t, E: Float>(
+    n: &crate::op::NormOp<E>,
+    x: &[Var<'t, E>],
+    g: &Var<'t, E>,
+    needs: &[bool],
+) -> Result<Grads<'t, E>> {
+    let wi = n.has_weight.then_some(1);
+    let bi = n.has_bias.then_some(1 + usize::from(n.has_weight));
+    let need = |i: Option<usize>| i.is_some_and(|i| needs[i]);
+    let mut out: Grads<'t, E> = smallvec![None; x.len()];
+    if !g.is_tracked() && x.iter().all(|v| !v.is_tracked()) {
+        let [dx, dw, db] = x[0].value.norm_backward(
+            &g.value,
+            &n.stats,
+            wi.map(|i| &x[i].value),
+            n.ndim,
+            [needs[0], need(wi), need(bi)],
+        )?;
+        out[0] = dx.map(|t| g.lift(t));
+        if let Some(i) = wi {
+            out[i] = dw.map(|t| g.lift(t));
+        }
+        if let Some(i) = bi {
+            out[i] = db.map(|t| g.lift(t));
+        }
+        return Ok(out);
+    }
+    let axes: Vec<isize> = (0..n.ndim as isize).map(|i| -1 - i).collect();
+    let xc = match n.kind {
+        tapir_tensor::NormKind::Layer => x[0].sub(&x[0].mean_axes(&axes, true)?)?,
+        tapir_tensor::NormKind::Rms => x[0].clone(),
+    };
+    let rstd = xc
+        .square()
+        .mean_axes(&axes, true)?
+        .add_scalar(E::from_f64(n.eps))
+        .rsqrt();
+    let xhat = xc.mul(&rstd)?;
+    if needs[0] {
+        let gw = match wi {
+            Some(i) => g.mul(&x[i])?,
+            None => g.clone(),
+        };
+        let m1 = gw.mul(&xhat)?.mean_axes(&axes, true)?;
+        let mut inner = gw.sub(&xhat.mul(&m1)?)?;
+        if n.kind == tapir_tensor::NormKind::Layer {
+            inner = inner.sub(&gw.mean_axes(&axes, true)?)?;
+        }
+        out[0] = Some(rstd.mul(&inner)?);
+    }
+    if let Some(i) = wi.filter(|&i| needs[i]) {
+        out[i] = Some(g.mul(&xhat)?.sum_to(x[i].shape())?);
+    }
+    if let Some(i) = bi.filter(|&i| needs[i]) {
+        out[i] = Some(g.sum_to(x[i].shape())?);
+    }
+    Ok(out)
 }
 
 /// d(A·B): gA = g·Bᵀ, gB = Aᵀ·g, with 1-D operands promoted to matrices and

@@ -105,6 +105,18 @@ fn table() -> Vec<Case> {
         case("gelu_tanh", vec![n(&[6])], |v| {
             Ok(v[0].gelu(GeluApprox::Tanh))
         }),
+        case("layer_norm", vec![n(&[3, 5]), n(&[5]), n(&[5])], |v| {
+            v[0].layer_norm(1, Some(&v[1]), Some(&v[2]), 1e-5)
+        }),
+        case("layer_norm_2_axes", vec![n(&[2, 3, 4]), n(&[3, 4])], |v| {
+            v[0].layer_norm(2, Some(&v[1]), None, 1e-5)
+        }),
+        case("layer_norm_plain", vec![n(&[4, 6])], |v| {
+            v[0].layer_norm(1, None, None, 1e-5)
+        }),
+        case("rms_norm", vec![n(&[3, 5]), n(&[5])], |v| {
+            v[0].rms_norm(1, Some(&v[1]), 1e-6)
+        }),
         case("silu", vec![n(&[6])], |v| Ok(v[0].silu())),
         case("softplus", vec![n(&[6])], |v| Ok(v[0].softplus())),
         case("clamp", vec![d(&[8])], |v| {

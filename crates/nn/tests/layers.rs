@@ -143,6 +143,12 @@ for_both!(pooling_matches_torch, pools);
 fn norms<E: Float>() {
     layer_norm::<E>("layer_norm", &[6]);
     layer_norm::<E>("layer_norm_2d", &[4, 6]);
+    for (name, shape) in [("rms_norm", &[6][..]), ("rms_norm_2d", &[4, 6])] {
+        let c = case(name);
+        let n = tapir_nn::RmsNorm::<E>::new(shape).eps(1e-6);
+        set(n.weight.as_ref().unwrap(), &c, "weight");
+        check_layer(&c, &n);
+    }
 }
 for_both!(layer_norm_matches_torch, norms);
 for_both!(losses_match_torch, losses);

@@ -3,7 +3,7 @@
 use tapir_tensor::Float;
 
 use crate::error::Result;
-use crate::op::Op;
+use crate::op::{NormOp, Op};
 use crate::tape::Tape;
 use crate::var::{all_axes, Var};
 
@@ -403,5 +403,80 @@ impl<'t, E: Float> Var<'t, E> {
         // The tensor op's check: `shape` must broadcast to exactly ours.
         let axes = tapir_tensor::check::sum_to_axes("sum_to", self.shape(), shape)?;
         self.sum_axes(&axes, true)?.reshape_usize(shape)
+    }
+
+    /// Layer normalisation over the last `ndim` axes, one primitive:
+    /// (x − mean)/√(var + eps)·w + b with the biased variance
+    /// (`torch.nn.functional.layer_norm(x, x.shape[-ndim:], w, b, eps)`).
+    /// `weight` and `bias` have the normalised shape. Gradient: the
+    /// analytic one from the saved row means and 1/std (see
+    /// [`Tensor::norm_backward`](tapir_tensor::Tensor::norm_backward));
+    /// differentiable again.
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.var(Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0, 4.0], [2, 2])?);
+    /// let y = x.layer_norm(1, None, None, 1e-5)?;
+    /// assert!((y.value().to_vec()[0] + 0.99998).abs() < 1e-5);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// When `ndim` is 0 or above the rank, or a weight or bias does not
+    /// have the normalised shape.
+    pub fn layer_norm(
+        &self,
+        ndim: usize,
+        weight: Option<&Self>,
+        bias: Option<&Self>,
+        eps: f64,
+    ) -> Result<Self> {
+        self.norm(tapir_tensor::NormKind::Layer, ndim, weight, bias, eps)
+    }
+
+    /// RMS normalisation over the last `ndim` axes, one primitive:
+    /// x/√(mean(x²) + eps)·w (`torch.nn.functional.rms_norm`; PyTorch's
+    /// default eps is the dtype's machine epsilon). Gradient as
+    /// [`Var::layer_norm`].
+    ///
+    /// # Errors
+    /// As [`Var::layer_norm`].
+    pub fn rms_norm(&self, ndim: usize, weight: Option<&Self>, eps: f64) -> Result<Self> {
+        self.norm(tapir_tensor::NormKind::Rms, ndim, weight, None, eps)
+    }
+
+    fn norm(
+        &self,
+        kind: tapir_tensor::NormKind,
+        ndim: usize,
+        weight: Option<&Self>,
+        bias: Option<&Self>,
+        eps: f64,
+    ) -> Result<Self> {
+        let (v, stats) = self.value.normalize(
+            kind,
+            ndim,
+            weight.map(|w| &w.value),
+            bias.map(|b| &b.value),
+            eps,
+        )?;
+        let op = Op::Norm(Box::new(NormOp {
+            kind,
+            ndim,
+            eps,
+            has_weight: weight.is_some(),
+            has_bias: bias.is_some(),
+            stats,
+        }));
+        let mut inputs: smallvec::SmallVec<[&Self; 3]> = smallvec::smallvec![self];
+        inputs.extend(weight);
+        inputs.extend(bias);
+        let name = match kind {
+            tapir_tensor::NormKind::Layer => "layer_norm",
+            tapir_tensor::NormKind::Rms => "rms_norm",
+        };
+        Tape::record(name, op, &inputs, v)
     }
 }

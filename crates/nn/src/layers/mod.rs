@@ -16,7 +16,7 @@ pub use conv::{AvgPool2d, Conv2d, Conv2dBuilder, Flatten, MaxPool2d, Padding};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use linear::Linear;
-pub use norm::LayerNorm;
+pub use norm::{LayerNorm, RmsNorm};
 pub use sequential::{Layer, Sequential};
 
 use tapir_autograd::{Result, Var};

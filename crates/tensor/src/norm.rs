@@ -1,0 +1,406 @@
+//! Layer normalisation and RMS normalisation over the trailing axes, each
+//! direction in one pass over the rows (the composite of means, squares
+//! and broadcasts made about a dozen passes and temporaries).
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::kernels::PAR_THRESHOLD;
+use crate::tensor::Tensor;
+
+/// Which normalisation: LayerNorm subtracts the mean, RMSNorm does not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NormKind {
+    /// (x − mean)/√(var + eps), biased variance (`torch.nn.LayerNorm`).
+    Layer,
+    /// x/√(mean(x²) + eps) (`torch.nn.RMSNorm`).
+    Rms,
+}
+
+/// The row statistics a normalisation saves for its backward pass, one
+/// value per normalised row (the shape of the leading axes).
+#[derive(Clone, Debug)]
+pub struct NormStats<E: Float> {
+    /// The normalisation these belong to.
+    pub kind: NormKind,
+    /// The row means (zeros for [`NormKind::Rms`]).
+    pub mean: Tensor<E>,
+    /// 1/√(var + eps), or 1/√(mean(x²) + eps).
+    pub rstd: Tensor<E>,
+}
+
+/// Rows of `n` elements handled by one parallel task.
+fn rows_per_task(n: usize) -> usize {
+    (PAR_THRESHOLD / 4 / n.max(1)).max(1)
+}
+
+/// Mean and 1/√(var + eps) of one row, accumulated in f64.
+#[inline]
+fn row_stats<E: Float>(row: &[E], kind: NormKind, eps: f64) -> (f64, f64) {
+    let n = row.len() as f64;
+    let mean = match kind {
+        NormKind::Layer => row.iter().map(|v| v.to_f64()).sum::<f64>() / n,
+        NormKind::Rms => 0.0,
+    };
+    let var = row
+        .iter()
+        .map(|v| {
+            let d = v.to_f64() - mean;
+            d * d
+        })
+        .sum::<f64>()
+        / n;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+impl<E: Float> Tensor<E> {
+    fn norm_check(
+        &self,
+        op: &'static str,
+        ndim: usize,
+        params: &[(&str, Option<&Tensor<E>>)],
+    ) -> Result<(usize, usize)> {
+        if ndim == 0 || ndim > self.ndim() {
+            return Err(Error::arg(
+                op,
+                format!(
+                    "normalises over {ndim} trailing axes of a tensor of shape {:?}",
+                    self.shape()
+                ),
+            ));
+        }
+        let tail = &self.shape()[self.ndim() - ndim..];
+        for (name, p) in params {
+            if let Some(p) = p {
+                if p.shape() != tail {
+                    return Err(Error::shape(
+                        op,
+                        format!(
+                            "{name} has shape {:?}, expected the normalised shape {tail:?} of input {:?}",
+                            p.shape(),
+                            self.shape()
+                        ),
+                    ));
+                }
+            }
+        }
+        let n: usize = tail.iter().product();
+        Ok((self.len() / n.max(1), n))
+    }
+
+    /// Normalises over the last `ndim` axes and applies the affine part:
+    /// y = (x − mean)·rstd·w + b for [`NormKind::Layer`] (rstd =
+    /// 1/√(var + eps), biased variance), y = x·rstd·w + b with rstd =
+    /// 1/√(mean(x²) + eps) for [`NormKind::Rms`]. `weight` and `bias`, when
+    /// given, have the normalised shape. Statistics are accumulated in
+    /// f64. Returns y and the row statistics for
+    /// [`Tensor::norm_backward`].
+    ///
+    /// PyTorch: `torch.nn.functional.layer_norm(x, shape, w, b, eps)` and
+    /// `torch.nn.functional.rms_norm(x, shape, w, eps)`.
+    ///
+    /// # Errors
+    /// When `ndim` is 0 or above the rank, or a weight or bias does not
+    /// have the normalised shape.
+    ///
+    /// ```
+    /// use tapir_tensor::{NormKind, Tensor};
+    /// let x = Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0, 4.0], [1, 4])?;
+    /// let (y, stats) = x.normalize(NormKind::Layer, 1, None, None, 0.0)?;
+    /// assert_eq!(stats.mean.to_vec(), [2.5]);
+    /// assert!((y.to_vec()[0] + 1.341_640_786).abs() < 1e-8);
+    /// # Ok::<(), tapir_tensor::Error>(())
+    /// ```
+    pub fn normalize(
+        &self,
+        kind: NormKind,
+        ndim: usize,
+        weight: Option<&Tensor<E>>,
+        bias: Option<&Tensor<E>>,
+        eps: f64,
+    ) -> Result<(Tensor<E>, NormStats<E>)> {
+        let op = match kind {
+            NormKind::Layer => "layer_norm",
+            NormKind::Rms => "rms_norm",
+        };
+        let (rows, n) = self.norm_check(op, ndim, &[("weight", weight), ("bias", bias)])?;
+        let x = self.contiguous();
+        let xs = x.as_slice().expect("contiguous");
+        let w = weight.map(|w| w.to_vec());
+        let b = bias.map(|b| b.to_vec());
+        let mut y = vec![E::ZERO; xs.len()];
+        let mut mean = vec![E::ZERO; rows];
+        let mut rstd = vec![E::ZERO; rows];
+        let per = rows_per_task(n);
+        type Rows<'a, E> = ((&'a mut [E], &'a [E]), (&'a mut [E], &'a mut [E]));
+        let work = |((yc, xc), (mc, rc)): Rows<'_, E>| {
+            for (((yr, xr), m), r) in yc
+                .chunks_mut(n)
+                .zip(xc.chunks(n))
+                .zip(mc.iter_mut())
+                .zip(rc.iter_mut())
+            {
+                let (mu, rs) = row_stats(xr, kind, eps);
+                let (mu_e, rs_e) = (E::from_f64(mu), E::from_f64(rs));
+                for (j, (o, &v)) in yr.iter_mut().zip(xr).enumerate() {
+                    let t = (v - mu_e) * rs_e;
+                    let t = w.as_ref().map_or(t, |w| t * w[j]);
+                    *o = b.as_ref().map_or(t, |b| t + b[j]);
+                }
+                *m = mu_e;
+                *r = rs_e;
+            }
+        };
+        if n > 0 {
+            if xs.len() >= PAR_THRESHOLD {
+                y.par_chunks_mut(per * n)
+                    .zip(xs.par_chunks(per * n))
+                    .zip(mean.par_chunks_mut(per).zip(rstd.par_chunks_mut(per)))
+                    .for_each(work);
+            } else {
+                work(((&mut y, xs), (&mut mean, &mut rstd)));
+            }
+        }
+        let lead = &self.shape()[..self.ndim() - ndim];
+        Ok((
+            Tensor::from_vec(y, self.shape())?,
+            NormStats {
+                kind,
+                mean: Tensor::from_vec(mean, lead)?,
+                rstd: Tensor::from_vec(rstd, lead)?,
+            },
+        ))
+    }
+
+    /// The backward pass of [`Tensor::normalize`] (x = `self`, g the
+    /// output's gradient): with x̂ = (x − mean)·rstd and ĝ = g·w,
+    /// dx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)) for LayerNorm and
+    /// dx = rstd·(ĝ − x̂·mean(ĝ·x̂)) for RMSNorm (means over each row),
+    /// dw = Σ_rows g·x̂, db = Σ_rows g (pairwise sums in a fixed order).
+    /// Returns `[dx, dw, db]`, each computed only where `needs` says.
+    ///
+    /// # Errors
+    /// When the shapes do not fit those of the forward pass.
+    pub fn norm_backward(
+        &self,
+        g: &Tensor<E>,
+        stats: &NormStats<E>,
+        weight: Option<&Tensor<E>>,
+        ndim: usize,
+        needs: [bool; 3],
+    ) -> Result<[Option<Tensor<E>>; 3]> {
+        let op = "norm_backward";
+        let (rows, n) = self.norm_check(op, ndim, &[("weight", weight)])?;
+        if g.shape() != self.shape() || stats.rstd.len() != rows || stats.mean.len() != rows {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "gradient {:?} and {} row statistics do not fit input {:?}",
+                    g.shape(),
+                    stats.rstd.len(),
+                    self.shape()
+                ),
+            ));
+        }
+        let x = self.contiguous();
+        let xs = x.as_slice().expect("contiguous");
+        let gt = g.contiguous();
+        let gs = gt.as_slice().expect("contiguous");
+        let mean = stats.mean.to_vec();
+        let rstd = stats.rstd.to_vec();
+        let w = weight.map(|w| w.to_vec());
+        let center = stats.kind == NormKind::Layer;
+        let tail = &self.shape()[self.ndim() - ndim..];
+        let mut dx = needs[0].then(|| vec![E::ZERO; xs.len()]);
+        // g·x̂ per element, summed over the rows afterwards.
+        let mut gx = needs[1].then(|| vec![E::ZERO; xs.len()]);
+        let per = rows_per_task(n);
+        let inv_n = 1.0 / n.max(1) as f64;
+        let row = |r: usize, dxr: Option<&mut [E]>, gxr: Option<&mut [E]>| {
+            let (xr, gr) = (&xs[r * n..(r + 1) * n], &gs[r * n..(r + 1) * n]);
+            let (mu, rs) = (mean[r], rstd[r]);
+            if let Some(gxr) = gxr {
+                for ((o, &v), &gv) in gxr.iter_mut().zip(xr).zip(gr) {
+                    *o = gv * ((v - mu) * rs);
+                }
+            }
+            if let Some(dxr) = dxr {
+                let gw = |j: usize| match &w {
+                    Some(w) => gr[j] * w[j],
+                    None => gr[j],
+                };
+                let (mut s1, mut s2) = (0.0f64, 0.0f64);
+                for (j, &v) in xr.iter().enumerate() {
+                    let gj = gw(j).to_f64();
+                    s1 += gj * ((v - mu) * rs).to_f64();
+                    s2 += gj;
+                }
+                let c1 = E::from_f64(s1 * inv_n);
+                let c2 = if center {
+                    E::from_f64(s2 * inv_n)
+                } else {
+                    E::ZERO
+                };
+                for (j, (o, &v)) in dxr.iter_mut().zip(xr).enumerate() {
+                    *o = rs * (gw(j) - c2 - ((v - mu) * rs) * c1);
+                }
+            }
+        };
+        let run = |r0: usize, dxc: Option<&mut [E]>, gxc: Option<&mut [E]>| {
+            let count = dxc
+                .as_ref()
+                .map(|c| c.len())
+                .or(gxc.as_ref().map(|c| c.len()))
+                .unwrap_or(0)
+                / n.max(1);
+            let mut dxi = dxc.map(|c| c.chunks_mut(n));
+            let mut gxi = gxc.map(|c| c.chunks_mut(n));
+            for k in 0..count {
+                row(
+                    r0 + k,
+                    dxi.as_mut().and_then(|i| i.next()),
+                    gxi.as_mut().and_then(|i| i.next()),
+                );
+            }
+        };
+        if n > 0 && (needs[0] || needs[1]) {
+            let chunk = per * n;
+            if xs.len() >= PAR_THRESHOLD {
+                match (dx.as_mut(), gx.as_mut()) {
+                    (Some(d), Some(q)) => d
+                        .par_chunks_mut(chunk)
+                        .zip(q.par_chunks_mut(chunk))
+                        .enumerate()
+                        .for_each(|(i, (d, q))| run(i * per, Some(d), Some(q))),
+                    (Some(d), None) => d
+                        .par_chunks_mut(chunk)
+                        .enumerate()
+                        .for_each(|(i, d)| run(i * per, Some(d), None)),
+                    (None, Some(q)) => q
+                        .par_chunks_mut(chunk)
+                        .enumerate()
+                        .for_each(|(i, q)| run(i * per, None, Some(q))),
+                    (None, None) => {}
+                }
+            } else {
+                run(0, dx.as_deref_mut(), gx.as_deref_mut());
+            }
+        }
+        let column_sums = |data: &[E]| -> Result<Tensor<E>> {
+            let mut out = vec![E::ZERO; n];
+            crate::sum::sum_rows(data, rows, n, &mut out);
+            Tensor::from_vec(out, tail)
+        };
+        let dw = gx.map(|q| column_sums(&q)).transpose()?;
+        let db = if needs[2] {
+            Some(column_sums(gs)?)
+        } else {
+            None
+        };
+        let dx = dx.map(|d| Tensor::from_vec(d, self.shape())).transpose()?;
+        Ok([dx, dw, db])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::Rng;
+
+    /// The one-pass kernels against the textbook formulas in f64.
+    #[test]
+    fn matches_the_formulas() {
+        let mut rng = Rng::seed(4);
+        let x = Tensor::<f64>::randn([5, 3, 4], &mut rng);
+        let w = Tensor::<f64>::randn([3, 4], &mut rng);
+        let b = Tensor::<f64>::randn([3, 4], &mut rng);
+        let g = Tensor::<f64>::randn([5, 3, 4], &mut rng);
+        for kind in [NormKind::Layer, NormKind::Rms] {
+            let (y, st) = x.normalize(kind, 2, Some(&w), Some(&b), 1e-5).unwrap();
+            let [dx, dw, db] = x
+                .norm_backward(&g, &st, Some(&w), 2, [true, true, true])
+                .unwrap();
+            let (xv, wv, bv, gv) = (x.to_vec(), w.to_vec(), b.to_vec(), g.to_vec());
+            let (yv, dxv) = (y.to_vec(), dx.unwrap().to_vec());
+            let mut dwv = [0.0; 12];
+            let mut dbv = [0.0; 12];
+            for r in 0..5 {
+                let row = &xv[r * 12..(r + 1) * 12];
+                let mu = if kind == NormKind::Layer {
+                    row.iter().sum::<f64>() / 12.0
+                } else {
+                    0.0
+                };
+                let var = row.iter().map(|v| (v - mu) * (v - mu)).sum::<f64>() / 12.0;
+                let rs = 1.0 / (var + 1e-5).sqrt();
+                let xh: Vec<f64> = row.iter().map(|v| (v - mu) * rs).collect();
+                let gw: Vec<f64> = (0..12).map(|j| gv[r * 12 + j] * wv[j]).collect();
+                let m1 = gw.iter().zip(&xh).map(|(a, b)| a * b).sum::<f64>() / 12.0;
+                let m2 = if kind == NormKind::Layer {
+                    gw.iter().sum::<f64>() / 12.0
+                } else {
+                    0.0
+                };
+                for j in 0..12 {
+                    let want_y = xh[j] * wv[j] + bv[j];
+                    assert!((yv[r * 12 + j] - want_y).abs() < 1e-12);
+                    let want_dx = rs * (gw[j] - m2 - xh[j] * m1);
+                    assert!((dxv[r * 12 + j] - want_dx).abs() < 1e-12, "{kind:?}");
+                    dwv[j] += gv[r * 12 + j] * xh[j];
+                    dbv[j] += gv[r * 12 + j];
+                }
+            }
+            for (a, b) in dw.unwrap().to_vec().iter().zip(dwv) {
+                assert!((a - b).abs() < 1e-12);
+            }
+            for (a, b) in db.unwrap().to_vec().iter().zip(dbv) {
+                assert!((a - b).abs() < 1e-12);
+            }
+        }
+    }
+
+    /// The parallel path (large inputs) gives the serial path's bits.
+    #[test]
+    fn parallel_rows_match_serial() {
+        let mut rng = Rng::seed(5);
+        let x = Tensor::<f32>::randn([600, 128], &mut rng);
+        let g = Tensor::<f32>::randn([600, 128], &mut rng);
+        let w = Tensor::<f32>::randn([128], &mut rng);
+        let (y, st) = x
+            .normalize(NormKind::Layer, 1, Some(&w), None, 1e-5)
+            .unwrap();
+        let [dx, dw, _] = x
+            .norm_backward(&g, &st, Some(&w), 1, [true, true, false])
+            .unwrap();
+        // Row by row, each small enough for the serial path.
+        let (dxv, yv) = (dx.unwrap().to_vec(), y.to_vec());
+        for r in [0, 17, 599] {
+            let xr = x.narrow(0, r, 1).unwrap();
+            let gr = g.narrow(0, r, 1).unwrap();
+            let (yr, sr) = xr
+                .normalize(NormKind::Layer, 1, Some(&w), None, 1e-5)
+                .unwrap();
+            let [dxr, _, _] = xr
+                .norm_backward(&gr, &sr, Some(&w), 1, [true, false, false])
+                .unwrap();
+            assert_eq!(yr.to_vec(), &yv[r * 128..(r + 1) * 128]);
+            assert_eq!(dxr.unwrap().to_vec(), &dxv[r * 128..(r + 1) * 128]);
+        }
+        assert_eq!(dw.unwrap().shape(), &[128]);
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let x = Tensor::<f32>::zeros([2, 3]);
+        let e = x
+            .normalize(NormKind::Layer, 1, Some(&Tensor::zeros([4])), None, 1e-5)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("layer_norm") && e.contains("[4]") && e.contains("[2, 3]"),
+            "{e}"
+        );
+        assert!(x.normalize(NormKind::Rms, 3, None, None, 1e-5).is_err());
+    }
+}
