@@ -133,6 +133,10 @@ primitives! {
     /// in one pass each way (rows' mean and 1/std saved), where the
     /// composite recorded about ten nodes and as many full-size passes.
     Norm(Box<NormOp<E>>) = "normalize",
+    /// Inputs (q, k, v). Kept for speed and memory: fused scaled dot-product
+    /// attention, tiled with an online softmax (the composite wrote every
+    /// T×S score matrix, its mask sum and its softmax, forward and back).
+    Attention(Box<AttentionOp<E>>) = "attention",
     /// Kept: GEMM.
     Matmul = "matmul",
     /// Kept: shape change without copying.
@@ -182,4 +186,15 @@ pub(crate) struct NormOp<E: Float> {
     pub(crate) has_bias: bool,
     /// Row statistics of the forward pass.
     pub(crate) stats: NormStats<E>,
+}
+
+/// The payload of [`Op::Attention`].
+#[derive(Clone)]
+pub(crate) struct AttentionOp<E: Float> {
+    pub(crate) scale: f64,
+    pub(crate) causal: bool,
+    /// The additive mask, `[1 or B, 1 or H, T, S]`.
+    pub(crate) mask: Option<Tensor<E>>,
+    /// Log-sum-exp of each score row, `[B, H, T]`.
+    pub(crate) lse: Tensor<E>,
 }

@@ -195,6 +195,7 @@ pub(crate) fn backward<'t, E: Float>(
             one(g.sub(&out.exp().mul(&s)?)?)
         }
         Op::Norm(n) => norm_rule(n, x, g, needs)?,
+        Op::Attention(a) => attention_rule(a, x, out, g, needs)?,
         Op::Matmul => matmul_rule(&x[0], &x[1], g, needs)?,
         Op::Reshape => one(g.reshape_usize(x[0].shape())?),
         Op::Permute(p) => {
@@ -329,6 +330,73 @@ fn index_add_zeros<'t, E: Float>(
         idx: idx.clone(),
     };
     crate::tape::Tape::record("index_select backward", op, &[g], v)
+}
+
+/// Scaled dot-product attention. First order: the tiled kernel, which
+/// recomputes the probabilities from the saved log-sum-exps. Recorded
+/// (higher order): the same gradients from the composite softmax(q·kᵀ·s +
+/// mask) with Var ops.
+fn attention_rule<'t, E: Float>(
+    a: &crate::op::AttentionOp<E>,
+    x: &[Var<'t, E>],
+    out: &Var<'t, E>,
+    g: &Var<'t, E>,
+    needs: &[bool],
+) -> Result<Grads<'t, E>> {
+    let (q, k, v) = (&x[0], &x[1], &x[2]);
+    if !g.is_tracked() && x.iter().all(|v| !v.is_tracked()) {
+        let p = tapir_tensor::AttentionParams {
+            scale: a.scale,
+            causal: a.causal,
+            mask: a.mask.as_ref(),
+        };
+        let [dq, dk, dv] = q.value.attention_backward(
+            &k.value,
+            &v.value,
+            &out.value,
+            &a.lse,
+            &g.value,
+            p,
+            [needs[0], needs[1], needs[2]],
+        )?;
+        return Ok(smallvec![
+            dq.map(|t| g.lift(t)),
+            dk.map(|t| g.lift(t)),
+            dv.map(|t| g.lift(t))
+        ]);
+    }
+    let sc = E::from_f64(a.scale);
+    let mut scores = q.matmul(&k.transpose(-1, -2)?)?.mul_scalar(sc);
+    if let Some(m) = &a.mask {
+        scores = scores.add(&mask(g, m.clone()))?;
+    }
+    if a.causal {
+        let (t, s) = (q.shape()[2], k.shape()[2]);
+        let mut c = vec![E::ZERO; t * s];
+        for i in 0..t {
+            for j in i + 1..s {
+                c[i * s + j] = E::NEG_INFINITY;
+            }
+        }
+        scores = scores.add(&mask(g, Tensor::from_vec(c, [t, s])?))?;
+    }
+    let p = scores.softmax(-1)?;
+    let dv = needs[2]
+        .then(|| p.transpose(-1, -2)?.matmul(g))
+        .transpose()?;
+    let (mut dq, mut dk) = (None, None);
+    if needs[0] || needs[1] {
+        let dp = g.matmul(&v.transpose(-1, -2)?)?;
+        let r = dp.mul(&p)?.sum_axes(&[-1], true)?;
+        let ds = p.mul(&dp.sub(&r)?)?.mul_scalar(sc);
+        if needs[0] {
+            dq = Some(ds.matmul(k)?);
+        }
+        if needs[1] {
+            dk = Some(ds.transpose(-1, -2)?.matmul(q)?);
+        }
+    }
+    Ok(smallvec![dq, dk, dv])
 }
 
 /// LayerNorm / RMSNorm. First order: the tensor crate's one-pass kernel

@@ -117,6 +117,35 @@ fn table() -> Vec<Case> {
         case("rms_norm", vec![n(&[3, 5]), n(&[5])], |v| {
             v[0].rms_norm(1, Some(&v[1]), 1e-6)
         }),
+        case(
+            "attention_causal",
+            vec![n(&[2, 2, 3, 2]), n(&[2, 2, 3, 2]), n(&[2, 2, 3, 2])],
+            |v| v[0].scaled_dot_product_attention(&v[1], &v[2], None, true, None),
+        ),
+        case(
+            "attention_masked",
+            vec![n(&[1, 2, 3, 2]), n(&[1, 2, 4, 2]), n(&[1, 2, 4, 3])],
+            |v| {
+                let m = Tensor::from_vec(
+                    vec![
+                        0.0,
+                        -0.5,
+                        1.0,
+                        f64::NEG_INFINITY,
+                        0.3,
+                        0.0,
+                        -1.0,
+                        0.2,
+                        0.0,
+                        0.0,
+                        0.7,
+                        -0.2,
+                    ],
+                    [1, 1, 3, 4],
+                )?;
+                v[0].scaled_dot_product_attention(&v[1], &v[2], Some(&m), false, Some(0.8))
+            },
+        ),
         case("silu", vec![n(&[6])], |v| Ok(v[0].silu())),
         case("softplus", vec![n(&[6])], |v| Ok(v[0].softplus())),
         case("clamp", vec![d(&[8])], |v| {

@@ -379,3 +379,44 @@ fn attention_rejects_bad_shapes_and_masks() {
     let e = mha.self_attention(&x, &mask).unwrap_err().to_string();
     assert!(e.contains("attn_mask") && e.contains("[5, 4]"), "{e}");
 }
+
+/// Long sequences take the fused attention kernel, short ones and
+/// `attend_with_weights` the composite: both give the same outputs and
+/// gradients (the composite is the path checked against PyTorch above).
+#[test]
+fn fused_attention_path_matches_the_composite() {
+    use tapir_nn::{AttentionMask, MultiHeadAttention};
+    let mut rng = Rng::seed(3);
+    let mha = MultiHeadAttention::<f64>::new(8, 2, &mut rng);
+    let (b, t) = (2, 131); // 131² scores per head: past the fused threshold
+    let x = Tensor::<f64>::randn([b, t, 8], &mut rng);
+    let r = Tensor::<f64>::randn([b, t, 8], &mut rng);
+    let kp: Vec<bool> = (0..b * t).map(|i| i % t > 120 && i / t == 1).collect();
+    let mask = AttentionMask {
+        causal: true,
+        key_padding: Some(&kp),
+        attn_mask: None,
+    };
+    let run = |fused: bool| {
+        let tape = Tape::new();
+        let xv = tape.var(x.clone());
+        let y = if fused {
+            mha.self_attention(&xv, &mask).unwrap()
+        } else {
+            mha.attend_with_weights(&xv, &xv, &xv, &mask).unwrap().0
+        };
+        let loss = y.mul(&tape.constant(r.clone())).unwrap().sum();
+        let gp = tape.gradient(&loss, mha.parameters()).unwrap();
+        let gx = tape
+            .gradient_vars(&loss, &[&xv], &Default::default())
+            .unwrap();
+        let mut all = vec![y.value().to_vec(), gx[0].as_ref().unwrap().to_vec()];
+        all.extend(mha.parameters().iter().map(|p| gp[p].to_vec()));
+        all
+    };
+    for (a, c) in run(true).iter().zip(run(false)) {
+        for (u, v) in a.iter().zip(&c) {
+            assert!((u - v).abs() < 1e-10 * (1.0 + v.abs()), "{u} vs {v}");
+        }
+    }
+}

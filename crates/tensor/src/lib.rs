@@ -30,6 +30,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod alloc;
+mod attention;
 pub mod check;
 mod conv;
 mod elementwise;
@@ -49,6 +50,7 @@ mod shape_ops;
 pub mod sum;
 mod tensor;
 
+pub use attention::AttentionParams;
 pub use conv::{Conv1dParams, Conv2dParams, Pool2dParams};
 pub use elementwise::GeluApprox;
 pub use error::{Error, Result};

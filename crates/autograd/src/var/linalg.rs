@@ -3,7 +3,7 @@
 use tapir_tensor::Float;
 
 use crate::error::Result;
-use crate::op::Op;
+use crate::op::{AttentionOp, Op};
 use crate::tape::Tape;
 use crate::var::Var;
 
@@ -33,4 +33,56 @@ impl<'t, E: Float> Var<'t, E> {
         /// # Ok::<(), tapir_autograd::Error>(())
         /// ```
         matmul, Op::Matmul);
+
+    /// Scaled dot-product attention, one fused primitive:
+    /// softmax(q·kᵀ·scale + mask)·v for q = `self` `[B, H, T, D]`, `k`
+    /// `[B, H, S, D]`, `v` `[B, H, S, Dv]`, giving `[B, H, T, Dv]`
+    /// (`torch.nn.functional.scaled_dot_product_attention(q, k, v,
+    /// attn_mask, is_causal=causal, scale=scale)` with a float mask).
+    /// `scale` defaults to 1/√D; `mask` (`[1 or B, 1 or H, T, S]`, −∞ to
+    /// block) is data, not differentiated. Tiled with an online softmax
+    /// ([`Tensor::attention`](tapir_tensor::Tensor::attention)): no T×S
+    /// matrix is stored for the backward pass, only the row log-sum-exps.
+    /// Gradient: the standard attention backward recomputing the
+    /// probabilities block by block; differentiable again (through the
+    /// composite formula).
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let q = tape.var(Tensor::<f64>::ones([1, 1, 3, 2]));
+    /// let v = tape.var(Tensor::from_vec(vec![1.0, 0.0, 3.0, 0.0, 5.0, 0.0], [1, 1, 3, 2])?);
+    /// let y = q.scaled_dot_product_attention(&q, &v, None, true, None)?;
+    /// // Equal scores: query i averages values 0..=i.
+    /// assert_eq!(y.value().to_vec(), [1.0, 0.0, 2.0, 0.0, 3.0, 0.0]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// When the shapes are not as above or the Vars are on different tapes.
+    pub fn scaled_dot_product_attention(
+        &self,
+        k: &Self,
+        v: &Self,
+        mask: Option<&tapir_tensor::Tensor<E>>,
+        causal: bool,
+        scale: Option<f64>,
+    ) -> Result<Self> {
+        let d = self.shape().last().copied().unwrap_or(1);
+        let scale = scale.unwrap_or(1.0 / (d.max(1) as f64).sqrt());
+        let p = tapir_tensor::AttentionParams {
+            scale,
+            causal,
+            mask,
+        };
+        let (out, lse) = self.value.attention(&k.value, &v.value, p)?;
+        let op = Op::Attention(Box::new(AttentionOp {
+            scale,
+            causal,
+            mask: mask.cloned(),
+            lse,
+        }));
+        Tape::record("attention", op, &[self, k, v], out)
+    }
 }
