@@ -2,7 +2,7 @@
 
 use std::any::TypeId;
 
-use ndarray::{ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, Axis, Ix2, IxDyn};
+use ndarray::{ArrayD, ArrayView2, ArrayViewD, ArrayViewMut, ArrayViewMut2, Axis, Ix2, IxDyn};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -201,7 +201,18 @@ impl<E: Float> Tensor<E> {
             // not be looped over).
             return Ok(Self::zeros(&out_shape));
         }
-        let mut out = ArrayD::<E>::zeros(IxDyn(&[nb, m, n]));
+        // Uninitialised: every GEMM below overwrites its whole output
+        // (`accumulate` false: the destination is written, never read), and
+        // zero-filling it first cost a full extra pass.
+        let mut uninit = ArrayD::<E>::uninit(IxDyn(&[nb, m, n]));
+        // SAFETY: the view only carries the pointer and layout of `uninit`
+        // (same shape, standard strides) to the GEMMs, which write every
+        // element before anything reads one (m, n, k ≥ 1 here or k = 0,
+        // where gemm_into fills with zeros); `uninit` outlives the view and
+        // is not touched while it exists.
+        let mut out = unsafe {
+            ArrayViewMut::from_shape_ptr(IxDyn(&[nb, m, n]), uninit.as_mut_ptr() as *mut E)
+        };
         let (av, bv) = (a.nd(), b.nd());
         if batch.is_empty() {
             let mut o = out
@@ -240,6 +251,9 @@ impl<E: Float> Tensor<E> {
                 out3.axis_iter_mut(Axis(0)).enumerate().for_each(work);
             }
         }
+        drop(out);
+        // SAFETY: every element was written above, and the view is gone.
+        let out = unsafe { uninit.assume_init() };
         let mut final_shape = out_shape;
         if rb == 1 {
             final_shape.remove(final_shape.len() - 1);
