@@ -300,7 +300,60 @@ where
             return Ok(Tensor::from_slice_like(buf, a));
         }
     }
+    if let Some(t) = zip_suffix(a, b, &f) {
+        return Ok(t);
+    }
     zip_broadcast(op, a, b, f)
+}
+
+/// Whether `small`'s shape, less leading 1s, ends `big`'s shape: `small`
+/// repeats along `big`'s leading axes (a bias over rows, a mask over heads).
+fn is_suffix(big: &[usize], small: &[usize]) -> bool {
+    let lead = small.iter().take_while(|&&d| d == 1).count();
+    let s = &small[lead..];
+    s.len() <= big.len() && big[big.len() - s.len()..] == *s && small.len() <= big.len()
+}
+
+/// The common broadcast of a contiguous tensor against a contiguous one
+/// repeated along its leading axes: one vectorised row loop per repeat
+/// (chunks in parallel when large) instead of the general strided zip.
+fn zip_suffix<E, F>(a: &Tensor<E>, b: &Tensor<E>, f: &F) -> Option<Tensor<E>>
+where
+    E: Float,
+    F: Fn(E, E) -> E + Sync + Send,
+{
+    let (x, y) = (a.as_slice()?, b.as_slice()?);
+    let big_is_a = x.len() >= y.len();
+    let (big, small) = if big_is_a { (a, b) } else { (b, a) };
+    let n = small.len();
+    if n == 0 || !is_suffix(big.shape(), small.shape()) {
+        return None;
+    }
+    let (bs, ss) = (big.as_slice()?, small.as_slice()?);
+    let fill = |o: &mut [MaybeUninit<E>], c: &[E]| {
+        if big_is_a {
+            zip_fill(c, ss, o, f)
+        } else {
+            zip_fill(ss, c, o, f)
+        }
+    };
+    let buf = new_buffer(bs.len(), |out| {
+        if bs.len() >= PAR_THRESHOLD_CHEAP {
+            let per = (PAR_CHUNK / n).max(1) * n;
+            out.par_chunks_mut(per)
+                .zip(bs.par_chunks(per))
+                .for_each(|(o, c)| {
+                    for (o, c) in o.chunks_mut(n).zip(c.chunks(n)) {
+                        fill(o, c)
+                    }
+                });
+        } else {
+            for (o, c) in out.chunks_mut(n).zip(bs.chunks(n)) {
+                fill(o, c)
+            }
+        }
+    });
+    Some(Tensor::from_slice_like(buf, big))
 }
 
 /// The general (broadcasting or strided) case of [`zip_with`].
@@ -330,6 +383,31 @@ mod tests {
 
     fn bits<E: Float>(v: &[E]) -> Vec<u64> {
         v.iter().map(|x| x.to_f64().to_bits()).collect()
+    }
+
+    /// The suffix-broadcast fast path gives the general path's values, both
+    /// operand orders, small and parallel sizes.
+    #[test]
+    fn suffix_broadcast_matches_the_general_zip() {
+        let mut rng = Rng::seed(8);
+        for (sa, sb) in [
+            (vec![4, 5], vec![5]),
+            (vec![1, 5], vec![3, 2, 5]),
+            (vec![2, 3, 4], vec![1, 3, 4]),
+            (vec![300, 512], vec![512]),
+            (vec![64, 2, 64, 64], vec![1, 1, 64, 64]),
+        ] {
+            let a = Tensor::<f32>::randn(&sa, &mut rng);
+            let b = Tensor::<f32>::randn(&sb, &mut rng);
+            let f = |p: f32, q: f32| p - 2.0 * q;
+            let fast = zip_with("t", &a, &b, f).unwrap();
+            let slow = zip_broadcast("t", &a, &b, f).unwrap();
+            assert_eq!(fast.shape(), slow.shape());
+            assert_eq!(fast.to_vec(), slow.to_vec(), "{sa:?} {sb:?}");
+            let fast = zip_with("t", &b, &a, f).unwrap();
+            let slow = zip_broadcast("t", &b, &a, f).unwrap();
+            assert_eq!(fast.to_vec(), slow.to_vec(), "{sb:?} {sa:?}");
+        }
     }
 
     /// The dispatched loops (AVX2 + FMA where the CPU has them) give the
