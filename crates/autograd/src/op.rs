@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use tapir_tensor::{
     Conv2dParams, Float, GeluApprox, IndexArray, NormKind, NormStats, Pool2dParams, Tensor,
+    XentTargets,
 };
 
 use crate::custom::CustomOp;
@@ -137,6 +138,10 @@ primitives! {
     /// attention, tiled with an online softmax (the composite wrote every
     /// T×S score matrix, its mask sum and its softmax, forward and back).
     Attention(Box<AttentionOp<E>>) = "attention",
+    /// Input: logits `[N, C]`; output: per-row losses `[N]`. Kept for
+    /// stability and speed: the fused softmax cross-entropy, max-shifted
+    /// (finite for logits of ±1e4), softmax·T − t in one backward pass.
+    SoftmaxXent(Box<XentOp<E>>) = "softmax_cross_entropy",
     /// Kept: GEMM.
     Matmul = "matmul",
     /// Kept: shape change without copying.
@@ -197,4 +202,10 @@ pub(crate) struct AttentionOp<E: Float> {
     pub(crate) mask: Option<Tensor<E>>,
     /// Log-sum-exp of each score row, `[B, H, T]`.
     pub(crate) lse: Tensor<E>,
+}
+
+/// The payload of [`Op::SoftmaxXent`].
+#[derive(Clone)]
+pub(crate) struct XentOp<E: Float> {
+    pub(crate) targets: XentTargets<E>,
 }

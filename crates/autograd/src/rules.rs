@@ -195,6 +195,34 @@ pub(crate) fn backward<'t, E: Float>(
             one(g.sub(&out.exp().mul(&s)?)?)
         }
         Op::Norm(n) => norm_rule(n, x, g, needs)?,
+        Op::SoftmaxXent(t) => {
+            if !g.is_tracked() && !x[0].is_tracked() {
+                one(g.lift(
+                    x[0].value
+                        .softmax_cross_entropy_backward(&t.targets, &g.value)?,
+                ))
+            } else {
+                // softmax·T − t with the targets dense, as Var ops.
+                let (n, c) = (x[0].shape()[0], x[0].shape()[1]);
+                let dense = match &t.targets {
+                    tapir_tensor::XentTargets::Dense(d) => d.clone(),
+                    tapir_tensor::XentTargets::Labels { labels, a, b, u } => {
+                        let mut d = vec![E::ZERO; n * c];
+                        for i in 0..n {
+                            for (j, w) in u.iter().enumerate() {
+                                d[i * c + j] = b[i] * *w;
+                            }
+                            d[i * c + labels[i]] += a[i];
+                        }
+                        Tensor::from_vec(d, [n, c])?
+                    }
+                };
+                let total = dense.sum_axes(&[1], true)?;
+                let p = x[0].softmax(-1)?;
+                let d = p.mul(&mask(g, total))?.sub(&mask(g, dense))?;
+                one(d.mul(&g.unsqueeze(1)?)?)
+            }
+        }
         Op::Attention(a) => attention_rule(a, x, out, g, needs)?,
         Op::Matmul => matmul_rule(&x[0], &x[1], g, needs)?,
         Op::Reshape => one(g.reshape_usize(x[0].shape())?),

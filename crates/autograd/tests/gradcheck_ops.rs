@@ -146,6 +146,19 @@ fn table() -> Vec<Case> {
                 v[0].scaled_dot_product_attention(&v[1], &v[2], Some(&m), false, Some(0.8))
             },
         ),
+        case("softmax_cross_entropy_labels", vec![n(&[3, 4])], |v| {
+            let t = tapir_tensor::XentTargets::Labels {
+                labels: vec![2, 0, 3].into(),
+                a: vec![0.9, 1.5, 0.0].into(),
+                b: vec![0.05, 0.1, 0.2].into(),
+                u: vec![1.0, 0.5, 2.0, 1.0].into(),
+            };
+            v[0].softmax_cross_entropy(t)
+        }),
+        case("softmax_cross_entropy_dense", vec![n(&[2, 3])], |v| {
+            let t = Tensor::from_vec(vec![0.2, 0.5, 0.3, 0.0, 1.0, 0.0], [2, 3])?;
+            v[0].softmax_cross_entropy(tapir_tensor::XentTargets::Dense(t))
+        }),
         case("silu", vec![n(&[6])], |v| Ok(v[0].silu())),
         case("softplus", vec![n(&[6])], |v| Ok(v[0].softplus())),
         case("clamp", vec![d(&[8])], |v| {

@@ -420,3 +420,82 @@ fn fused_attention_path_matches_the_composite() {
         }
     }
 }
+
+fn cross_entropies<E: Float>() {
+    use tapir_nn::loss::{cross_entropy_probs, cross_entropy_with, CrossEntropy};
+    let run = |name: &str, f: &dyn for<'t> Fn(&Case, &Var<'t, E>) -> Var<'t, E>| {
+        let c = case(name);
+        let tape = Tape::new();
+        let x = tape.var(c.t::<E>("x"));
+        let out = f(&c, &x);
+        c.check("out", out.value());
+        let loss = out.mul(&tape.constant(c.t("r"))).unwrap().sum();
+        let g = tape
+            .gradient_vars(&loss, &[&x], &Default::default())
+            .unwrap();
+        c.check("g_x", g[0].as_ref().unwrap());
+    };
+    let weights = |c: &Case| Some(c.t::<f64>("w").to_vec());
+    run("ce_options", &|c, x| {
+        let o = CrossEntropy {
+            weight: weights(c),
+            ignore_index: Some(1),
+            label_smoothing: 0.1,
+            ..Default::default()
+        };
+        cross_entropy_with(x, &c.iv("y"), &o).unwrap()
+    });
+    run("ce_none", &|c, x| {
+        let o = CrossEntropy {
+            weight: weights(c),
+            label_smoothing: 0.25,
+            reduction: Reduction::None,
+            ..Default::default()
+        };
+        cross_entropy_with(x, &c.iv("y"), &o).unwrap()
+    });
+    run("ce_probs", &|c, x| {
+        let o = CrossEntropy {
+            weight: weights(c),
+            label_smoothing: 0.2,
+            ..Default::default()
+        };
+        cross_entropy_probs(x, &c.t("p"), &o).unwrap()
+    });
+    run("ce_huge", &|c, x| {
+        let o = CrossEntropy {
+            reduction: Reduction::None,
+            ..Default::default()
+        };
+        cross_entropy_with(x, &c.iv("y"), &o).unwrap()
+    });
+}
+for_both!(cross_entropy_matches_torch, cross_entropies);
+
+#[test]
+fn cross_entropy_options_are_checked() {
+    use tapir_nn::loss::{cross_entropy_with, CrossEntropy};
+    let x = Var::untracked(Tensor::<f32>::zeros([2, 3]));
+    let o = CrossEntropy {
+        label_smoothing: 1.5,
+        ..Default::default()
+    };
+    let e = cross_entropy_with(&x, &[0, 1], &o).unwrap_err().to_string();
+    assert!(e.contains("label_smoothing"), "{e}");
+    let o = CrossEntropy {
+        weight: Some(vec![1.0; 2]),
+        ..Default::default()
+    };
+    let e = cross_entropy_with(&x, &[0, 1], &o).unwrap_err().to_string();
+    assert!(e.contains("2 class weights for 3 classes"), "{e}");
+    let e = cross_entropy_with(&x, &[0, 3], &CrossEntropy::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("label 3"), "{e}");
+    // An ignored label may be out of range (PyTorch's -100 convention).
+    let o = CrossEntropy {
+        ignore_index: Some(100),
+        ..Default::default()
+    };
+    assert!(cross_entropy_with(&x, &[0, 100], &o).is_ok());
+}

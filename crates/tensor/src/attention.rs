@@ -624,16 +624,14 @@ impl<E: Float> Tensor<E> {
                 (dq, dk, dv)
             })
             .collect();
-        let gather = |pick: fn(&Grads3<E>) -> &Vec<E>,
-                      rows: usize,
-                      cols: usize|
-         -> Result<Tensor<E>> {
-            let mut buf = vec![E::ZERO; d.b * d.h * rows * cols];
-            for (bh, hd) in heads.iter().enumerate() {
-                scatter_bthd(&mut buf, pick(hd), d, bh / d.h, bh % d.h, rows, cols);
-            }
-            bhtd_view(buf, d, rows, cols)
-        };
+        let gather =
+            |pick: fn(&Grads3<E>) -> &Vec<E>, rows: usize, cols: usize| -> Result<Tensor<E>> {
+                let mut buf = vec![E::ZERO; d.b * d.h * rows * cols];
+                for (bh, hd) in heads.iter().enumerate() {
+                    scatter_bthd(&mut buf, pick(hd), d, bh / d.h, bh % d.h, rows, cols);
+                }
+                bhtd_view(buf, d, rows, cols)
+            };
         Ok([
             needs[0].then(|| gather(|x| &x.0, d.t, d.d)).transpose()?,
             needs[1].then(|| gather(|x| &x.1, d.s, d.d)).transpose()?,

@@ -49,6 +49,7 @@ mod shape;
 mod shape_ops;
 pub mod sum;
 mod tensor;
+mod xent;
 
 pub use attention::AttentionParams;
 pub use conv::{Conv1dParams, Conv2dParams, Pool2dParams};
@@ -61,6 +62,7 @@ pub use random::Rng;
 pub use reduce::IndexArray;
 pub use shape::{broadcast_shapes, checked_numel, normalize_axis, numel, shape_of, Shape};
 pub use tensor::Tensor;
+pub use xent::XentTargets;
 
 /// ndarray, re-exported so users can name its types without a version clash.
 pub use ndarray;

@@ -56,9 +56,30 @@ impl<'t, E: Float> Var<'t, E> {
             }
             .into());
         }
-        let idx = tapir_tensor::indices(labels.to_vec(), [labels.len(), 1])?;
-        let picked = self.log_softmax(-1)?.gather(1, &idx)?;
-        Ok(picked.mean().neg())
+        let n = labels.len();
+        let t = tapir_tensor::XentTargets::Labels {
+            labels: labels.into(),
+            a: vec![E::ONE; n].into(),
+            b: Vec::new().into(),
+            u: Vec::new().into(),
+        };
+        Ok(self.softmax_cross_entropy(t)?.mean())
+    }
+
+    /// Per-row softmax cross-entropy of logits `self` `[N, C]` against the
+    /// target weights t (class indices with weights and smoothing, or
+    /// dense probabilities; see [`XentTargets`](tapir_tensor::XentTargets)):
+    /// loss[i] = Σ_c t[i, c]·(lse[i] − x[i, c]), `[N]`. One fused
+    /// primitive, max-shifted (finite for logits of ±1e4); the building
+    /// block of every cross-entropy variant in tapir-nn. Gradient:
+    /// g[i]·(softmax[i, c]·Σ t[i] − t[i, c]); differentiable again.
+    ///
+    /// # Errors
+    /// When the logits are not 2-D or the targets do not fit them.
+    pub fn softmax_cross_entropy(&self, targets: tapir_tensor::XentTargets<E>) -> Result<Self> {
+        let (v, _) = self.value.softmax_cross_entropy(&targets)?;
+        let op = crate::op::Op::SoftmaxXent(Box::new(crate::op::XentOp { targets }));
+        crate::tape::Tape::record("softmax_cross_entropy", op, &[self], v)
     }
 
     /// Mean squared error against a target of the same shape,
