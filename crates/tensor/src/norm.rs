@@ -226,24 +226,41 @@ impl<E: Float> Tensor<E> {
                 }
             }
             if let Some(dxr) = dxr {
-                let gw = |j: usize| match &w {
-                    Some(w) => gr[j] * w[j],
-                    None => gr[j],
-                };
-                let (mut s1, mut s2) = (0.0f64, 0.0f64);
-                for (j, &v) in xr.iter().enumerate() {
-                    let gj = gw(j).to_f64();
-                    s1 += gj * ((v - mu) * rs).to_f64();
-                    s2 += gj;
+                // ĝ = g·w into dx's own row, then the two row means in f64
+                // over 8 interleaved partial sums (so the loops vectorise),
+                // then dx in place.
+                match &w {
+                    Some(w) => {
+                        for ((o, &gv), &wv) in dxr.iter_mut().zip(gr).zip(w) {
+                            *o = gv * wv;
+                        }
+                    }
+                    None => dxr.copy_from_slice(gr),
                 }
+                let (mut a1, mut a2) = ([0.0f64; 8], [0.0f64; 8]);
+                let mut cg = dxr.chunks_exact(8);
+                let mut cx = xr.chunks_exact(8);
+                for (g8, x8) in (&mut cg).zip(&mut cx) {
+                    for l in 0..8 {
+                        let gj = g8[l].to_f64();
+                        a1[l] += gj * ((x8[l] - mu) * rs).to_f64();
+                        a2[l] += gj;
+                    }
+                }
+                for (&gv, &v) in cg.remainder().iter().zip(cx.remainder()) {
+                    let gj = gv.to_f64();
+                    a1[0] += gj * ((v - mu) * rs).to_f64();
+                    a2[0] += gj;
+                }
+                let (s1, s2): (f64, f64) = (a1.iter().sum(), a2.iter().sum());
                 let c1 = E::from_f64(s1 * inv_n);
                 let c2 = if center {
                     E::from_f64(s2 * inv_n)
                 } else {
                     E::ZERO
                 };
-                for (j, (o, &v)) in dxr.iter_mut().zip(xr).enumerate() {
-                    *o = rs * (gw(j) - c2 - ((v - mu) * rs) * c1);
+                for (o, &v) in dxr.iter_mut().zip(xr) {
+                    *o = rs * (*o - c2 - ((v - mu) * rs) * c1);
                 }
             }
         };

@@ -65,21 +65,25 @@ impl<E: Float> XentTargets<E> {
     }
 }
 
+/// e^(x − max) of a row into `e` (the vectorised exp of the element
+/// type; x − max is exact, or so far below 0 that e is 0 either way), and
+/// (max, Σ e) with the sum in f64.
+#[inline]
+fn row_exp<E: Float>(row: &[E], e: &mut Vec<E>) -> (f64, f64) {
+    let m = row.iter().fold(E::NEG_INFINITY, |a, &x| a.max_nan(x));
+    e.clear();
+    e.extend(row.iter().map(|&x| (x - m).exp()));
+    (m.to_f64(), e.iter().map(|v| v.to_f64()).sum::<f64>())
+}
+
 /// Max-shifted ln Σ eˣ of a row, in f64.
 #[inline]
-fn row_lse<E: Float>(row: &[E]) -> f64 {
-    let m = row
-        .iter()
-        .fold(E::NEG_INFINITY, |a, &x| a.max_nan(x))
-        .to_f64();
+fn row_lse<E: Float>(row: &[E], e: &mut Vec<E>) -> f64 {
+    let (m, z) = row_exp(row, e);
     if m == f64::NEG_INFINITY || m.is_nan() {
         return m;
     }
-    m + row
-        .iter()
-        .map(|&x| (x.to_f64() - m).exp())
-        .sum::<f64>()
-        .ln()
+    m + z.ln()
 }
 
 impl<E: Float> Tensor<E> {
@@ -125,9 +129,10 @@ impl<E: Float> Tensor<E> {
         };
         let mut loss = Vec::with_capacity(n);
         let mut lses = Vec::with_capacity(n);
+        let mut e = Vec::with_capacity(c);
         for i in 0..n {
             let row = &xs[i * c..(i + 1) * c];
-            let lse = row_lse(row);
+            let lse = row_lse(row, &mut e);
             let l = match (targets, &dense) {
                 (_, Some(t)) => {
                     let tr = &t.as_slice().expect("contiguous")[i * c..(i + 1) * c];
@@ -164,8 +169,8 @@ impl<E: Float> Tensor<E> {
     /// The backward pass of [`Tensor::softmax_cross_entropy`] (logits
     /// `self`): given the gradient `g` `[N]` of the per-row losses,
     /// dx[i, c] = g[i]·(softmax[i, c]·Σ_c′ t[i, c′] − t[i, c]), the softmax
-    /// recomputed max-shifted in f64 (not as exp(x − lse): at logits of
-    /// 1e4 an f32 lse has lost three digits).
+    /// recomputed max-shifted (not as exp(x − lse): at logits of 1e4 an
+    /// f32 lse has lost three digits), its sum in f64.
     ///
     /// # Errors
     /// When the shapes do not fit the forward pass.
@@ -195,23 +200,23 @@ impl<E: Float> Tensor<E> {
             _ => None,
         };
         let mut out = vec![E::ZERO; n * c];
+        let mut e = Vec::with_capacity(c);
         for i in 0..n {
             let row = &xs[i * c..(i + 1) * c];
             let o = &mut out[i * c..(i + 1) * c];
             let gi = gv[i];
-            // softmax of the row: exp(x − max) / Σ, in f64.
-            let m = row
-                .iter()
-                .fold(E::NEG_INFINITY, |a, &x| a.max_nan(x))
-                .to_f64();
-            let z: f64 = row.iter().map(|&x| (x.to_f64() - m).exp()).sum();
-            let prob = |x: E| E::from_f64((x.to_f64() - m).exp() / z);
+            // The softmax of the row, exp(x − max)/Σ, written into `o`.
+            let (_, z) = row_exp(row, &mut e);
+            let inv = E::from_f64(1.0 / z);
+            for (o, &v) in o.iter_mut().zip(&e) {
+                *o = v * inv;
+            }
             match (targets, &dense) {
                 (_, Some(t)) => {
                     let tr = &t.as_slice().expect("contiguous")[i * c..(i + 1) * c];
                     let total = tr.iter().fold(E::ZERO, |s, &w| s + w);
-                    for ((o, &x), &w) in o.iter_mut().zip(row).zip(tr) {
-                        *o = gi * (prob(x) * total - w);
+                    for (o, &w) in o.iter_mut().zip(tr) {
+                        *o = gi * (*o * total - w);
                     }
                 }
                 (XentTargets::Labels { labels, a, b, u }, None) => {
@@ -221,8 +226,8 @@ impl<E: Float> Tensor<E> {
                     } else {
                         a[i]
                     };
-                    for (o, &x) in o.iter_mut().zip(row) {
-                        *o = prob(x) * total;
+                    for o in o.iter_mut() {
+                        *o *= total;
                     }
                     if spread {
                         for (o, &w) in o.iter_mut().zip(u.iter()) {
