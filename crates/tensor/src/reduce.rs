@@ -689,6 +689,24 @@ impl<E: Float> Tensor<E> {
     /// # Ok::<(), tapir_tensor::Error>(())
     /// ```
     pub fn softmax(&self, axis: isize) -> Result<Self> {
+        let ax = normalize_axis("softmax", axis, self.shape())?;
+        if let (Some(s), true) = (self.as_slice(), ax + 1 == self.ndim()) {
+            // Rows along the last axis of a contiguous tensor (attention
+            // scores): the dispatched SIMD row kernel, rows in parallel.
+            let n = self.shape()[ax];
+            let mut out = vec![E::ZERO; s.len()];
+            if n > 0 {
+                if s.len() >= PAR_THRESHOLD {
+                    let per = (PAR_CHUNK / n).max(1) * n;
+                    out.par_chunks_mut(per)
+                        .zip(s.par_chunks(per))
+                        .for_each(|(o, x)| crate::kernels::softmax_rows(x, o, n));
+                } else {
+                    crate::kernels::softmax_rows(s, &mut out, n);
+                }
+            }
+            return Tensor::from_vec(out, self.shape());
+        }
         self.along_axis("softmax", axis, |x, o| {
             let m = max_slice(x);
             let m = if m.is_finite() { m } else { E::ZERO };
