@@ -695,9 +695,9 @@ impl<E: Float> Tensor<E> {
             // scores): the dispatched SIMD row kernel, rows in parallel.
             let n = self.shape()[ax];
             let mut out = vec![E::ZERO; s.len()];
-            if n > 0 {
+            if let Some(rows) = PAR_CHUNK.checked_div(n) {
                 if s.len() >= PAR_THRESHOLD {
-                    let per = (PAR_CHUNK / n).max(1) * n;
+                    let per = rows.max(1) * n;
                     out.par_chunks_mut(per)
                         .zip(s.par_chunks(per))
                         .for_each(|(o, x)| crate::kernels::softmax_rows(x, o, n));
