@@ -396,8 +396,16 @@ pub fn read_safetensors<E: Float>(path: impl AsRef<Path>, convert: bool) -> Resu
     let d = decode(path, &bytes)?;
     d.tensors
         .iter()
+        // PyTorch's BatchNorm step counter (int64); Tapir's BatchNorm does
+        // not keep it (it only matters for momentum=None).
+        .filter(|(n, t)| !(is_batch_counter(n) && t.dtype() == Dtype::I64))
         .map(|(n, t)| Ok((n.clone(), to_tensor(path, n, t, convert)?)))
         .collect()
+}
+
+/// `num_batches_tracked` or `<path>.num_batches_tracked`.
+fn is_batch_counter(name: &str) -> bool {
+    name.rsplit('.').next() == Some("num_batches_tracked")
 }
 
 /// Writes a state dict as safetensors, atomically

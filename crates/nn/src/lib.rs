@@ -60,5 +60,5 @@ pub use io::{
     load_state_dict, read_safetensors, write_atomic, write_safetensors, LoadOptions, LoadReport,
 };
 pub use layers::*;
-pub use module::{Buffer, Entry, Module, Path, StateDict};
+pub use module::{Buffer, Entry, Module, Path, StateDict, TrainingFlag};
 pub use tapir_derive::Module;

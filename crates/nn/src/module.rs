@@ -277,6 +277,40 @@ impl<E: Float> Module<E> for Buffer<E> {
     fn set_training(&mut self, _: bool) {}
 }
 
+/// A layer's train/eval switch as a field: it holds no tensors, and
+/// [`Module::set_training`] (from `train()`/`eval()` on any enclosing
+/// module, derived or not) sets it. A custom layer whose forward pass
+/// differs in training (dropout, batch statistics) keeps one of these
+/// instead of a `bool` that the derive would not reach. Starts in
+/// training mode, as PyTorch's modules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrainingFlag(bool);
+
+impl Default for TrainingFlag {
+    fn default() -> Self {
+        TrainingFlag(true)
+    }
+}
+
+impl TrainingFlag {
+    /// Whether the layer is in training mode.
+    pub fn get(&self) -> bool {
+        self.0
+    }
+
+    /// Sets the mode.
+    pub fn set(&mut self, training: bool) {
+        self.0 = training;
+    }
+}
+
+impl<E: Float> Module<E> for TrainingFlag {
+    fn visit(&self, _: &mut Path, _: &mut dyn FnMut(&Path, Entry<'_, E>)) {}
+    fn set_training(&mut self, training: bool) {
+        self.0 = training;
+    }
+}
+
 /// Elements under their index (`layers.0`, `layers.1`), as in
 /// `torch.nn.ModuleList`.
 impl<E: Float, M: Module<E>> Module<E> for Vec<M> {

@@ -499,3 +499,100 @@ fn cross_entropy_options_are_checked() {
     };
     assert!(cross_entropy_with(&x, &[0, 100], &o).is_ok());
 }
+
+fn more_layers<E: Float>() {
+    use tapir_nn::{BatchNorm, Elu, GroupNorm, Hardtanh, LogSoftmax, Mish, Softplus};
+    check_layer::<E, _>(&case("mish"), &Mish);
+    check_layer::<E, _>(&case("softplus"), &Softplus);
+    check_layer::<E, _>(&case("hardtanh"), &Hardtanh);
+    check_layer::<E, _>(&case("elu"), &Elu(0.7));
+    check_layer::<E, _>(&case("log_softmax"), &LogSoftmax(-1));
+    check_module(&case("group_norm"), &GroupNorm::<E>::new(3, 6), |m, x| {
+        m.forward(x)
+    });
+    // Training: batch statistics, and the running ones move as PyTorch's.
+    let c = case("batch_norm_train");
+    let mut bn = BatchNorm::<E>::new(3);
+    bn.running_mean.set(c.t("rm0"));
+    bn.running_var.set(c.t("rv0"));
+    check_module(&c, &bn, |m, x| m.forward(x));
+    // check_module ran forward once on its tape.
+    c.check("rm1", &bn.running_mean.value());
+    c.check("rv1", &bn.running_var.value());
+    // Evaluation: the running statistics, and no update.
+    let c = case("batch_norm_eval");
+    bn.eval();
+    bn.running_mean.set(c.t("rm"));
+    bn.running_var.set(c.t("rv"));
+    check_module(&c, &bn, |m, x| m.forward(x));
+    c.check("rm", &bn.running_mean.value());
+    let bn1 = BatchNorm::<E>::new(4);
+    check_module(&case("batch_norm_1d"), &bn1, |m, x| m.forward(x));
+    let names: Vec<String> = Module::<E>::state_dict(&bn1)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, ["weight", "bias", "running_mean", "running_var"]);
+}
+for_both!(more_layers_match_torch, more_layers);
+
+#[test]
+fn train_and_eval_reach_batch_norm_inside_a_derived_model() {
+    use tapir_nn::{BatchNorm, Linear};
+    #[derive(tapir_nn::Module)]
+    struct Net {
+        fc: Linear,
+        bn: BatchNorm,
+    }
+    let mut net = Net {
+        fc: Linear::new(3, 4, &mut Rng::seed(0)),
+        bn: BatchNorm::new(4),
+    };
+    let x = Var::untracked(Tensor::randn([6, 4], &mut Rng::seed(1)));
+    Module::<f32>::eval(&mut net);
+    let before = net.bn.running_mean.value().to_vec();
+    net.bn.forward(&x).unwrap();
+    assert_eq!(
+        net.bn.running_mean.value().to_vec(),
+        before,
+        "eval: no update"
+    );
+    Module::<f32>::train(&mut net);
+    net.bn.forward(&x).unwrap();
+    assert_ne!(
+        net.bn.running_mean.value().to_vec(),
+        before,
+        "train: updated"
+    );
+    let _ = &net.fc;
+    let e = net
+        .bn
+        .forward(&Var::untracked(Tensor::zeros([1, 4])))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("more than one value per channel"), "{e}");
+}
+
+/// A PyTorch BatchNorm state dict (with its int64 `num_batches_tracked`)
+/// loads strictly, and holds the running statistics Tapir's BatchNorm
+/// reaches after the same training step.
+#[test]
+fn batch_norm_loads_a_pytorch_state_dict() {
+    use tapir_nn::{BatchNorm, LoadOptions};
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/torch_bn.safetensors"
+    );
+    let loaded = BatchNorm::<f32>::new(4);
+    let report = loaded.load(path, LoadOptions::default()).unwrap();
+    assert!(report.unexpected.is_empty() && report.missing.is_empty());
+    let c = case("batch_norm_1d");
+    let mine = BatchNorm::<f32>::new(4);
+    mine.forward(&Var::untracked(c.t("x"))).unwrap();
+    for (a, b) in [
+        (&loaded.running_mean, &mine.running_mean),
+        (&loaded.running_var, &mine.running_var),
+    ] {
+        tapir_testutil::assert_close(&a.value(), &b.value(), 1e-5, 1e-6);
+    }
+}

@@ -55,6 +55,49 @@ activation!(
     Silu, |x| x.silu()
 );
 
+activation!(
+    /// x·tanh(softplus(x)) (`torch.nn.Mish`; Keras `mish`).
+    Mish, |x| x.mul(&x.softplus().tanh())?
+);
+activation!(
+    /// ln(1 + eˣ), computed so that it never overflows
+    /// (`torch.nn.Softplus()` with beta 1; Keras `softplus`).
+    Softplus, |x| x.softplus()
+);
+activation!(
+    /// clamp(x, −1, 1) (`torch.nn.Hardtanh()` with its default bounds).
+    Hardtanh, |x| x.clamp(Some(-E::ONE), Some(E::ONE))?
+);
+
+/// x for x > 0, α·(eˣ − 1) otherwise (`torch.nn.ELU(alpha)`, default 1;
+/// Keras `ELU`).
+#[derive(Debug, Clone, Copy)]
+pub struct Elu(pub f64);
+stateless!(Elu);
+
+impl Default for Elu {
+    fn default() -> Self {
+        Elu(1.0)
+    }
+}
+
+impl<E: Float> Forward<E> for Elu {
+    fn forward<'t>(&self, x: &Var<'t, E>) -> Result<Var<'t, E>> {
+        Ok(x.elu(E::from_f64(self.0)))
+    }
+}
+
+/// log softmax along an axis (`torch.nn.LogSoftmax(dim)`).
+#[derive(Debug, Clone, Copy)]
+pub struct LogSoftmax(pub isize);
+stateless!(LogSoftmax);
+
+impl<E: Float> Forward<E> for LogSoftmax {
+    fn forward<'t>(&self, x: &Var<'t, E>) -> Result<Var<'t, E>> {
+        x.log_softmax(self.0)
+    }
+}
+
 /// GELU, exact (x·Φ(x), the default) or with the tanh approximation
 /// (`torch.nn.GELU(approximate=...)`).
 #[derive(Debug, Clone, Copy, Default)]

@@ -10,13 +10,16 @@ mod linear;
 mod norm;
 mod sequential;
 
-pub use activation::{Activation, Gelu, LeakyRelu, Relu, Sigmoid, Silu, Softmax, Tanh};
+pub use activation::{
+    Activation, Elu, Gelu, Hardtanh, LeakyRelu, LogSoftmax, Mish, Relu, Sigmoid, Silu, Softmax,
+    Softplus, Tanh,
+};
 pub use attention::{AttentionMask, MultiHeadAttention, TransformerBlock};
 pub use conv::{AvgPool2d, Conv2d, Conv2dBuilder, Flatten, MaxPool2d, Padding};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use linear::Linear;
-pub use norm::{LayerNorm, RmsNorm};
+pub use norm::{BatchNorm, GroupNorm, LayerNorm, RmsNorm};
 pub use sequential::{Layer, Sequential};
 
 use tapir_autograd::{Result, Var};

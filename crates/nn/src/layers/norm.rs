@@ -146,3 +146,240 @@ impl<E: Float> Forward<E> for RmsNorm<E> {
         x.rms_norm(k, w.as_ref(), eps)
     }
 }
+
+/// Group normalisation (`torch.nn.GroupNorm(groups, channels)`, Keras
+/// `GroupNormalization`): the channels of each sample `[N, C, ..]` split
+/// into `groups` groups, each normalised over its channels and positions
+/// (biased variance, eps 1e-5), then γ and β per channel (1 and 0 at the
+/// start). The statistics are one [`Var::layer_norm`] primitive over the
+/// regrouped input.
+///
+/// ```
+/// use tapir_nn::{Forward, GroupNorm};
+/// use tapir_autograd::Var;
+/// use tapir_tensor::{Rng, Tensor};
+/// let gn: GroupNorm = GroupNorm::new(2, 4);
+/// let x = Var::untracked(Tensor::randn([3, 4, 5, 5], &mut Rng::seed(0)));
+/// assert_eq!(gn.forward(&x)?.shape(), &[3, 4, 5, 5]);
+/// # Ok::<(), tapir_autograd::Error>(())
+/// ```
+#[derive(Debug, Clone, Module)]
+pub struct GroupNorm<E: Float = f32> {
+    /// γ, `[C]` (none without an affine part).
+    pub weight: Option<Parameter<E>>,
+    /// β, `[C]`.
+    pub bias: Option<Parameter<E>>,
+    #[module(skip)]
+    groups: usize,
+    #[module(skip)]
+    eps: f64,
+}
+
+impl<E: Float> GroupNorm<E> {
+    /// `groups` groups over `channels` channels, with γ and β.
+    ///
+    /// # Panics
+    /// If `groups` is zero or does not divide `channels` (PyTorch raises
+    /// the same).
+    pub fn new(groups: usize, channels: usize) -> Self {
+        assert!(
+            groups > 0 && channels % groups == 0,
+            "GroupNorm: {groups} groups do not divide {channels} channels"
+        );
+        GroupNorm {
+            weight: Some(Parameter::new("weight", Tensor::ones([channels]))),
+            bias: Some(Parameter::new("bias", Tensor::zeros([channels]))),
+            groups,
+            eps: 1e-5,
+        }
+    }
+
+    /// With another eps.
+    pub fn eps(mut self, eps: f64) -> Self {
+        self.eps = eps;
+        self
+    }
+}
+
+/// `[C]` reshaped to `[C, 1, ..]` for an input of rank `nd` laid out
+/// `[N, C, ..]`.
+fn per_channel<'t, E: Float>(p: &Var<'t, E>, c: usize, nd: usize) -> Result<Var<'t, E>> {
+    let mut shape = vec![1usize; nd - 1];
+    shape[0] = c;
+    p.reshape_usize(&shape)
+}
+
+impl<E: Float> Forward<E> for GroupNorm<E> {
+    fn forward<'t>(&self, x: &Var<'t, E>) -> Result<Var<'t, E>> {
+        let c = self.weight.as_ref().map(|w| w.shape()[0]);
+        let s = x.shape().to_vec();
+        if s.len() < 2 || c.is_some_and(|c| s[1] != c) || s[1] % self.groups != 0 {
+            return Err(shape_error(
+                "GroupNorm",
+                format!(
+                    "GroupNorm({} groups, {} channels) takes [N, C, ..], got {s:?}",
+                    self.groups,
+                    c.map_or("any".to_string(), |c| c.to_string())
+                ),
+            ));
+        }
+        let g = x.reshape_usize(&[
+            s[0],
+            self.groups,
+            s[1..].iter().product::<usize>() / self.groups,
+        ])?;
+        let mut y = g.layer_norm(1, None, None, self.eps)?.reshape_usize(&s)?;
+        if let Some(w) = &self.weight {
+            y = y.mul(&per_channel(&x.param(w), s[1], s.len())?)?;
+        }
+        if let Some(b) = &self.bias {
+            y = y.add(&per_channel(&x.param(b), s[1], s.len())?)?;
+        }
+        Ok(y)
+    }
+}
+
+/// Batch normalisation over `[N, C]`, `[N, C, L]` (`torch.nn.BatchNorm1d`)
+/// or `[N, C, H, W]` (`BatchNorm2d`); Keras `BatchNormalization` (momentum
+/// 0.99 there, on the other side of the average). In training, each
+/// channel is normalised with the batch mean and biased variance, and the
+/// running statistics move by `momentum` (0.1):
+/// running = (1 − momentum)·running + momentum·batch, the variance's with
+/// the unbiased batch variance. In evaluation the running statistics are
+/// used. eps 1e-5; γ = 1, β = 0, running mean 0 and variance 1 at the
+/// start. The state dict holds `weight`, `bias`, `running_mean` and
+/// `running_var`; PyTorch's int64 `num_batches_tracked` is not kept (it
+/// only matters for `momentum=None`).
+///
+/// ```
+/// use tapir_nn::{BatchNorm, Forward, Module};
+/// use tapir_autograd::Var;
+/// use tapir_tensor::{Rng, Tensor};
+/// let mut bn: BatchNorm = BatchNorm::new(3);
+/// let x = Var::untracked(Tensor::randn([8, 3, 4, 4], &mut Rng::seed(0)).add_scalar(5.0));
+/// let y = bn.forward(&x)?.into_value();
+/// assert!(y.mean().item()?.abs() < 1e-5);
+/// // The running mean moved a tenth of the way to the batch mean (about 5).
+/// let rm = bn.running_mean.value().to_vec();
+/// assert!(rm.iter().all(|&m| (m - 0.5).abs() < 0.05));
+/// bn.eval();
+/// assert_eq!(bn.forward(&x)?.shape(), &[8, 3, 4, 4]);
+/// # Ok::<(), tapir_autograd::Error>(())
+/// ```
+#[derive(Debug, Clone, Module)]
+pub struct BatchNorm<E: Float = f32> {
+    /// γ, `[C]`.
+    pub weight: Option<Parameter<E>>,
+    /// β, `[C]`.
+    pub bias: Option<Parameter<E>>,
+    /// Running mean, `[C]`.
+    pub running_mean: crate::Buffer<E>,
+    /// Running (unbiased) variance, `[C]`.
+    pub running_var: crate::Buffer<E>,
+    #[module(skip)]
+    momentum: f64,
+    #[module(skip)]
+    eps: f64,
+    training: crate::TrainingFlag,
+}
+
+impl<E: Float> BatchNorm<E> {
+    /// Over `channels` channels, with γ and β, training mode.
+    pub fn new(channels: usize) -> Self {
+        BatchNorm {
+            weight: Some(Parameter::new("weight", Tensor::ones([channels]))),
+            bias: Some(Parameter::new("bias", Tensor::zeros([channels]))),
+            running_mean: crate::Buffer::new(Tensor::zeros([channels])),
+            running_var: crate::Buffer::new(Tensor::ones([channels])),
+            momentum: 0.1,
+            eps: 1e-5,
+            training: crate::TrainingFlag::default(),
+        }
+    }
+
+    /// With another momentum (PyTorch's sense: the weight of the batch).
+    pub fn momentum(mut self, momentum: f64) -> Self {
+        self.momentum = momentum;
+        self
+    }
+
+    /// With another eps.
+    pub fn eps(mut self, eps: f64) -> Self {
+        self.eps = eps;
+        self
+    }
+
+    /// Training mode ([`Module::train`] without naming the float type).
+    pub fn train(&mut self) {
+        self.training.set(true);
+    }
+
+    /// Evaluation mode: the running statistics.
+    pub fn eval(&mut self) {
+        self.training.set(false);
+    }
+}
+
+impl<E: Float> Forward<E> for BatchNorm<E> {
+    fn forward<'t>(&self, x: &Var<'t, E>) -> Result<Var<'t, E>> {
+        let c = self.running_mean.value().len();
+        let s = x.shape().to_vec();
+        if !(2..=4).contains(&s.len()) || s[1] != c {
+            return Err(shape_error(
+                "BatchNorm",
+                format!("BatchNorm({c}) takes [N, {c}], [N, {c}, L] or [N, {c}, H, W], got {s:?}"),
+            ));
+        }
+        let nd = s.len();
+        let axes: Vec<isize> = std::iter::once(0).chain(2..nd as isize).collect();
+        let count: usize = s
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != 1)
+            .map(|(_, &d)| d)
+            .product();
+        let eps = E::from_f64(self.eps);
+        let y = if self.training.get() {
+            if count < 2 {
+                return Err(shape_error(
+                    "BatchNorm",
+                    format!("training needs more than one value per channel, got input {s:?}"),
+                ));
+            }
+            let mean = x.mean_axes(&axes, true)?;
+            let xc = x.sub(&mean)?;
+            let var = xc.square().mean_axes(&axes, true)?;
+            // Running statistics, outside the tape (PyTorch updates them
+            // under no_grad).
+            let m = self.momentum;
+            let bm = mean.value().reshape_usize(&[c])?;
+            let unbiased = var
+                .value()
+                .reshape_usize(&[c])?
+                .mul_scalar(E::from_f64(count as f64 / (count - 1) as f64));
+            let blend = |old: Tensor<E>, new: &Tensor<E>| -> Result<Tensor<E>> {
+                Ok(old
+                    .mul_scalar(E::from_f64(1.0 - m))
+                    .add(&new.mul_scalar(E::from_f64(m)))?)
+            };
+            self.running_mean
+                .set(blend(self.running_mean.value(), &bm)?);
+            self.running_var
+                .set(blend(self.running_var.value(), &unbiased)?);
+            xc.mul(&var.add_scalar(eps).rsqrt())?
+        } else {
+            let shape: Vec<usize> = (0..nd).map(|i| if i == 1 { c } else { 1 }).collect();
+            let rm = x.lift(self.running_mean.value().reshape_usize(&shape)?);
+            let rv = x.lift(self.running_var.value().reshape_usize(&shape)?);
+            x.sub(&rm)?.mul(&rv.add_scalar(eps).rsqrt())?
+        };
+        let mut y = y;
+        if let Some(w) = &self.weight {
+            y = y.mul(&per_channel(&x.param(w), c, nd)?)?;
+        }
+        if let Some(b) = &self.bias {
+            y = y.add(&per_channel(&x.param(b), c, nd)?)?;
+        }
+        Ok(y)
+    }
+}
