@@ -596,3 +596,69 @@ fn batch_norm_loads_a_pytorch_state_dict() {
         tapir_testutil::assert_close(&a.value(), &b.value(), 1e-5, 1e-6);
     }
 }
+
+fn recurrent<E: Float>() {
+    use tapir_nn::{Rnn, RnnCell};
+    let mut rng = Rng::seed(0);
+    let lstm = Rnn::<E>::lstm(3, 4, 2, &mut rng);
+    let names: Vec<String> = lstm
+        .named_parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        names[..4],
+        ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
+    );
+    assert_eq!(names.len(), 8);
+    check_module(&case("lstm_out"), &lstm, |m, x| {
+        Ok(m.forward_seq(x, None)?.0)
+    });
+    check_module(&case("lstm_states"), &lstm, |m, x| {
+        let (_, h, c) = m.forward_seq(x, None)?;
+        Var::concat(&[&h, &c.unwrap()], 0)
+    });
+    let c = case("lstm_from_state");
+    let (h0, c0) = (c.t::<E>("h0"), c.t::<E>("c0"));
+    check_module(&c, &lstm, |m, x| {
+        let (h, cc) = (x.lift(h0.clone()), x.lift(c0.clone()));
+        Ok(m.forward_seq(x, Some((&h, Some(&cc))))?.0)
+    });
+    let gru = Rnn::<E>::gru(3, 4, 2, &mut rng);
+    check_module(&case("gru_out"), &gru, |m, x| Ok(m.forward_seq(x, None)?.0));
+    check_module(&case("gru_states"), &gru, |m, x| {
+        Ok(m.forward_seq(x, None)?.1)
+    });
+    let rnn = Rnn::<E>::simple(3, 4, 1, &mut rng);
+    check_module(&case("rnn_out"), &rnn, |m, x| Ok(m.forward_seq(x, None)?.0));
+    let c = case("lstm_cell");
+    let (h, cc) = (c.t::<E>("h"), c.t::<E>("c"));
+    check_module(&c, &RnnCell::<E>::lstm(3, 4, &mut rng), |m, x| {
+        let (h1, c1) = m.step(x, &x.lift(h.clone()), Some(&x.lift(cc.clone())))?;
+        Var::concat(&[&h1, &c1.unwrap()], 1)
+    });
+    let c = case("gru_cell");
+    let h = c.t::<E>("h");
+    check_module(&c, &RnnCell::<E>::gru(3, 4, &mut rng), |m, x| {
+        Ok(m.step(x, &x.lift(h.clone()), None)?.0)
+    });
+}
+for_both!(recurrent_layers_match_torch, recurrent);
+
+#[test]
+fn recurrent_layers_reject_bad_shapes() {
+    use tapir_nn::Rnn;
+    let lstm: Rnn = Rnn::lstm(3, 4, 2, &mut Rng::seed(0));
+    let e = lstm
+        .forward_seq(&Var::untracked(Tensor::zeros([2, 5, 4])), None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Lstm(3 -> 4)") && e.contains("[2, 5, 4]"), "{e}");
+    let x = Var::untracked(Tensor::zeros([2, 5, 3]));
+    let h = Var::untracked(Tensor::zeros([2, 2, 4]));
+    let e = lstm
+        .forward_seq(&x, Some((&h, None)))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("h0 and c0"), "{e}");
+}

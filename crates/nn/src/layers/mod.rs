@@ -8,6 +8,7 @@ mod dropout;
 mod embedding;
 mod linear;
 mod norm;
+mod recurrent;
 mod sequential;
 
 pub use activation::{
@@ -20,6 +21,7 @@ pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use linear::Linear;
 pub use norm::{BatchNorm, GroupNorm, LayerNorm, RmsNorm};
+pub use recurrent::{Rnn, RnnCell, RnnKind};
 pub use sequential::{Layer, Sequential};
 
 use tapir_autograd::{Result, Var};
