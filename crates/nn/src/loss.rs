@@ -269,3 +269,208 @@ pub fn bce_with_logits<'t, E: Float>(
         .add(&x.abs().neg().exp().log1p())?;
     Ok(reduce(v, r))
 }
+
+/// Binary cross-entropy on logits with a weight on the positive term,
+/// −[p·y·log σ(x) + (1 − y)·log(1 − σ(x))] = p·y·softplus(−x) + (1 −
+/// y)·softplus(x) (`F.binary_cross_entropy_with_logits(pos_weight=p)`; p
+/// broadcasts over the last axis, one per class). Finite for logits of
+/// ±1e4.
+///
+/// # Errors
+/// Shapes that differ, or `pos_weight` not one per element of the last
+/// axis.
+pub fn bce_with_logits_pos_weight<'t, E: Float>(
+    x: &Var<'t, E>,
+    y: &Var<'t, E>,
+    pos_weight: &[f64],
+    r: Reduction,
+) -> Result<Var<'t, E>> {
+    same_shape("bce_with_logits", x, y)?;
+    let c = x.shape().last().copied().unwrap_or(1);
+    if pos_weight.len() != c {
+        return Err(tapir_tensor::Error::InvalidArgument {
+            op: "bce_with_logits",
+            msg: format!(
+                "{} pos_weight values for a last axis of {c} (input {:?})",
+                pos_weight.len(),
+                x.shape()
+            ),
+        }
+        .into());
+    }
+    let p =
+        tapir_tensor::Tensor::from_vec(pos_weight.iter().map(|&v| E::from_f64(v)).collect(), [c])?;
+    let pos = y.mul(&x.lift(p))?.mul(&x.neg().softplus())?;
+    let neg = y.rsub_scalar(E::ONE).mul(&x.softplus())?;
+    Ok(reduce(pos.add(&neg)?, r))
+}
+
+/// Negative log-likelihood of log-probabilities `[N, C]` at class indices
+/// (`F.nll_loss`): −w[y]·logp[i, y], with class weights and an ignored
+/// label as [`CrossEntropy`] (label smoothing does not apply); `Mean`
+/// divides by Σ w[y] over the rows counted.
+///
+/// # Errors
+/// Input not `[N, C]`, a label count other than N, a label ≥ C (unless
+/// ignored), weights not one per class, or a label smoothing.
+pub fn nll<'t, E: Float>(
+    logp: &Var<'t, E>,
+    labels: &[usize],
+    opts: &CrossEntropy,
+) -> Result<Var<'t, E>> {
+    let op = "nll";
+    if logp.ndim() != 2 || labels.len() != logp.shape()[0] || opts.label_smoothing != 0.0 {
+        return Err(tapir_tensor::Error::InvalidArgument {
+            op,
+            msg: format!(
+                "expects log-probabilities (N, C), N labels and no label smoothing, got {:?} and {} labels",
+                logp.shape(),
+                labels.len()
+            ),
+        }
+        .into());
+    }
+    let c = logp.shape()[1];
+    opts.check(op, c)?;
+    let w = opts.class_weights::<E>(c);
+    let keep = |l: usize| opts.ignore_index != Some(l);
+    if let Some((i, &l)) = labels.iter().enumerate().find(|(_, &l)| keep(l) && l >= c) {
+        return Err(tapir_tensor::Error::InvalidArgument {
+            op,
+            msg: format!("label {l} (sample {i}) is out of range for {c} classes"),
+        }
+        .into());
+    }
+    let idx: Vec<usize> = labels
+        .iter()
+        .map(|&l| if keep(l) { l } else { 0 })
+        .collect();
+    let wy: Vec<E> = labels
+        .iter()
+        .map(|&l| if keep(l) { w[l] } else { E::ZERO })
+        .collect();
+    let n = labels.len();
+    let picked = logp
+        .gather(1, &tapir_tensor::indices(idx, [n, 1])?)?
+        .reshape_usize(&[n])?;
+    let total = wy.iter().fold(0.0, |s, v| s + v.to_f64());
+    let per_row = picked
+        .mul(&logp.lift(tapir_tensor::Tensor::from_vec(wy, [n])?))?
+        .neg();
+    Ok(match opts.reduction {
+        Reduction::None => per_row,
+        Reduction::Sum => per_row.sum(),
+        Reduction::Mean => per_row.sum().div_scalar(E::from_f64(total)),
+    })
+}
+
+/// How [`kl_div`] reduces: PyTorch's `reduction=` of `F.kl_div`, where
+/// `"batchmean"` (the mathematically right one) divides the sum by the
+/// batch size and `"mean"` averages over every element.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KlReduction {
+    /// Sum over everything divided by the size of the first axis.
+    #[default]
+    BatchMean,
+    /// The mean over every element (PyTorch's default, which it warns
+    /// about).
+    Mean,
+    /// The sum.
+    Sum,
+    /// Per element.
+    None,
+}
+
+/// Kullback–Leibler divergence of `target` (probabilities) from the
+/// distribution whose log-probabilities are `input` (`F.kl_div(input,
+/// target)`, Keras `KLDivergence` takes probabilities for both):
+/// target·(log target − input), 0 where target is 0. `target` is data.
+///
+/// # Errors
+/// Shapes that differ.
+pub fn kl_div<'t, E: Float>(
+    input: &Var<'t, E>,
+    target: &tapir_tensor::Tensor<E>,
+    r: KlReduction,
+) -> Result<Var<'t, E>> {
+    tapir_tensor::check::same_shape("kl_div", "input and target", input.shape(), target.shape())?;
+    // target·log target, with 0·log 0 = 0 (PyTorch's xlogy).
+    let tlogt = target.map(|t| if t > E::ZERO { t * t.ln() } else { E::ZERO });
+    let t = input.lift(target.clone());
+    let v = input.lift(tlogt).sub(&t.mul(input)?)?;
+    Ok(match r {
+        KlReduction::None => v,
+        KlReduction::Sum => v.sum(),
+        KlReduction::Mean => v.mean(),
+        KlReduction::BatchMean => {
+            let n = input.shape().first().copied().unwrap_or(1).max(1);
+            v.sum().div_scalar(E::from_usize(n))
+        }
+    })
+}
+
+/// Cosine embedding loss of row pairs `x1`, `x2` `[N, D]` with targets
+/// `y` ∈ {1, −1} (`F.cosine_embedding_loss`): 1 − cos for y = 1,
+/// max(0, cos − margin) for y = −1, cos = x1·x2/√((|x1|² + 1e-12)(|x2|² +
+/// 1e-12)) as PyTorch computes it.
+///
+/// # Errors
+/// Shapes that differ or are not 2-D, a target count other than N, or a
+/// target other than ±1.
+pub fn cosine_embedding<'t, E: Float>(
+    x1: &Var<'t, E>,
+    x2: &Var<'t, E>,
+    y: &[f64],
+    margin: f64,
+    r: Reduction,
+) -> Result<Var<'t, E>> {
+    same_shape("cosine_embedding", x1, x2)?;
+    if x1.ndim() != 2 || y.len() != x1.shape()[0] || y.iter().any(|&v| v != 1.0 && v != -1.0) {
+        return Err(tapir_tensor::Error::InvalidArgument {
+            op: "cosine_embedding",
+            msg: format!(
+                "expects inputs (N, D) and N targets of 1 or -1, got {:?} and {} targets",
+                x1.shape(),
+                y.len()
+            ),
+        }
+        .into());
+    }
+    let n = y.len();
+    let eps = E::from_f64(1e-12);
+    let dot = x1.mul(x2)?.sum_axes(&[1], false)?;
+    let n1 = x1.square().sum_axes(&[1], false)?.add_scalar(eps);
+    let n2 = x2.square().sum_axes(&[1], false)?.add_scalar(eps);
+    let cos = dot.div(&n1.mul(&n2)?.sqrt())?;
+    let pos = cos.rsub_scalar(E::ONE);
+    let neg = cos.sub_scalar(E::from_f64(margin)).relu();
+    let is_pos = tapir_tensor::Tensor::from_vec(
+        y.iter()
+            .map(|&v| if v > 0.0 { E::ONE } else { E::ZERO })
+            .collect(),
+        [n],
+    )?;
+    Ok(reduce(pos.where_(&is_pos, &neg)?, r))
+}
+
+/// Margin ranking loss max(0, −y·(x1 − x2) + margin) for y ∈ {1, −1}
+/// (`F.margin_ranking_loss`; `y` is data of the inputs' shape).
+///
+/// # Errors
+/// Shapes that differ.
+pub fn margin_ranking<'t, E: Float>(
+    x1: &Var<'t, E>,
+    x2: &Var<'t, E>,
+    y: &tapir_tensor::Tensor<E>,
+    margin: f64,
+    r: Reduction,
+) -> Result<Var<'t, E>> {
+    same_shape("margin_ranking", x1, x2)?;
+    tapir_tensor::check::same_shape("margin_ranking", "inputs and target", x1.shape(), y.shape())?;
+    let v = x1
+        .sub(x2)?
+        .mul(&x1.lift(y.neg()))?
+        .add_scalar(E::from_f64(margin))
+        .relu();
+    Ok(reduce(v, r))
+}

@@ -662,3 +662,48 @@ fn recurrent_layers_reject_bad_shapes() {
         .to_string();
     assert!(e.contains("h0 and c0"), "{e}");
 }
+
+fn other_losses<E: Float>() {
+    use tapir_nn::loss::{
+        bce_with_logits_pos_weight, cosine_embedding, kl_div, margin_ranking, nll, CrossEntropy,
+        KlReduction,
+    };
+    let run = |name: &str, f: &dyn for<'t> Fn(&Case, &Var<'t, E>) -> Var<'t, E>| {
+        let c = case(name);
+        let tape = Tape::new();
+        let x = tape.var(c.t::<E>("x"));
+        let out = f(&c, &x);
+        c.check("out", out.value());
+        let loss = out.mul(&tape.constant(c.t("r"))).unwrap().sum();
+        let g = tape
+            .gradient_vars(&loss, &[&x], &Default::default())
+            .unwrap();
+        c.check("g_x", g[0].as_ref().unwrap());
+    };
+    run("bce_pos_weight", &|c, x| {
+        let pw = c.t::<f64>("pw").to_vec();
+        bce_with_logits_pos_weight(x, &x.lift(c.t("y")), &pw, Reduction::Mean).unwrap()
+    });
+    run("nll", &|c, x| {
+        let o = CrossEntropy {
+            weight: Some(c.t::<f64>("w").to_vec()),
+            ignore_index: Some(0),
+            ..Default::default()
+        };
+        nll(x, &c.iv("y"), &o).unwrap()
+    });
+    run("kl_batchmean", &|c, x| {
+        kl_div(x, &c.t("p"), KlReduction::BatchMean).unwrap()
+    });
+    run("kl_none", &|c, x| {
+        kl_div(x, &c.t("p"), KlReduction::None).unwrap()
+    });
+    run("cosine_embedding", &|c, x| {
+        let y = c.t::<f64>("yc").to_vec();
+        cosine_embedding(x, &x.lift(c.t("x2")), &y, 0.2, Reduction::Mean).unwrap()
+    });
+    run("margin_ranking", &|c, x| {
+        margin_ranking(x, &x.lift(c.t("x2")), &c.t("ym"), 0.5, Reduction::Mean).unwrap()
+    });
+}
+for_both!(other_losses_match_torch, other_losses);
