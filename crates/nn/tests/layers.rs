@@ -707,3 +707,59 @@ fn other_losses<E: Float>() {
     });
 }
 for_both!(other_losses_match_torch, other_losses);
+
+fn conv_family<E: Float>() {
+    use tapir_nn::{AdaptiveAvgPool2d, Bilinear, Conv1d, ConvTranspose2d, Residual};
+    use tapir_tensor::Conv1dParams;
+    let mut rng = Rng::seed(0);
+    let c = case("conv1d");
+    let p = Conv1dParams {
+        stride: 2,
+        padding: 1,
+        groups: 2,
+        ..Default::default()
+    };
+    let conv = Conv1d::<E>::new(4, 6, 3, p, &mut rng).unwrap();
+    set(&conv.weight, &c, "weight");
+    set(conv.bias.as_ref().unwrap(), &c, "bias");
+    check_layer(&c, &conv);
+    let c = case("conv_transpose2d");
+    let p = Conv2dParams {
+        stride: [2, 2],
+        padding: [1, 1],
+        ..Default::default()
+    };
+    let up = ConvTranspose2d::<E>::new(3, 2, [3, 3], p, &mut rng).unwrap();
+    set(&up.weight, &c, "weight");
+    set(up.bias.as_ref().unwrap(), &c, "bias");
+    check_layer(&c, &up);
+    check_layer::<E, _>(&case("adaptive_avg_pool2d"), &AdaptiveAvgPool2d([3, 4]));
+    let c = case("bilinear");
+    let bl = Bilinear::<E>::new(3, 5, 2, &mut rng);
+    set(&bl.weight, &c, "weight");
+    set(bl.bias.as_ref().unwrap(), &c, "bias");
+    let tape = Tape::new();
+    let x = tape.var(c.t::<E>("x"));
+    let out = bl.forward2(&x, &tape.constant(c.t("x2"))).unwrap();
+    c.check("out", out.value());
+    let loss = out.mul(&tape.constant(c.t("r"))).unwrap().sum();
+    let grads = tape.gradient(&loss, bl.parameters()).unwrap();
+    let gx = tape
+        .gradient_vars(&loss, &[&x], &Default::default())
+        .unwrap();
+    c.check("g_x", gx[0].as_ref().unwrap());
+    c.check("g_weight", &grads[&bl.weight]);
+    c.check("g_bias", &grads[bl.bias.as_ref().unwrap()]);
+    // Residual: x + f(x), the wrapped layer's names unchanged.
+    let fc = Linear::<E>::new(3, 3, &mut rng);
+    let res = Residual(fc.clone());
+    let names: Vec<String> = res.named_parameters().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["weight", "bias"]);
+    let x = Var::untracked(Tensor::<E>::ones([2, 3]));
+    let want = x.add(&fc.forward(&x).unwrap()).unwrap();
+    assert_eq!(
+        res.forward(&x).unwrap().value().to_vec(),
+        want.value().to_vec()
+    );
+}
+for_both!(conv_family_matches_torch, conv_family);

@@ -1,7 +1,7 @@
 //! Convolution, pooling and flattening over NCHW tensors.
 
 use tapir_autograd::{Parameter, Result, Var};
-use tapir_tensor::{Conv2dParams, Float, Pool2dParams, Rng};
+use tapir_tensor::{Conv1dParams, Conv2dParams, Float, Pool2dParams, Rng};
 
 use super::activation::stateless;
 use super::{shape_error, Forward};
@@ -271,5 +271,198 @@ impl<E: Float> Forward<E> for Flatten {
             return Ok(x.clone());
         }
         x.flatten(1, -1)
+    }
+}
+
+/// 1-D convolution over `[N, C, L]` (`torch.nn.Conv1d`, Keras `Conv1D`
+/// with NWC inputs): weight `[C_out, C_in/groups, k]`, bias `[C_out]`,
+/// PyTorch's U(±1/√fan_in) initialisation; stride, padding, dilation and
+/// groups as [`Conv1dParams`].
+///
+/// ```
+/// use tapir_nn::{Conv1d, Forward};
+/// use tapir_autograd::Var;
+/// use tapir_tensor::{Conv1dParams, Rng, Tensor};
+/// let p = Conv1dParams { padding: 1, ..Default::default() };
+/// let conv: Conv1d = Conv1d::new(2, 4, 3, p, &mut Rng::seed(0))?;
+/// let y = conv.forward(&Var::untracked(Tensor::zeros([5, 2, 9])))?;
+/// assert_eq!(y.shape(), &[5, 4, 9]);
+/// # Ok::<(), tapir_autograd::Error>(())
+/// ```
+#[derive(Debug, Clone, Module)]
+pub struct Conv1d<E: Float = f32> {
+    /// `[C_out, C_in/groups, k]`.
+    pub weight: Parameter<E>,
+    /// `[C_out]`, or none.
+    pub bias: Option<Parameter<E>>,
+    #[module(skip)]
+    params: Conv1dParams,
+}
+
+impl<E: Float> Conv1d<E> {
+    /// From `in_channels` to `out_channels` with a kernel of `kernel` taps.
+    ///
+    /// # Errors
+    /// Zero sizes, or groups that do not divide both channel counts.
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        params: Conv1dParams,
+        rng: &mut Rng,
+    ) -> Result<Self> {
+        let g = params.groups;
+        if in_channels == 0 || out_channels == 0 || kernel == 0 || g == 0 {
+            return Err(shape_error(
+                "Conv1d",
+                "sizes and groups must be positive".into(),
+            ));
+        }
+        if in_channels % g != 0 || out_channels % g != 0 {
+            return Err(shape_error(
+                "Conv1d",
+                format!("groups {g} must divide in_channels {in_channels} and out_channels {out_channels}"),
+            ));
+        }
+        let shape = [out_channels, in_channels / g, kernel];
+        Ok(Conv1d {
+            weight: Parameter::new("weight", init::torch_default(&shape, &shape, rng)),
+            bias: Some(Parameter::new(
+                "bias",
+                init::torch_default(&[out_channels], &shape, rng),
+            )),
+            params,
+        })
+    }
+
+    /// The same layer without a bias.
+    pub fn no_bias(mut self) -> Self {
+        self.bias = None;
+        self
+    }
+}
+
+impl<E: Float> Forward<E> for Conv1d<E> {
+    fn forward<'t>(&self, x: &Var<'t, E>) -> Result<Var<'t, E>> {
+        let w = x.param(&self.weight);
+        let b = self.bias.as_ref().map(|b| x.param(b));
+        x.conv1d(&w, b.as_ref(), self.params)
+    }
+}
+
+/// Transposed 2-D convolution over `[N, C_in, H, W]`
+/// (`torch.nn.ConvTranspose2d` with output_padding 0; Keras
+/// `Conv2DTranspose`): weight `[C_in, C_out/groups, kh, kw]` (PyTorch's
+/// layout), bias `[C_out]`; output size (H − 1)·stride − 2·padding +
+/// dilation·(kh − 1) + 1. Initialisation as PyTorch's (fan_in from the
+/// weight's second axis on).
+///
+/// ```
+/// use tapir_nn::{ConvTranspose2d, Forward};
+/// use tapir_autograd::Var;
+/// use tapir_tensor::{Conv2dParams, Rng, Tensor};
+/// let p = Conv2dParams { stride: [2, 2], ..Default::default() };
+/// let up: ConvTranspose2d = ConvTranspose2d::new(4, 2, [2, 2], p, &mut Rng::seed(0))?;
+/// let y = up.forward(&Var::untracked(Tensor::zeros([1, 4, 5, 5])))?;
+/// assert_eq!(y.shape(), &[1, 2, 10, 10]);
+/// # Ok::<(), tapir_autograd::Error>(())
+/// ```
+#[derive(Debug, Clone, Module)]
+pub struct ConvTranspose2d<E: Float = f32> {
+    /// `[C_in, C_out/groups, kh, kw]`.
+    pub weight: Parameter<E>,
+    /// `[C_out]`, or none.
+    pub bias: Option<Parameter<E>>,
+    #[module(skip)]
+    params: Conv2dParams,
+}
+
+impl<E: Float> ConvTranspose2d<E> {
+    /// From `in_channels` to `out_channels` with a `kernel` window.
+    ///
+    /// # Errors
+    /// Zero sizes, or groups that do not divide both channel counts.
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: [usize; 2],
+        params: Conv2dParams,
+        rng: &mut Rng,
+    ) -> Result<Self> {
+        let g = params.groups;
+        if in_channels == 0 || out_channels == 0 || kernel.contains(&0) || g == 0 {
+            return Err(shape_error(
+                "ConvTranspose2d",
+                "sizes and groups must be positive".into(),
+            ));
+        }
+        if in_channels % g != 0 || out_channels % g != 0 {
+            return Err(shape_error(
+                "ConvTranspose2d",
+                format!("groups {g} must divide in_channels {in_channels} and out_channels {out_channels}"),
+            ));
+        }
+        let shape = [in_channels, out_channels / g, kernel[0], kernel[1]];
+        Ok(ConvTranspose2d {
+            weight: Parameter::new("weight", init::torch_default(&shape, &shape, rng)),
+            bias: Some(Parameter::new(
+                "bias",
+                init::torch_default(&[out_channels], &shape, rng),
+            )),
+            params,
+        })
+    }
+}
+
+impl<E: Float> Forward<E> for ConvTranspose2d<E> {
+    fn forward<'t>(&self, x: &Var<'t, E>) -> Result<Var<'t, E>> {
+        let y = x.conv_transpose2d(&x.param(&self.weight), self.params)?;
+        match &self.bias {
+            None => Ok(y),
+            Some(b) => {
+                let c = b.shape()[0];
+                y.add(&x.param(b).reshape_usize(&[c, 1, 1])?)
+            }
+        }
+    }
+}
+
+/// Average pooling to a fixed output size (`torch.nn.AdaptiveAvgPool2d`,
+/// Keras `GlobalAveragePooling2D` for 1×1): output bin i along an axis of
+/// size n averages rows floor(i·n/out) up to ceil((i+1)·n/out), PyTorch's
+/// bins (neighbouring bins overlap when out does not divide n).
+#[derive(Debug, Clone, Copy)]
+pub struct AdaptiveAvgPool2d(pub [usize; 2]);
+stateless!(AdaptiveAvgPool2d);
+
+impl<E: Float> Forward<E> for AdaptiveAvgPool2d {
+    fn forward<'t>(&self, x: &Var<'t, E>) -> Result<Var<'t, E>> {
+        let [oh, ow] = self.0;
+        if x.ndim() != 4 || oh == 0 || ow == 0 {
+            return Err(shape_error(
+                "AdaptiveAvgPool2d",
+                format!(
+                    "AdaptiveAvgPool2d({oh}, {ow}) takes [N, C, H, W], got {:?}",
+                    x.shape()
+                ),
+            ));
+        }
+        let (h, w) = (x.shape()[2], x.shape()[3]);
+        if (oh, ow) == (1, 1) {
+            return x.mean_axes(&[2, 3], true);
+        }
+        let bin = |i: usize, out: usize, n: usize| (i * n / out, ((i + 1) * n).div_ceil(out));
+        let mut rows = Vec::with_capacity(oh);
+        for i in 0..oh {
+            let (h0, h1) = bin(i, oh, h);
+            let band = x.narrow(2, h0, h1 - h0)?;
+            let mut cells = Vec::with_capacity(ow);
+            for j in 0..ow {
+                let (w0, w1) = bin(j, ow, w);
+                cells.push(band.narrow(3, w0, w1 - w0)?.mean_axes(&[2, 3], false)?);
+            }
+            rows.push(Var::stack(&cells.iter().collect::<Vec<_>>(), 2)?);
+        }
+        Var::stack(&rows.iter().collect::<Vec<_>>(), 2)
     }
 }

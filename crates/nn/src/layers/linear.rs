@@ -95,3 +95,69 @@ impl<E: Float> Forward<E> for Linear<E> {
         Ok(y)
     }
 }
+
+/// y_k = x1ᵀ·A_k·x2 + b_k (`torch.nn.Bilinear`): weight `[out, in1, in2]`,
+/// bias `[out]`, both from U(±1/√in1) as PyTorch. Inputs `[N, in1]` and
+/// `[N, in2]`, output `[N, out]`; computed as one GEMM [N, in1]·[in1,
+/// out·in2], then a product with x2 summed over in2.
+///
+/// ```
+/// use tapir_nn::Bilinear;
+/// use tapir_autograd::Var;
+/// use tapir_tensor::{Rng, Tensor};
+/// let bl: Bilinear = Bilinear::new(3, 4, 2, &mut Rng::seed(0));
+/// let y = bl.forward2(&Var::untracked(Tensor::ones([5, 3])), &Var::untracked(Tensor::ones([5, 4])))?;
+/// assert_eq!(y.shape(), &[5, 2]);
+/// # Ok::<(), tapir_autograd::Error>(())
+/// ```
+#[derive(Debug, Clone, Module)]
+pub struct Bilinear<E: Float = f32> {
+    /// `[out, in1, in2]`.
+    pub weight: Parameter<E>,
+    /// `[out]`, or none.
+    pub bias: Option<Parameter<E>>,
+}
+
+impl<E: Float> Bilinear<E> {
+    /// From inputs of sizes `in1` and `in2` to `out` features, with a bias.
+    pub fn new(in1: usize, in2: usize, out: usize, rng: &mut Rng) -> Self {
+        let k = 1.0 / (in1 as f64).sqrt();
+        Bilinear {
+            weight: Parameter::new("weight", init::uniform(&[out, in1, in2], -k, k, rng)),
+            bias: Some(Parameter::new("bias", init::uniform(&[out], -k, k, rng))),
+        }
+    }
+
+    /// Applies the layer to `x1` `[N, in1]` and `x2` `[N, in2]`.
+    ///
+    /// # Errors
+    /// Inputs of other shapes, naming the layer and the shapes.
+    pub fn forward2<'t>(&self, x1: &Var<'t, E>, x2: &Var<'t, E>) -> Result<Var<'t, E>> {
+        let s = self.weight.shape();
+        let (out, in1, in2) = (s[0], s[1], s[2]);
+        let ok = x1.ndim() == 2
+            && x2.ndim() == 2
+            && x1.shape()[1] == in1
+            && x2.shape()[1] == in2
+            && x1.shape()[0] == x2.shape()[0];
+        if !ok {
+            return Err(shape_error(
+                "Bilinear",
+                format!(
+                    "Bilinear({in1}, {in2} -> {out}) takes [N, {in1}] and [N, {in2}], got {:?} and {:?}",
+                    x1.shape(),
+                    x2.shape()
+                ),
+            ));
+        }
+        let n = x1.shape()[0];
+        let w = x1.param(&self.weight); // [out, in1, in2]
+        let w2 = w.permute(&[1, 0, 2])?.reshape_usize(&[in1, out * in2])?;
+        let t = x1.matmul(&w2)?.reshape_usize(&[n, out, in2])?;
+        let mut y = t.mul(&x2.unsqueeze(1)?)?.sum_axes(&[2], false)?;
+        if let Some(b) = &self.bias {
+            y = y.add(&x1.param(b))?;
+        }
+        Ok(y)
+    }
+}

@@ -16,13 +16,16 @@ pub use activation::{
     Softplus, Tanh,
 };
 pub use attention::{AttentionMask, MultiHeadAttention, TransformerBlock};
-pub use conv::{AvgPool2d, Conv2d, Conv2dBuilder, Flatten, MaxPool2d, Padding};
+pub use conv::{
+    AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, Conv2dBuilder, ConvTranspose2d, Flatten,
+    MaxPool2d, Padding,
+};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
-pub use linear::Linear;
+pub use linear::{Bilinear, Linear};
 pub use norm::{BatchNorm, GroupNorm, LayerNorm, RmsNorm};
 pub use recurrent::{Rnn, RnnCell, RnnKind};
-pub use sequential::{Layer, Sequential};
+pub use sequential::{Layer, Residual, Sequential};
 
 use tapir_autograd::{Result, Var};
 use tapir_tensor::Float;

@@ -98,3 +98,35 @@ impl<E: Float> Forward<E> for Sequential<E> {
         Ok(h)
     }
 }
+
+/// x + f(x) (a residual connection, as in ResNet and transformer blocks;
+/// PyTorch writes it inside `forward`). Transparent in names: the wrapped
+/// layer's parameters keep their own paths, so `Residual(block)` saves
+/// like `block`.
+///
+/// ```
+/// use tapir_nn::{Forward, Linear, Residual};
+/// use tapir_autograd::Var;
+/// use tapir_tensor::{Rng, Tensor};
+/// let res = Residual(Linear::<f32>::new(4, 4, &mut Rng::seed(0)));
+/// let x = Var::untracked(Tensor::ones([2, 4]));
+/// assert_eq!(res.forward(&x)?.shape(), &[2, 4]);
+/// # Ok::<(), tapir_autograd::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Residual<M>(pub M);
+
+impl<E: Float, M: Module<E>> Module<E> for Residual<M> {
+    fn visit(&self, path: &mut crate::Path, f: &mut dyn FnMut(&crate::Path, crate::Entry<'_, E>)) {
+        self.0.visit(path, f);
+    }
+    fn set_training(&mut self, training: bool) {
+        self.0.set_training(training);
+    }
+}
+
+impl<E: Float, M: Forward<E>> Forward<E> for Residual<M> {
+    fn forward<'t>(&self, x: &Var<'t, E>) -> Result<Var<'t, E>> {
+        x.add(&self.0.forward(x)?)
+    }
+}
