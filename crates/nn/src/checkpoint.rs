@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use tapir_optim::{AccumulatorState, Optimizer, OptimizerState, ParamState};
+use tapir_optim::{AccumulatorState, EmaState, Optimizer, OptimizerState, ParamEma, ParamState};
 use tapir_tensor::{Float, Rng, Tensor};
 
 use crate::error::{format, io, Result};
@@ -49,6 +49,9 @@ pub struct Checkpoint<E: Float = f32> {
     pub rng: Option<Rng>,
     /// Free-form metadata (epoch, config, ...).
     pub meta: BTreeMap<String, String>,
+    /// A parameter EMA's decay and averages, if one was added
+    /// ([`Checkpoint::with_ema`]).
+    pub ema: Option<EmaState<E>>,
 }
 
 impl<E: Float> Checkpoint<E> {
@@ -65,7 +68,31 @@ impl<E: Float> Checkpoint<E> {
             step,
             rng: rng.cloned(),
             meta: BTreeMap::new(),
+            ema: None,
         }
+    }
+
+    /// Adds a parameter EMA's state (the averages an evaluation swaps in),
+    /// restored by [`Checkpoint::restore_ema`].
+    pub fn with_ema(mut self, ema: &ParamEma<E>) -> Self {
+        self.ema = Some(ema.state());
+        self
+    }
+
+    /// Puts the saved averages back into `ema` (matched by parameter
+    /// name); on an error `ema` is unchanged.
+    ///
+    /// # Errors
+    /// No EMA was saved, or the saved averages do not fit `ema`'s
+    /// parameters.
+    pub fn restore_ema(&self, ema: &mut ParamEma<E>) -> Result<()> {
+        let s = self.ema.as_ref().ok_or_else(|| {
+            crate::Error::Optim(tapir_optim::Error::State(
+                "the checkpoint holds no parameter EMA".into(),
+            ))
+        })?;
+        ema.load_state(s)?;
+        Ok(())
     }
 
     /// Adds a metadata entry.
@@ -171,6 +198,14 @@ impl<E: Float> Checkpoint<E> {
             for (j, (n, t)) in a.sums.iter().enumerate() {
                 meta.insert(format!("optim.accum.{i}.{j}.name"), n.clone());
                 tensors.push((format!("optim/accum{i}/{j}"), raw(t)));
+            }
+        }
+        if let Some(e) = &self.ema {
+            meta.insert("ema.decay".into(), format!("{:?}", e.decay));
+            meta.insert("ema.count".into(), e.averages.len().to_string());
+            for (i, (n, t)) in e.averages.iter().enumerate() {
+                meta.insert(format!("ema.{i}.name"), n.clone());
+                tensors.push((format!("ema/{i}"), raw(t)));
             }
         }
         let bytes = encode(path, &tensors, meta)?;
@@ -308,6 +343,27 @@ impl<E: Float> Checkpoint<E> {
                 sums,
             });
         }
+        let ema = match meta.get("ema.decay") {
+            None => None,
+            Some(dec) => {
+                let decay: f64 = dec
+                    .parse()
+                    .map_err(|_| format(path, "'ema.decay' is not a number"))?;
+                let count = num("ema.count")? as usize;
+                if count > d.tensors.len() {
+                    return Err(format(path, "EMA average count out of range"));
+                }
+                let mut averages = Vec::with_capacity(count);
+                for i in 0..count {
+                    let k = format!("ema/{i}");
+                    averages.push((
+                        get(&format!("ema.{i}.name"))?.clone(),
+                        to_tensor::<E>(path, &k, tensor(&k)?, false)?,
+                    ));
+                }
+                Some(EmaState { decay, averages })
+            }
+        };
         let user = meta
             .iter()
             .filter_map(|(k, v)| k.strip_prefix("meta.").map(|k| (k.to_string(), v.clone())))
@@ -325,6 +381,7 @@ impl<E: Float> Checkpoint<E> {
             step: num("step")?,
             rng,
             meta: user,
+            ema,
         })
     }
 }

@@ -364,3 +364,81 @@ proptest! {
         let _ = m.load(&p, LoadOptions::default().strict(false));
     }
 }
+
+/// A parameter EMA rides in the checkpoint: the averages come back exactly,
+/// by name, and a run resumed with them keeps averaging as one never
+/// stopped.
+#[test]
+fn parameter_ema_is_saved_and_restored() {
+    use tapir_optim::ParamEma;
+    let dir = tmp("ema");
+    let x = Tensor::<f32>::randn([8, 3], &mut Rng::seed(4));
+    let train = |model: &Linear, opt: &mut tapir_optim::Optimizer<f32>, ema: &mut ParamEma<f32>| {
+        let tape = Tape::new();
+        let loss = model
+            .forward(&tape.constant(x.clone()))
+            .unwrap()
+            .square()
+            .mean();
+        let grads = tape.gradient(&loss, model.parameters()).unwrap();
+        opt.apply_gradients(&grads).unwrap();
+        ema.update().unwrap();
+    };
+    let fresh = || {
+        let m: Linear = Linear::new(3, 2, &mut Rng::seed(1));
+        m.named_parameters();
+        m
+    };
+    // Uninterrupted: 6 steps.
+    let a = fresh();
+    let mut opt_a = Adam::new(1e-2).build::<f32>().unwrap();
+    let pa = a.parameters();
+    let mut ema_a = ParamEma::new(&pa.iter().collect::<Vec<_>>(), 0.9).unwrap();
+    for _ in 0..6 {
+        train(&a, &mut opt_a, &mut ema_a);
+    }
+    // Interrupted after 3, saved, restored into new objects, 3 more.
+    let b = fresh();
+    let mut opt_b = Adam::new(1e-2).build::<f32>().unwrap();
+    let pb = b.parameters();
+    let mut ema_b = ParamEma::new(&pb.iter().collect::<Vec<_>>(), 0.9).unwrap();
+    for _ in 0..3 {
+        train(&b, &mut opt_b, &mut ema_b);
+    }
+    let path = dir.join("ema.safetensors");
+    Checkpoint::capture(&b, &opt_b, 3, None)
+        .with_ema(&ema_b)
+        .save(&path)
+        .unwrap();
+    let back = Checkpoint::<f32>::load(&path).unwrap();
+    assert_eq!(back.ema, Some(ema_b.state()));
+    let c = Linear::<f32>::new(3, 2, &mut Rng::seed(99));
+    c.named_parameters();
+    let mut opt_c = Adam::new(1e-2).build::<f32>().unwrap();
+    back.restore(&c, &mut opt_c).unwrap();
+    let pc = c.parameters();
+    let mut ema_c = ParamEma::new(&pc.iter().collect::<Vec<_>>(), 0.5).unwrap();
+    back.restore_ema(&mut ema_c).unwrap();
+    for _ in 0..3 {
+        train(&c, &mut opt_c, &mut ema_c);
+    }
+    for (p, q) in pa.iter().zip(&pc) {
+        assert_eq!(
+            ema_a.average(p).unwrap().to_vec(),
+            ema_c.average(q).unwrap().to_vec()
+        );
+        assert_eq!(p.value().to_vec(), q.value().to_vec());
+    }
+    // A checkpoint without an EMA, or an EMA over other parameters: errors.
+    let plain = Checkpoint::capture(&b, &opt_b, 3, None);
+    assert!(plain.restore_ema(&mut ema_c).is_err());
+    let other: Linear = Linear::new(4, 2, &mut Rng::seed(2));
+    other.named_parameters();
+    let po = other.parameters();
+    let mut ema_o = ParamEma::new(&po.iter().collect::<Vec<_>>(), 0.9).unwrap();
+    let before = ema_o.state();
+    let e = back.restore_ema(&mut ema_o).unwrap_err().to_string();
+    assert!(e.contains("weight"), "{e}");
+    assert_eq!(ema_o.state(), before, "unchanged on error");
+    std::fs::remove_dir_all(&dir).ok();
+}

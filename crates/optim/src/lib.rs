@@ -50,4 +50,4 @@ pub use schedule::{
     Constant, Cosine, CosineRestarts, Cyclic, Exponential, FnSchedule, InverseTime, Linear,
     MultiStep, OneCycle, Polynomial, ReduceOnPlateau, Schedule, Scheduled, Sequential, StepDecay,
 };
-pub use transform::{Accumulator, AccumulatorState, GradTransform, ParamEma};
+pub use transform::{Accumulator, AccumulatorState, EmaState, GradTransform, ParamEma};

@@ -377,4 +377,73 @@ impl<E: Float> ParamEma<E> {
     pub fn average(&self, p: &Parameter<E>) -> Option<&Tensor<E>> {
         self.avg.iter().find(|(q, _)| q == p).map(|(_, a)| a)
     }
+
+    /// The decay and the averages by parameter name, for a checkpoint.
+    pub fn state(&self) -> EmaState<E> {
+        EmaState {
+            decay: self.decay,
+            averages: self
+                .avg
+                .iter()
+                .map(|(p, a)| (p.name().to_string(), a.clone()))
+                .collect(),
+        }
+    }
+
+    /// Puts saved averages back, matched by parameter name; everything is
+    /// checked first, so on an error nothing changes.
+    ///
+    /// # Errors
+    /// [`Error::StateShape`] for a saved average whose shape differs from
+    /// its parameter's, [`Error::State`] for a name missing on either
+    /// side, [`Error::Hyperparameter`] for a decay outside [0, 1].
+    pub fn load_state(&mut self, s: &EmaState<E>) -> Result<()> {
+        check(
+            "ParamEma",
+            "decay",
+            s.decay,
+            (0.0..=1.0).contains(&s.decay),
+            "must lie in [0, 1]",
+        )?;
+        let mut found = Vec::with_capacity(self.avg.len());
+        for (p, _) in &self.avg {
+            let name = p.name();
+            let Some((_, t)) = s.averages.iter().find(|(n, _)| **n == *name) else {
+                return Err(Error::State(format!(
+                    "ParamEma: no saved average for parameter '{name}'"
+                )));
+            };
+            if t.shape() != p.shape().as_slice() {
+                return Err(Error::StateShape {
+                    optimizer: "ParamEma",
+                    name: name.to_string(),
+                    param: p.shape(),
+                    state: t.shape().to_vec(),
+                });
+            }
+            found.push(t.clone());
+        }
+        if s.averages.len() != self.avg.len() {
+            return Err(Error::State(format!(
+                "ParamEma: {} saved averages for {} parameters",
+                s.averages.len(),
+                self.avg.len()
+            )));
+        }
+        self.decay = s.decay;
+        for ((_, a), t) in self.avg.iter_mut().zip(found) {
+            *a = t;
+        }
+        Ok(())
+    }
+}
+
+/// What [`ParamEma::state`] saves: the decay and each parameter's average
+/// under its name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmaState<E: Float = f32> {
+    /// d in a ← d·a + (1 − d)·θ.
+    pub decay: f64,
+    /// (parameter name, average).
+    pub averages: Vec<(String, Tensor<E>)>,
 }
