@@ -441,14 +441,17 @@ fn norm_rule<'t, E: Float>(
     let bi = n.has_bias.then_some(1 + usize::from(n.has_weight));
     let need = |i: Option<usize>| i.is_some_and(|i| needs[i]);
     let mut out: Grads<'t, E> = smallvec![None; x.len()];
+    let batch = n.kind == tapir_tensor::NormKind::Batch;
     if !g.is_tracked() && x.iter().all(|v| !v.is_tracked()) {
-        let [dx, dw, db] = x[0].value.norm_backward(
-            &g.value,
-            &n.stats,
-            wi.map(|i| &x[i].value),
-            n.ndim,
-            [needs[0], need(wi), need(bi)],
-        )?;
+        let w = wi.map(|i| &x[i].value);
+        let want = [needs[0], need(wi), need(bi)];
+        let [dx, dw, db] = if batch {
+            x[0].value
+                .batch_norm_backward(&g.value, &n.stats, w, want)?
+        } else {
+            x[0].value
+                .norm_backward(&g.value, &n.stats, w, n.ndim, want)?
+        };
         out[0] = dx.map(|t| g.lift(t));
         if let Some(i) = wi {
             out[i] = dw.map(|t| g.lift(t));
@@ -458,10 +461,25 @@ fn norm_rule<'t, E: Float>(
         }
         return Ok(out);
     }
-    let axes: Vec<isize> = (0..n.ndim as isize).map(|i| -1 - i).collect();
+    let nd = x[0].ndim();
+    let axes: Vec<isize> = if batch {
+        std::iter::once(0).chain(2..nd as isize).collect()
+    } else {
+        (0..n.ndim as isize).map(|i| -1 - i).collect()
+    };
+    // Batch norm's [C] weight broadcast as [C, 1, ..].
+    let per_channel = |v: &Var<'t, E>| -> Result<Var<'t, E>> {
+        if batch {
+            let mut s = vec![1usize; nd - 1];
+            s[0] = v.shape()[0];
+            v.reshape_usize(&s)
+        } else {
+            Ok(v.clone())
+        }
+    };
     let xc = match n.kind {
-        tapir_tensor::NormKind::Layer => x[0].sub(&x[0].mean_axes(&axes, true)?)?,
         tapir_tensor::NormKind::Rms => x[0].clone(),
+        _ => x[0].sub(&x[0].mean_axes(&axes, true)?)?,
     };
     let rstd = xc
         .square()
@@ -471,21 +489,29 @@ fn norm_rule<'t, E: Float>(
     let xhat = xc.mul(&rstd)?;
     if needs[0] {
         let gw = match wi {
-            Some(i) => g.mul(&x[i])?,
+            Some(i) => g.mul(&per_channel(&x[i])?)?,
             None => g.clone(),
         };
         let m1 = gw.mul(&xhat)?.mean_axes(&axes, true)?;
         let mut inner = gw.sub(&xhat.mul(&m1)?)?;
-        if n.kind == tapir_tensor::NormKind::Layer {
+        if n.kind != tapir_tensor::NormKind::Rms {
             inner = inner.sub(&gw.mean_axes(&axes, true)?)?;
         }
         out[0] = Some(rstd.mul(&inner)?);
     }
+    // Sums over the normalised positions, in the parameter's shape.
+    let reduce_to = |v: Var<'t, E>, shape: &[usize]| -> Result<Var<'t, E>> {
+        if batch {
+            v.sum_axes(&axes, false)?.reshape_usize(shape)
+        } else {
+            v.sum_to(shape)
+        }
+    };
     if let Some(i) = wi.filter(|&i| needs[i]) {
-        out[i] = Some(g.mul(&xhat)?.sum_to(x[i].shape())?);
+        out[i] = Some(reduce_to(g.mul(&xhat)?, x[i].shape())?);
     }
     if let Some(i) = bi.filter(|&i| needs[i]) {
-        out[i] = Some(g.sum_to(x[i].shape())?);
+        out[i] = Some(reduce_to(g.clone(), x[i].shape())?);
     }
     Ok(out)
 }

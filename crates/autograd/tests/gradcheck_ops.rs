@@ -114,6 +114,14 @@ fn table() -> Vec<Case> {
         case("layer_norm_plain", vec![n(&[4, 6])], |v| {
             v[0].layer_norm(1, None, None, 1e-5)
         }),
+        case(
+            "batch_norm",
+            vec![n(&[3, 2, 2, 2]), n(&[2]), n(&[2])],
+            |v| v[0].batch_norm(Some(&v[1]), Some(&v[2]), 1e-5),
+        ),
+        case("batch_norm_1d_plain", vec![n(&[4, 3])], |v| {
+            v[0].batch_norm(None, None, 1e-5)
+        }),
         case("rms_norm", vec![n(&[3, 5]), n(&[5])], |v| {
             v[0].rms_norm(1, Some(&v[1]), 1e-6)
         }),

@@ -16,6 +16,10 @@ pub enum NormKind {
     Layer,
     /// x/√(mean(x²) + eps) (`torch.nn.RMSNorm`).
     Rms,
+    /// (x − mean)/√(var + eps) per channel (axis 1) over the batch and
+    /// every other axis, biased variance (`torch.nn.BatchNorm*d` in
+    /// training); see [`Tensor::batch_norm`].
+    Batch,
 }
 
 /// The row statistics a normalisation saves for its backward pass, one
@@ -40,7 +44,7 @@ fn rows_per_task(n: usize) -> usize {
 fn row_stats<E: Float>(row: &[E], kind: NormKind, eps: f64) -> (f64, f64) {
     let n = row.len() as f64;
     let mean = match kind {
-        NormKind::Layer => row.iter().map(|v| v.to_f64()).sum::<f64>() / n,
+        NormKind::Layer | NormKind::Batch => row.iter().map(|v| v.to_f64()).sum::<f64>() / n,
         NormKind::Rms => 0.0,
     };
     let var = row
@@ -123,6 +127,12 @@ impl<E: Float> Tensor<E> {
         let op = match kind {
             NormKind::Layer => "layer_norm",
             NormKind::Rms => "rms_norm",
+            NormKind::Batch => {
+                return Err(Error::arg(
+                    "normalize",
+                    "batch statistics are Tensor::batch_norm's".to_string(),
+                ))
+            }
         };
         let (rows, n) = self.norm_check(op, ndim, &[("weight", weight), ("bias", bias)])?;
         let x = self.contiguous();
@@ -320,6 +330,209 @@ impl<E: Float> Tensor<E> {
     }
 }
 
+impl<E: Float> Tensor<E> {
+    /// `[N, C, ..]` as (N, C, S) with S the product of the rest.
+    fn channels(
+        &self,
+        op: &'static str,
+        params: &[(&str, Option<&Tensor<E>>)],
+    ) -> Result<(usize, usize, usize)> {
+        if self.ndim() < 2 {
+            return Err(Error::shape(
+                op,
+                format!("takes [N, C, ..], got {:?}", self.shape()),
+            ));
+        }
+        let (n, c) = (self.shape()[0], self.shape()[1]);
+        for (name, p) in params {
+            if let Some(p) = p {
+                if p.shape() != [c] {
+                    return Err(Error::shape(
+                        op,
+                        format!(
+                            "{name} has shape {:?}, expected [{c}] for input {:?}",
+                            p.shape(),
+                            self.shape()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok((n, c, self.shape()[2..].iter().product()))
+    }
+
+    /// Batch normalisation with batch statistics: per channel c (axis 1)
+    /// of `self` `[N, C, ..]`, mean and biased variance over every other
+    /// axis (in f64), y = (x − mean)·rstd·w + b with rstd = 1/√(var + eps).
+    /// Returns y and the per-channel statistics (`[C]`, kind
+    /// [`NormKind::Batch`]) for [`Tensor::batch_norm_backward`]; PyTorch's
+    /// running averages are the caller's (tapir-nn's `BatchNorm`).
+    ///
+    /// PyTorch: `torch.nn.functional.batch_norm(x, None, None, w, b,
+    /// training=True, eps=eps)`.
+    ///
+    /// # Errors
+    /// Fewer than 2 axes, fewer than 2 values per channel, or a weight or
+    /// bias not of shape `[C]`.
+    pub fn batch_norm(
+        &self,
+        weight: Option<&Tensor<E>>,
+        bias: Option<&Tensor<E>>,
+        eps: f64,
+    ) -> Result<(Tensor<E>, NormStats<E>)> {
+        let op = "batch_norm";
+        let (n, c, sp) = self.channels(op, &[("weight", weight), ("bias", bias)])?;
+        let m = n * sp;
+        if m < 2 {
+            return Err(Error::arg(
+                op,
+                format!(
+                    "needs more than one value per channel, got input {:?}",
+                    self.shape()
+                ),
+            ));
+        }
+        let x = self.contiguous();
+        let xs = x.as_slice().expect("contiguous");
+        let stats: Vec<(E, E)> = (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let rows = || (0..n).map(move |i| &xs[(i * c + ch) * sp..(i * c + ch + 1) * sp]);
+                let mean = rows().flatten().map(|v| v.to_f64()).sum::<f64>() / m as f64;
+                let var = rows()
+                    .flatten()
+                    .map(|v| {
+                        let d = v.to_f64() - mean;
+                        d * d
+                    })
+                    .sum::<f64>()
+                    / m as f64;
+                (E::from_f64(mean), E::from_f64(1.0 / (var + eps).sqrt()))
+            })
+            .collect();
+        let (w, b) = (weight.map(|t| t.to_vec()), bias.map(|t| t.to_vec()));
+        let mut y = vec![E::ZERO; xs.len()];
+        y.par_chunks_mut(c * sp.max(1))
+            .zip(xs.par_chunks(c * sp.max(1)))
+            .for_each(|(yr, xr)| {
+                for ch in 0..c {
+                    let (mu, rs) = stats[ch];
+                    let wc = w.as_ref().map_or(E::ONE, |w| w[ch]);
+                    let bc = b.as_ref().map_or(E::ZERO, |b| b[ch]);
+                    for (o, &v) in yr[ch * sp..(ch + 1) * sp]
+                        .iter_mut()
+                        .zip(&xr[ch * sp..(ch + 1) * sp])
+                    {
+                        *o = (v - mu) * rs * wc + bc;
+                    }
+                }
+            });
+        let (mean, rstd): (Vec<E>, Vec<E>) = stats.into_iter().unzip();
+        Ok((
+            Tensor::from_vec(y, self.shape())?,
+            NormStats {
+                kind: NormKind::Batch,
+                mean: Tensor::from_vec(mean, [c])?,
+                rstd: Tensor::from_vec(rstd, [c])?,
+            },
+        ))
+    }
+
+    /// The backward pass of [`Tensor::batch_norm`] (x = `self`): with
+    /// x̂ = (x − mean)·rstd and sums over each channel's M values,
+    /// dw = Σ g·x̂, db = Σ g, dx = rstd·(g·w − w·db/M − x̂·w·dw/M).
+    /// Returns `[dx, dw, db]` where `needs` asks.
+    ///
+    /// # Errors
+    /// Shapes that do not fit the forward pass.
+    pub fn batch_norm_backward(
+        &self,
+        g: &Tensor<E>,
+        stats: &NormStats<E>,
+        weight: Option<&Tensor<E>>,
+        needs: [bool; 3],
+    ) -> Result<[Option<Tensor<E>>; 3]> {
+        let op = "batch_norm_backward";
+        let (n, c, sp) = self.channels(op, &[("weight", weight)])?;
+        if g.shape() != self.shape() || stats.mean.shape() != [c] || stats.rstd.shape() != [c] {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "gradient {:?} and statistics {:?} do not fit input {:?}",
+                    g.shape(),
+                    stats.mean.shape(),
+                    self.shape()
+                ),
+            ));
+        }
+        let m = (n * sp) as f64;
+        let x = self.contiguous();
+        let gt = g.contiguous();
+        let (xs, gs) = (
+            x.as_slice().expect("contiguous"),
+            gt.as_slice().expect("contiguous"),
+        );
+        let (mean, rstd) = (stats.mean.to_vec(), stats.rstd.to_vec());
+        let w = weight.map(|t| t.to_vec());
+        // Per channel: Σ g·x̂ and Σ g, in f64, in a fixed order.
+        let sums: Vec<(f64, f64)> = (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let (mu, rs) = (mean[ch], rstd[ch]);
+                let (mut a, mut b) = (0.0f64, 0.0f64);
+                for i in 0..n {
+                    let at = (i * c + ch) * sp;
+                    for (&v, &gv) in xs[at..at + sp].iter().zip(&gs[at..at + sp]) {
+                        let gd = gv.to_f64();
+                        a += gd * ((v - mu) * rs).to_f64();
+                        b += gd;
+                    }
+                }
+                (a, b)
+            })
+            .collect();
+        let dx = if needs[0] {
+            let mut dx = vec![E::ZERO; xs.len()];
+            dx.par_chunks_mut(c * sp.max(1))
+                .enumerate()
+                .for_each(|(i, dr)| {
+                    for ch in 0..c {
+                        let (mu, rs) = (mean[ch], rstd[ch]);
+                        let wc = w.as_ref().map_or(E::ONE, |w| w[ch]);
+                        let (a, b) = sums[ch];
+                        let wf = wc.to_f64();
+                        let c1 = E::from_f64(wf * a / m);
+                        let c2 = E::from_f64(wf * b / m);
+                        let at = (i * c + ch) * sp;
+                        for ((o, &v), &gv) in dr[ch * sp..(ch + 1) * sp]
+                            .iter_mut()
+                            .zip(&xs[at..at + sp])
+                            .zip(&gs[at..at + sp])
+                        {
+                            *o = rs * (gv * wc - c2 - ((v - mu) * rs) * c1);
+                        }
+                    }
+                });
+            Some(Tensor::from_vec(dx, self.shape())?)
+        } else {
+            None
+        };
+        let col = |k: usize| -> Result<Tensor<E>> {
+            Tensor::from_vec(
+                sums.iter()
+                    .map(|s| E::from_f64(if k == 0 { s.0 } else { s.1 }))
+                    .collect(),
+                [c],
+            )
+        };
+        Ok([
+            dx,
+            needs[1].then(|| col(0)).transpose()?,
+            needs[2].then(|| col(1)).transpose()?,
+        ])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,6 +618,47 @@ mod tests {
             assert_eq!(dxr.unwrap().to_vec(), &dxv[r * 128..(r + 1) * 128]);
         }
         assert_eq!(dw.unwrap().shape(), &[128]);
+    }
+
+    /// Batch statistics against the formulas, f64, [N, C, S].
+    #[test]
+    fn batch_norm_matches_the_formulas() {
+        let mut rng = Rng::seed(6);
+        let (n, c, sp) = (3, 2, 5);
+        let x = Tensor::<f64>::randn([n, c, sp], &mut rng);
+        let g = Tensor::<f64>::randn([n, c, sp], &mut rng);
+        let w = Tensor::<f64>::randn([c], &mut rng);
+        let b = Tensor::<f64>::randn([c], &mut rng);
+        let (y, st) = x.batch_norm(Some(&w), Some(&b), 1e-5).unwrap();
+        let [dx, dw, db] = x.batch_norm_backward(&g, &st, Some(&w), [true; 3]).unwrap();
+        let (xv, gv, wv, bv) = (x.to_vec(), g.to_vec(), w.to_vec(), b.to_vec());
+        let (yv, dxv, dwv, dbv) = (
+            y.to_vec(),
+            dx.unwrap().to_vec(),
+            dw.unwrap().to_vec(),
+            db.unwrap().to_vec(),
+        );
+        let m = (n * sp) as f64;
+        for ch in 0..c {
+            let idx: Vec<usize> = (0..n)
+                .flat_map(|i| (0..sp).map(move |s| (i * c + ch) * sp + s))
+                .collect();
+            let mu = idx.iter().map(|&k| xv[k]).sum::<f64>() / m;
+            let var = idx.iter().map(|&k| (xv[k] - mu).powi(2)).sum::<f64>() / m;
+            let rs = 1.0 / (var + 1e-5).sqrt();
+            let xh = |k: usize| (xv[k] - mu) * rs;
+            let sdw: f64 = idx.iter().map(|&k| gv[k] * xh(k)).sum();
+            let sdb: f64 = idx.iter().map(|&k| gv[k]).sum();
+            assert!((dwv[ch] - sdw).abs() < 1e-12 && (dbv[ch] - sdb).abs() < 1e-12);
+            for &k in &idx {
+                assert!((yv[k] - (xh(k) * wv[ch] + bv[ch])).abs() < 1e-12);
+                let want = rs * wv[ch] * (gv[k] - sdb / m - xh(k) * sdw / m);
+                assert!((dxv[k] - want).abs() < 1e-12);
+            }
+        }
+        assert!(Tensor::<f64>::zeros([1, 3])
+            .batch_norm(None, None, 1e-5)
+            .is_err());
     }
 
     #[test]

@@ -436,6 +436,36 @@ impl<'t, E: Float> Var<'t, E> {
         self.norm(tapir_tensor::NormKind::Layer, ndim, weight, bias, eps)
     }
 
+    /// Batch normalisation with batch statistics, one primitive: per
+    /// channel (axis 1) of `self` `[N, C, ..]`, (x − mean)/√(var + eps)·w +
+    /// b with the mean and biased variance over every other axis
+    /// (`torch.nn.functional.batch_norm(x, None, None, w, b,
+    /// training=True)`); `weight` and `bias` are `[C]`. Gradient: the
+    /// analytic one from the saved per-channel mean and 1/std;
+    /// differentiable again. Running averages are tapir-nn's `BatchNorm`'s.
+    ///
+    /// # Errors
+    /// Fewer than 2 axes or 2 values per channel, or a weight or bias not
+    /// `[C]`.
+    pub fn batch_norm(&self, weight: Option<&Self>, bias: Option<&Self>, eps: f64) -> Result<Self> {
+        Ok(self.batch_norm_stats(weight, bias, eps)?.0)
+    }
+
+    /// [`Var::batch_norm`], also returning the per-channel statistics it
+    /// used (mean and 1/√(var + eps), `[C]`), from which a caller keeps
+    /// running averages.
+    ///
+    /// # Errors
+    /// As [`Var::batch_norm`].
+    pub fn batch_norm_stats(
+        &self,
+        weight: Option<&Self>,
+        bias: Option<&Self>,
+        eps: f64,
+    ) -> Result<(Self, tapir_tensor::NormStats<E>)> {
+        self.norm_with_stats(tapir_tensor::NormKind::Batch, 0, weight, bias, eps)
+    }
+
     /// RMS normalisation over the last `ndim` axes, one primitive:
     /// x/√(mean(x²) + eps)·w (`torch.nn.functional.rms_norm`; PyTorch's
     /// default eps is the dtype's machine epsilon). Gradient as
@@ -455,20 +485,29 @@ impl<'t, E: Float> Var<'t, E> {
         bias: Option<&Self>,
         eps: f64,
     ) -> Result<Self> {
-        let (v, stats) = self.value.normalize(
-            kind,
-            ndim,
-            weight.map(|w| &w.value),
-            bias.map(|b| &b.value),
-            eps,
-        )?;
+        Ok(self.norm_with_stats(kind, ndim, weight, bias, eps)?.0)
+    }
+
+    fn norm_with_stats(
+        &self,
+        kind: tapir_tensor::NormKind,
+        ndim: usize,
+        weight: Option<&Self>,
+        bias: Option<&Self>,
+        eps: f64,
+    ) -> Result<(Self, tapir_tensor::NormStats<E>)> {
+        let (w, b) = (weight.map(|w| &w.value), bias.map(|b| &b.value));
+        let (v, stats) = match kind {
+            tapir_tensor::NormKind::Batch => self.value.batch_norm(w, b, eps)?,
+            _ => self.value.normalize(kind, ndim, w, b, eps)?,
+        };
         let op = Op::Norm(Box::new(NormOp {
             kind,
             ndim,
             eps,
             has_weight: weight.is_some(),
             has_bias: bias.is_some(),
-            stats,
+            stats: stats.clone(),
         }));
         let mut inputs: smallvec::SmallVec<[&Self; 3]> = smallvec::smallvec![self];
         inputs.extend(weight);
@@ -476,7 +515,8 @@ impl<'t, E: Float> Var<'t, E> {
         let name = match kind {
             tapir_tensor::NormKind::Layer => "layer_norm",
             tapir_tensor::NormKind::Rms => "rms_norm",
+            tapir_tensor::NormKind::Batch => "batch_norm",
         };
-        Tape::record(name, op, &inputs, v)
+        Ok((Tape::record(name, op, &inputs, v)?, stats))
     }
 }

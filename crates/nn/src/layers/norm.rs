@@ -249,7 +249,9 @@ impl<E: Float> Forward<E> for GroupNorm<E> {
 /// used. eps 1e-5; γ = 1, β = 0, running mean 0 and variance 1 at the
 /// start. The state dict holds `weight`, `bias`, `running_mean` and
 /// `running_var`; PyTorch's int64 `num_batches_tracked` is not kept (it
-/// only matters for `momentum=None`).
+/// only matters for `momentum=None`). Training runs as one recorded
+/// primitive ([`Var::batch_norm`]) with an analytic backward; evaluation is
+/// the affine map of the running statistics.
 ///
 /// ```
 /// use tapir_nn::{BatchNorm, Forward, Module};
@@ -331,7 +333,6 @@ impl<E: Float> Forward<E> for BatchNorm<E> {
             ));
         }
         let nd = s.len();
-        let axes: Vec<isize> = std::iter::once(0).chain(2..nd as isize).collect();
         let count: usize = s
             .iter()
             .enumerate()
@@ -339,40 +340,47 @@ impl<E: Float> Forward<E> for BatchNorm<E> {
             .map(|(_, &d)| d)
             .product();
         let eps = E::from_f64(self.eps);
-        let y = if self.training.get() {
+        if self.training.get() {
             if count < 2 {
                 return Err(shape_error(
                     "BatchNorm",
                     format!("training needs more than one value per channel, got input {s:?}"),
                 ));
             }
-            let mean = x.mean_axes(&axes, true)?;
-            let xc = x.sub(&mean)?;
-            let var = xc.square().mean_axes(&axes, true)?;
+            // One primitive with its analytic backward.
+            let w = self.weight.as_ref().map(|w| x.param(w));
+            let b = self.bias.as_ref().map(|b| x.param(b));
+            let (y, st) = x.batch_norm_stats(w.as_ref(), b.as_ref(), self.eps)?;
             // Running statistics, outside the tape (PyTorch updates them
-            // under no_grad).
+            // under no_grad): var = 1/rstd² − eps, made unbiased.
             let m = self.momentum;
-            let bm = mean.value().reshape_usize(&[c])?;
-            let unbiased = var
-                .value()
-                .reshape_usize(&[c])?
-                .mul_scalar(E::from_f64(count as f64 / (count - 1) as f64));
+            let unbias = count as f64 / (count - 1) as f64;
+            let var: Vec<E> = st
+                .rstd
+                .to_vec()
+                .iter()
+                .map(|&r| {
+                    let r = r.to_f64();
+                    E::from_f64((1.0 / (r * r) - self.eps) * unbias)
+                })
+                .collect();
             let blend = |old: Tensor<E>, new: &Tensor<E>| -> Result<Tensor<E>> {
                 Ok(old
                     .mul_scalar(E::from_f64(1.0 - m))
                     .add(&new.mul_scalar(E::from_f64(m)))?)
             };
             self.running_mean
-                .set(blend(self.running_mean.value(), &bm)?);
-            self.running_var
-                .set(blend(self.running_var.value(), &unbiased)?);
-            xc.mul(&var.add_scalar(eps).rsqrt())?
-        } else {
-            let shape: Vec<usize> = (0..nd).map(|i| if i == 1 { c } else { 1 }).collect();
-            let rm = x.lift(self.running_mean.value().reshape_usize(&shape)?);
-            let rv = x.lift(self.running_var.value().reshape_usize(&shape)?);
-            x.sub(&rm)?.mul(&rv.add_scalar(eps).rsqrt())?
-        };
+                .set(blend(self.running_mean.value(), &st.mean)?);
+            self.running_var.set(blend(
+                self.running_var.value(),
+                &Tensor::from_vec(var, [c])?,
+            )?);
+            return Ok(y);
+        }
+        let shape: Vec<usize> = (0..nd).map(|i| if i == 1 { c } else { 1 }).collect();
+        let rm = x.lift(self.running_mean.value().reshape_usize(&shape)?);
+        let rv = x.lift(self.running_var.value().reshape_usize(&shape)?);
+        let y = x.sub(&rm)?.mul(&rv.add_scalar(eps).rsqrt())?;
         let mut y = y;
         if let Some(w) = &self.weight {
             y = y.mul(&per_channel(&x.param(w), c, nd)?)?;
