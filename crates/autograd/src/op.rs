@@ -184,7 +184,8 @@ primitives! {
 #[derive(Clone)]
 pub(crate) struct NormOp<E: Float> {
     pub(crate) kind: NormKind,
-    /// Normalised trailing axes.
+    /// Normalised trailing axes (LayerNorm, RMSNorm); the group count
+    /// (GroupNorm); unused (BatchNorm).
     pub(crate) ndim: usize,
     pub(crate) eps: f64,
     pub(crate) has_weight: bool,

@@ -445,12 +445,16 @@ fn norm_rule<'t, E: Float>(
     if !g.is_tracked() && x.iter().all(|v| !v.is_tracked()) {
         let w = wi.map(|i| &x[i].value);
         let want = [needs[0], need(wi), need(bi)];
-        let [dx, dw, db] = if batch {
-            x[0].value
-                .batch_norm_backward(&g.value, &n.stats, w, want)?
-        } else {
-            x[0].value
-                .norm_backward(&g.value, &n.stats, w, n.ndim, want)?
+        let [dx, dw, db] = match n.kind {
+            tapir_tensor::NormKind::Batch => x[0]
+                .value
+                .batch_norm_backward(&g.value, &n.stats, w, want)?,
+            tapir_tensor::NormKind::Group => x[0]
+                .value
+                .group_norm_backward(&g.value, &n.stats, w, want)?,
+            _ => x[0]
+                .value
+                .norm_backward(&g.value, &n.stats, w, n.ndim, want)?,
         };
         out[0] = dx.map(|t| g.lift(t));
         if let Some(i) = wi {
@@ -460,6 +464,9 @@ fn norm_rule<'t, E: Float>(
             out[i] = db.map(|t| g.lift(t));
         }
         return Ok(out);
+    }
+    if n.kind == tapir_tensor::NormKind::Group {
+        return group_norm_rule(n.ndim, n.eps, x, g, wi, bi, needs);
     }
     let nd = x[0].ndim();
     let axes: Vec<isize> = if batch {
@@ -512,6 +519,60 @@ fn norm_rule<'t, E: Float>(
     }
     if let Some(i) = bi.filter(|&i| needs[i]) {
         out[i] = Some(reduce_to(g.clone(), x[i].shape())?);
+    }
+    Ok(out)
+}
+
+/// GroupNorm's recorded (higher-order) rule: the LayerNorm formulas over
+/// the regrouped input `[N, G, C/G·S]`, the weight applied per channel.
+fn group_norm_rule<'t, E: Float>(
+    groups: usize,
+    eps: f64,
+    x: &[Var<'t, E>],
+    g: &Var<'t, E>,
+    wi: Option<usize>,
+    bi: Option<usize>,
+    needs: &[bool],
+) -> Result<Grads<'t, E>> {
+    let shape = x[0].shape().to_vec();
+    let nd = shape.len();
+    let grouped = [
+        shape[0],
+        groups,
+        shape[1..].iter().product::<usize>() / groups,
+    ];
+    let per_channel = |v: &Var<'t, E>| -> Result<Var<'t, E>> {
+        let mut s = vec![1usize; nd - 1];
+        s[0] = v.shape()[0];
+        v.reshape_usize(&s)
+    };
+    let xg = x[0].reshape_usize(&grouped)?;
+    let xc = xg.sub(&xg.mean_axes(&[-1], true)?)?;
+    let rstd = xc
+        .square()
+        .mean_axes(&[-1], true)?
+        .add_scalar(E::from_f64(eps))
+        .rsqrt();
+    let xhat_g = xc.mul(&rstd)?;
+    let mut out: Grads<'t, E> = smallvec![None; x.len()];
+    if needs[0] {
+        let gw = match wi {
+            Some(i) => g.mul(&per_channel(&x[i])?)?,
+            None => g.clone(),
+        }
+        .reshape_usize(&grouped)?;
+        let m1 = gw.mul(&xhat_g)?.mean_axes(&[-1], true)?;
+        let m2 = gw.mean_axes(&[-1], true)?;
+        let dx = rstd.mul(&gw.sub(&m2)?.sub(&xhat_g.mul(&m1)?)?)?;
+        out[0] = Some(dx.reshape_usize(&shape)?);
+    }
+    let axes: Vec<isize> = std::iter::once(0).chain(2..nd as isize).collect();
+    if let Some(i) = wi.filter(|&i| needs[i]) {
+        let xhat = xhat_g.reshape_usize(&shape)?;
+        out[i] = Some(g.mul(&xhat)?.sum_axes(&axes, false)?);
+    }
+    if let Some(i) = bi.filter(|&i| needs[i]) {
+        out[i] = Some(g.sum_axes(&axes, false)?);
     }
     Ok(out)
 }

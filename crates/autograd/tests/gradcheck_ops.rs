@@ -122,6 +122,9 @@ fn table() -> Vec<Case> {
         case("batch_norm_1d_plain", vec![n(&[4, 3])], |v| {
             v[0].batch_norm(None, None, 1e-5)
         }),
+        case("group_norm", vec![n(&[2, 4, 3]), n(&[4]), n(&[4])], |v| {
+            v[0].group_norm(2, Some(&v[1]), Some(&v[2]), 1e-5)
+        }),
         case("rms_norm", vec![n(&[3, 5]), n(&[5])], |v| {
             v[0].rms_norm(1, Some(&v[1]), 1e-6)
         }),

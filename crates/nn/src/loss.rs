@@ -251,6 +251,27 @@ pub fn huber<'t, E: Float>(
     Ok(reduce(quad.where_(&small, &lin)?, r))
 }
 
+/// Smooth L1 loss with threshold `beta`: ½d²/β where |d| < β, else
+/// |d| − ½β (`F.smooth_l1_loss`, default β = 1): [`huber`] divided by β.
+///
+/// # Errors
+/// Shapes that differ, or β ≤ 0.
+pub fn smooth_l1<'t, E: Float>(
+    x: &Var<'t, E>,
+    y: &Var<'t, E>,
+    beta: f64,
+    r: Reduction,
+) -> Result<Var<'t, E>> {
+    if beta.is_nan() || beta <= 0.0 {
+        return Err(tapir_tensor::Error::InvalidArgument {
+            op: "smooth_l1",
+            msg: format!("beta must be > 0, got {beta}"),
+        }
+        .into());
+    }
+    Ok(huber(x, y, beta, r)?.div_scalar(E::from_f64(beta)))
+}
+
 /// Binary cross-entropy on logits, max(x, 0) − x·y + log(1 + e^−|x|)
 /// (stable for any logit; `F.binary_cross_entropy_with_logits`, Keras
 /// `BinaryCrossentropy(from_logits=True)`).

@@ -90,6 +90,9 @@ fn losses<E: Float>() {
     check_loss::<E>("bce_with_logits", |x, y| {
         loss::bce_with_logits(x, y, Reduction::None)
     });
+    check_loss::<E>("smooth_l1", |x, y| {
+        loss::smooth_l1(x, y, 0.6, Reduction::Mean)
+    });
 }
 
 macro_rules! for_both {

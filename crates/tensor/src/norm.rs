@@ -20,6 +20,9 @@ pub enum NormKind {
     /// every other axis, biased variance (`torch.nn.BatchNorm*d` in
     /// training); see [`Tensor::batch_norm`].
     Batch,
+    /// (x − mean)/√(var + eps) per (sample, group of channels)
+    /// (`torch.nn.GroupNorm`); see [`Tensor::group_norm`].
+    Group,
 }
 
 /// The row statistics a normalisation saves for its backward pass, one
@@ -44,7 +47,9 @@ fn rows_per_task(n: usize) -> usize {
 fn row_stats<E: Float>(row: &[E], kind: NormKind, eps: f64) -> (f64, f64) {
     let n = row.len() as f64;
     let mean = match kind {
-        NormKind::Layer | NormKind::Batch => row.iter().map(|v| v.to_f64()).sum::<f64>() / n,
+        NormKind::Layer | NormKind::Batch | NormKind::Group => {
+            row.iter().map(|v| v.to_f64()).sum::<f64>() / n
+        }
         NormKind::Rms => 0.0,
     };
     let var = row
@@ -127,10 +132,11 @@ impl<E: Float> Tensor<E> {
         let op = match kind {
             NormKind::Layer => "layer_norm",
             NormKind::Rms => "rms_norm",
-            NormKind::Batch => {
+            NormKind::Batch | NormKind::Group => {
                 return Err(Error::arg(
                     "normalize",
-                    "batch statistics are Tensor::batch_norm's".to_string(),
+                    "batch and group statistics are Tensor::batch_norm's and group_norm's"
+                        .to_string(),
                 ))
             }
         };
@@ -533,6 +539,181 @@ impl<E: Float> Tensor<E> {
     }
 }
 
+impl<E: Float> Tensor<E> {
+    /// Group normalisation: the channels of each sample of `self`
+    /// `[N, C, ..]` in `groups` consecutive groups, each normalised over its
+    /// channels and positions (mean and biased variance in f64), then
+    /// y = x̂·w[c] + b[c] per channel. Returns y and the statistics (`[N·G]`,
+    /// kind [`NormKind::Group`]) for [`Tensor::group_norm_backward`].
+    ///
+    /// PyTorch: `torch.nn.functional.group_norm(x, groups, w, b, eps)`.
+    ///
+    /// # Errors
+    /// Fewer than 2 axes, `groups` 0 or not dividing C, or a weight or
+    /// bias not `[C]`.
+    pub fn group_norm(
+        &self,
+        groups: usize,
+        weight: Option<&Tensor<E>>,
+        bias: Option<&Tensor<E>>,
+        eps: f64,
+    ) -> Result<(Tensor<E>, NormStats<E>)> {
+        let op = "group_norm";
+        let (n, c, sp) = self.channels(op, &[("weight", weight), ("bias", bias)])?;
+        if groups == 0 || c % groups != 0 {
+            return Err(Error::arg(
+                op,
+                format!(
+                    "{groups} groups do not divide {c} channels (input {:?})",
+                    self.shape()
+                ),
+            ));
+        }
+        let len = c / groups * sp;
+        let x = self.contiguous();
+        let xs = x.as_slice().expect("contiguous");
+        let (w, b) = (weight.map(|t| t.to_vec()), bias.map(|t| t.to_vec()));
+        let rows = n * groups;
+        let mut y = vec![E::ZERO; xs.len()];
+        let mut stats = vec![(E::ZERO, E::ZERO); rows];
+        if len > 0 {
+            y.par_chunks_mut(len)
+                .zip(xs.par_chunks(len))
+                .zip(stats.par_iter_mut())
+                .enumerate()
+                .for_each(|(r, ((yr, xr), st))| {
+                    let (mu, rs) = row_stats(xr, NormKind::Group, eps);
+                    let (mu, rs) = (E::from_f64(mu), E::from_f64(rs));
+                    let c0 = (r % groups) * (c / groups);
+                    for (j, (o, &v)) in yr.iter_mut().zip(xr).enumerate() {
+                        let ch = c0 + j / sp;
+                        let t = (v - mu) * rs;
+                        let t = w.as_ref().map_or(t, |w| t * w[ch]);
+                        *o = b.as_ref().map_or(t, |b| t + b[ch]);
+                    }
+                    *st = (mu, rs);
+                });
+        }
+        let (mean, rstd): (Vec<E>, Vec<E>) = stats.into_iter().unzip();
+        Ok((
+            Tensor::from_vec(y, self.shape())?,
+            NormStats {
+                kind: NormKind::Group,
+                mean: Tensor::from_vec(mean, [rows])?,
+                rstd: Tensor::from_vec(rstd, [rows])?,
+            },
+        ))
+    }
+
+    /// The backward pass of [`Tensor::group_norm`] (x = `self`): with
+    /// ĝ = g·w[c] and means over each (sample, group),
+    /// dx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)), dw[c] = Σ g·x̂ and
+    /// db[c] = Σ g over samples and positions (fixed order). Returns
+    /// `[dx, dw, db]` where `needs` asks.
+    ///
+    /// # Errors
+    /// Shapes that do not fit the forward pass.
+    pub fn group_norm_backward(
+        &self,
+        g: &Tensor<E>,
+        stats: &NormStats<E>,
+        weight: Option<&Tensor<E>>,
+        needs: [bool; 3],
+    ) -> Result<[Option<Tensor<E>>; 3]> {
+        let op = "group_norm_backward";
+        let (n, c, sp) = self.channels(op, &[("weight", weight)])?;
+        let rows = stats.rstd.len();
+        if g.shape() != self.shape() || n == 0 || rows % n != 0 || c % (rows / n).max(1) != 0 {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "gradient {:?} and {rows} group statistics do not fit input {:?}",
+                    g.shape(),
+                    self.shape()
+                ),
+            ));
+        }
+        let groups = rows / n;
+        let cg = c / groups;
+        let len = cg * sp;
+        let x = self.contiguous();
+        let gt = g.contiguous();
+        let (xs, gs) = (
+            x.as_slice().expect("contiguous"),
+            gt.as_slice().expect("contiguous"),
+        );
+        let (mean, rstd) = (stats.mean.to_vec(), stats.rstd.to_vec());
+        let w = weight.map(|t| t.to_vec());
+        let inv = 1.0 / len.max(1) as f64;
+        let mut dx = vec![E::ZERO; if needs[0] { xs.len() } else { 0 }];
+        // Per (sample, channel): Σ g·x̂ and Σ g, summed over samples below.
+        let mut part = vec![(0.0f64, 0.0f64); n * c];
+        let row = |r: usize, dr: Option<&mut [E]>, pr: &mut [(f64, f64)]| {
+            let (xr, gr) = (&xs[r * len..(r + 1) * len], &gs[r * len..(r + 1) * len]);
+            let (mu, rs) = (mean[r], rstd[r]);
+            let c0 = (r % groups) * cg;
+            let (mut s1, mut s2) = (0.0f64, 0.0f64);
+            for (j, (&v, &gv)) in xr.iter().zip(gr).enumerate() {
+                let ch = c0 + j / sp;
+                let xh = ((v - mu) * rs).to_f64();
+                let gd = gv.to_f64();
+                pr[j / sp].0 += gd * xh;
+                pr[j / sp].1 += gd;
+                let wc = w.as_ref().map_or(1.0, |w| w[ch].to_f64());
+                s1 += gd * wc * xh;
+                s2 += gd * wc;
+            }
+            if let Some(dr) = dr {
+                let (c1, c2) = (E::from_f64(s1 * inv), E::from_f64(s2 * inv));
+                for (j, ((o, &v), &gv)) in dr.iter_mut().zip(xr).zip(gr).enumerate() {
+                    let wc = w.as_ref().map_or(E::ONE, |w| w[c0 + j / sp]);
+                    *o = rs * (gv * wc - c2 - ((v - mu) * rs) * c1);
+                }
+            }
+        };
+        if len > 0 {
+            if needs[0] {
+                dx.par_chunks_mut(len)
+                    .zip(part.par_chunks_mut(cg))
+                    .enumerate()
+                    .for_each(|(r, (d, p))| row(r, Some(d), p));
+            } else {
+                part.par_chunks_mut(cg)
+                    .enumerate()
+                    .for_each(|(r, p)| row(r, None, p));
+            }
+        }
+        let col = |k: usize| -> Result<Tensor<E>> {
+            let v: Vec<E> = (0..c)
+                .map(|ch| {
+                    E::from_f64(
+                        (0..n)
+                            .map(|i| {
+                                let p = part[i * c + ch];
+                                if k == 0 {
+                                    p.0
+                                } else {
+                                    p.1
+                                }
+                            })
+                            .sum::<f64>(),
+                    )
+                })
+                .collect();
+            Tensor::from_vec(v, [c])
+        };
+        Ok([
+            if needs[0] {
+                Some(Tensor::from_vec(dx, self.shape())?)
+            } else {
+                None
+            },
+            needs[1].then(|| col(0)).transpose()?,
+            needs[2].then(|| col(1)).transpose()?,
+        ])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -659,6 +840,44 @@ mod tests {
         assert!(Tensor::<f64>::zeros([1, 3])
             .batch_norm(None, None, 1e-5)
             .is_err());
+    }
+
+    /// Group norm equals layer norm over each regrouped sample followed by
+    /// the per-channel affine map, forward and backward.
+    #[test]
+    fn group_norm_matches_layer_norm_regrouped() {
+        let mut rng = Rng::seed(12);
+        let (n, c, sp, gr) = (2, 6, 4, 3);
+        let x = Tensor::<f64>::randn([n, c, sp], &mut rng);
+        let g = Tensor::<f64>::randn([n, c, sp], &mut rng);
+        let w = Tensor::<f64>::randn([c], &mut rng);
+        let b = Tensor::<f64>::randn([c], &mut rng);
+        let (y, st) = x.group_norm(gr, Some(&w), Some(&b), 1e-5).unwrap();
+        let [dx, dw, db] = x.group_norm_backward(&g, &st, Some(&w), [true; 3]).unwrap();
+        // Reference: layer norm over [N·G, C/G·S] with the weights spread.
+        let xr = x.reshape_usize(&[n * gr, c / gr * sp]).unwrap();
+        let (xh, st2) = xr.normalize(NormKind::Layer, 1, None, None, 1e-5).unwrap();
+        let (wv, bv, gv, xhv) = (w.to_vec(), b.to_vec(), g.to_vec(), xh.to_vec());
+        let ch = |k: usize| (k / sp) % c;
+        let yv = y.to_vec();
+        for k in 0..yv.len() {
+            assert!((yv[k] - (xhv[k] * wv[ch(k)] + bv[ch(k)])).abs() < 1e-12);
+        }
+        let gw: Vec<f64> = (0..gv.len()).map(|k| gv[k] * wv[ch(k)]).collect();
+        let gw = Tensor::from_vec(gw, [n * gr, c / gr * sp]).unwrap();
+        let [dxr, _, _] = xr
+            .norm_backward(&gw, &st2, None, 1, [true, false, false])
+            .unwrap();
+        for (a, b) in dx.unwrap().to_vec().iter().zip(dxr.unwrap().to_vec()) {
+            assert!((a - b).abs() < 1e-12);
+        }
+        let (dwv, dbv) = (dw.unwrap().to_vec(), db.unwrap().to_vec());
+        for cc in 0..c {
+            let ks = (0..gv.len()).filter(|&k| ch(k) == cc);
+            let (sw, sb) = ks.fold((0.0, 0.0), |(a, s), k| (a + gv[k] * xhv[k], s + gv[k]));
+            assert!((dwv[cc] - sw).abs() < 1e-12 && (dbv[cc] - sb).abs() < 1e-12);
+        }
+        assert!(x.group_norm(4, None, None, 1e-5).is_err());
     }
 
     #[test]

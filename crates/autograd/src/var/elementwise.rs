@@ -158,6 +158,27 @@ impl<'t, E: Float> Var<'t, E> {
             .mul_scalar(alpha);
         self.where_(&pos, &negative).expect("same shape, same tape")
     }
+    /// x·tanh(softplus(x)) (`torch.nn.functional.mish`). Composite of
+    /// softplus, tanh and mul.
+    pub fn mish(&self) -> Self {
+        self.mul(&self.softplus().tanh())
+            .expect("same shape, same tape")
+    }
+    /// x clamped to [min, max] (`torch.nn.functional.hardtanh`, default
+    /// ±1). Unlike [`Var::clamp`], the gradient is PyTorch's hardtanh one:
+    /// 1 strictly inside (min, max), 0 at and beyond the bounds.
+    /// Composite: `x.where_(min < x < max, clamp(x))`, the clamped branch
+    /// a constant.
+    ///
+    /// # Errors
+    /// When min > max.
+    pub fn hardtanh(&self, min: E, max: E) -> Result<Self> {
+        let clamped = self.value.clamp(Some(min), Some(max))?;
+        let inside = self
+            .value
+            .map(|v| if v > min && v < max { E::ONE } else { E::ZERO });
+        self.where_(&inside, &self.lift(clamped))
+    }
     /// GELU, exact or tanh-approximated.
     pub fn gelu(&self, approx: GeluApprox) -> Self {
         let v = self.value.gelu(approx);

@@ -466,6 +466,27 @@ impl<'t, E: Float> Var<'t, E> {
         self.norm_with_stats(tapir_tensor::NormKind::Batch, 0, weight, bias, eps)
     }
 
+    /// Group normalisation, one primitive: the channels (axis 1) of each
+    /// sample of `self` `[N, C, ..]` in `groups` consecutive groups, each
+    /// normalised over its channels and positions (biased variance), then
+    /// x̂·w[c] + b[c] (`torch.nn.functional.group_norm`); `weight` and
+    /// `bias` are `[C]`. Gradient: analytic, from the saved statistics;
+    /// differentiable again.
+    ///
+    /// # Errors
+    /// Fewer than 2 axes, `groups` not dividing C, or a weight or bias not
+    /// `[C]`.
+    pub fn group_norm(
+        &self,
+        groups: usize,
+        weight: Option<&Self>,
+        bias: Option<&Self>,
+        eps: f64,
+    ) -> Result<Self> {
+        // `ndim` carries the group count for this kind.
+        self.norm(tapir_tensor::NormKind::Group, groups, weight, bias, eps)
+    }
+
     /// RMS normalisation over the last `ndim` axes, one primitive:
     /// x/√(mean(x²) + eps)·w (`torch.nn.functional.rms_norm`; PyTorch's
     /// default eps is the dtype's machine epsilon). Gradient as
@@ -499,6 +520,7 @@ impl<'t, E: Float> Var<'t, E> {
         let (w, b) = (weight.map(|w| &w.value), bias.map(|b| &b.value));
         let (v, stats) = match kind {
             tapir_tensor::NormKind::Batch => self.value.batch_norm(w, b, eps)?,
+            tapir_tensor::NormKind::Group => self.value.group_norm(ndim, w, b, eps)?,
             _ => self.value.normalize(kind, ndim, w, b, eps)?,
         };
         let op = Op::Norm(Box::new(NormOp {
@@ -516,6 +538,7 @@ impl<'t, E: Float> Var<'t, E> {
             tapir_tensor::NormKind::Layer => "layer_norm",
             tapir_tensor::NormKind::Rms => "rms_norm",
             tapir_tensor::NormKind::Batch => "batch_norm",
+            tapir_tensor::NormKind::Group => "group_norm",
         };
         Ok((Tape::record(name, op, &inputs, v)?, stats))
     }

@@ -57,7 +57,7 @@ activation!(
 
 activation!(
     /// x·tanh(softplus(x)) (`torch.nn.Mish`; Keras `mish`).
-    Mish, |x| x.mul(&x.softplus().tanh())?
+    Mish, |x| x.mish()
 );
 activation!(
     /// ln(1 + eˣ), computed so that it never overflows
@@ -65,8 +65,9 @@ activation!(
     Softplus, |x| x.softplus()
 );
 activation!(
-    /// clamp(x, −1, 1) (`torch.nn.Hardtanh()` with its default bounds).
-    Hardtanh, |x| x.clamp(Some(-E::ONE), Some(E::ONE))?
+    /// clamp(x, −1, 1) (`torch.nn.Hardtanh()` with its default bounds;
+    /// gradient 0 at the bounds, as PyTorch's).
+    Hardtanh, |x| x.hardtanh(-E::ONE, E::ONE)?
 );
 
 /// x for x > 0, α·(eˣ − 1) otherwise (`torch.nn.ELU(alpha)`, default 1;

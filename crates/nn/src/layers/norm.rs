@@ -151,8 +151,8 @@ impl<E: Float> Forward<E> for RmsNorm<E> {
 /// `GroupNormalization`): the channels of each sample `[N, C, ..]` split
 /// into `groups` groups, each normalised over its channels and positions
 /// (biased variance, eps 1e-5), then γ and β per channel (1 and 0 at the
-/// start). The statistics are one [`Var::layer_norm`] primitive over the
-/// regrouped input.
+/// start). One recorded primitive ([`Var::group_norm`]) with an analytic
+/// backward.
 ///
 /// ```
 /// use tapir_nn::{Forward, GroupNorm};
@@ -223,19 +223,10 @@ impl<E: Float> Forward<E> for GroupNorm<E> {
                 ),
             ));
         }
-        let g = x.reshape_usize(&[
-            s[0],
-            self.groups,
-            s[1..].iter().product::<usize>() / self.groups,
-        ])?;
-        let mut y = g.layer_norm(1, None, None, self.eps)?.reshape_usize(&s)?;
-        if let Some(w) = &self.weight {
-            y = y.mul(&per_channel(&x.param(w), s[1], s.len())?)?;
-        }
-        if let Some(b) = &self.bias {
-            y = y.add(&per_channel(&x.param(b), s[1], s.len())?)?;
-        }
-        Ok(y)
+        // One recorded primitive, affine part included.
+        let w = self.weight.as_ref().map(|w| x.param(w));
+        let b = self.bias.as_ref().map(|b| x.param(b));
+        x.group_norm(self.groups, w.as_ref(), b.as_ref(), self.eps)
     }
 }
 
