@@ -424,20 +424,24 @@ fn fused_attention_path_matches_the_composite() {
     }
 }
 
+/// A case with one differentiable input `x`: `f`'s output against `out`,
+/// and the gradient of Σ out·r against `g_x`.
+fn check_x<E: Float>(name: &str, f: &dyn for<'t> Fn(&Case, &Var<'t, E>) -> Var<'t, E>) {
+    let c = case(name);
+    let tape = Tape::new();
+    let x = tape.var(c.t::<E>("x"));
+    let out = f(&c, &x);
+    c.check("out", out.value());
+    let loss = out.mul(&tape.constant(c.t("r"))).unwrap().sum();
+    let g = tape
+        .gradient_vars(&loss, &[&x], &Default::default())
+        .unwrap();
+    c.check("g_x", g[0].as_ref().unwrap());
+}
+
 fn cross_entropies<E: Float>() {
     use tapir_nn::loss::{cross_entropy_probs, cross_entropy_with, CrossEntropy};
-    let run = |name: &str, f: &dyn for<'t> Fn(&Case, &Var<'t, E>) -> Var<'t, E>| {
-        let c = case(name);
-        let tape = Tape::new();
-        let x = tape.var(c.t::<E>("x"));
-        let out = f(&c, &x);
-        c.check("out", out.value());
-        let loss = out.mul(&tape.constant(c.t("r"))).unwrap().sum();
-        let g = tape
-            .gradient_vars(&loss, &[&x], &Default::default())
-            .unwrap();
-        c.check("g_x", g[0].as_ref().unwrap());
-    };
+    let run = check_x::<E>;
     let weights = |c: &Case| Some(c.t::<f64>("w").to_vec());
     run("ce_options", &|c, x| {
         let o = CrossEntropy {
@@ -671,18 +675,7 @@ fn other_losses<E: Float>() {
         bce_with_logits_pos_weight, cosine_embedding, kl_div, margin_ranking, nll, CrossEntropy,
         KlReduction,
     };
-    let run = |name: &str, f: &dyn for<'t> Fn(&Case, &Var<'t, E>) -> Var<'t, E>| {
-        let c = case(name);
-        let tape = Tape::new();
-        let x = tape.var(c.t::<E>("x"));
-        let out = f(&c, &x);
-        c.check("out", out.value());
-        let loss = out.mul(&tape.constant(c.t("r"))).unwrap().sum();
-        let g = tape
-            .gradient_vars(&loss, &[&x], &Default::default())
-            .unwrap();
-        c.check("g_x", g[0].as_ref().unwrap());
-    };
+    let run = check_x::<E>;
     run("bce_pos_weight", &|c, x| {
         let pw = c.t::<f64>("pw").to_vec();
         bce_with_logits_pos_weight(x, &x.lift(c.t("y")), &pw, Reduction::Mean).unwrap()

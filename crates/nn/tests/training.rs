@@ -30,30 +30,14 @@ fn labels_of(x: &Tensor<f32>, classes: usize, rng: &mut Rng) -> Vec<usize> {
         .collect()
 }
 
-struct Mlp {
+/// A feed-forward classifier (the MLP and the CNN).
+struct Classifier {
     net: Sequential,
     x: Tensor<f32>,
     y: Vec<usize>,
 }
 
-impl Task for Mlp {
-    fn module(&self) -> &dyn Module<f32> {
-        &self.net
-    }
-    fn loss<'t>(&self, tape: &'t Tape) -> Result<Var<'t>> {
-        self.net
-            .forward(&tape.constant(self.x.clone()))?
-            .cross_entropy(&self.y)
-    }
-}
-
-struct Cnn {
-    net: Sequential,
-    x: Tensor<f32>,
-    y: Vec<usize>,
-}
-
-impl Task for Cnn {
+impl Task for Classifier {
     fn module(&self) -> &dyn Module<f32> {
         &self.net
     }
@@ -124,7 +108,7 @@ fn tasks() -> Vec<(&'static str, Box<dyn Task>)> {
     let mut rng = Rng::seed(21);
     let x = Tensor::<f32>::randn([32, 8], &mut rng);
     let y = labels_of(&x, 3, &mut rng);
-    let mlp = Mlp {
+    let mlp = Classifier {
         net: Sequential::new()
             .add(Linear::new(8, 16, &mut rng))
             .add(Relu)
@@ -134,7 +118,7 @@ fn tasks() -> Vec<(&'static str, Box<dyn Task>)> {
     };
     let x = Tensor::<f32>::randn([16, 1, 8, 8], &mut rng);
     let y = labels_of(&x, 3, &mut rng);
-    let cnn = Cnn {
+    let cnn = Classifier {
         net: Sequential::new()
             .add(Conv2d::new(1, 4, [3, 3], &mut rng))
             .add(Relu)

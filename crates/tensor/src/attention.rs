@@ -350,110 +350,55 @@ fn backward_head<E: Float>(
     }
 }
 
-/// Runs `forward_head` in the widest SIMD copy the CPU has.
-fn forward_dispatch<E: Float>(
-    hd: &Head<'_, E>,
-    q: &[E],
-    k: &[E],
-    v: &[E],
-    out: &mut [E],
-    lse: &mut [E],
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
-        unsafe fn wide<E: Float>(
-            hd: &Head<'_, E>,
-            q: &[E],
-            k: &[E],
-            v: &[E],
-            out: &mut [E],
-            lse: &mut [E],
-        ) {
-            forward_head(hd, q, k, v, out, lse)
+/// Defines `$name`, which runs `$body` in the widest SIMD copy the CPU
+/// has (AVX-512, AVX2 + FMA, or the baseline build): the same code
+/// compiled three times, as `kernels::simd_loop` does for the elementwise
+/// loops.
+macro_rules! dispatched {
+    ($(#[$m:meta])* fn $name:ident => $body:ident($($arg:ident: $ty:ty),*)) => {
+        $(#[$m])*
+        #[allow(clippy::too_many_arguments)]
+        fn $name<E: Float>($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn wide<E: Float>($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx2<E: Float>($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                if crate::kernels::has_avx512() {
+                    // SAFETY: the CPU has these features, checked just above.
+                    return unsafe { wide($($arg),*) };
+                }
+                if crate::kernels::has_avx2() {
+                    // SAFETY: as above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $body($($arg),*)
         }
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2<E: Float>(
-            hd: &Head<'_, E>,
-            q: &[E],
-            k: &[E],
-            v: &[E],
-            out: &mut [E],
-            lse: &mut [E],
-        ) {
-            forward_head(hd, q, k, v, out, lse)
-        }
-        if crate::kernels::has_avx512() {
-            // SAFETY: the CPU has these features, checked just above.
-            return unsafe { wide(hd, q, k, v, out, lse) };
-        }
-        if crate::kernels::has_avx2() {
-            // SAFETY: as above.
-            return unsafe { avx2(hd, q, k, v, out, lse) };
-        }
-    }
-    forward_head(hd, q, k, v, out, lse)
+    };
 }
 
-/// Runs `backward_head` in the widest SIMD copy the CPU has.
-#[allow(clippy::too_many_arguments)]
-fn backward_dispatch<E: Float>(
-    hd: &Head<'_, E>,
-    q: &[E],
-    k: &[E],
-    v: &[E],
-    o: &[E],
-    g: &[E],
-    lse: &[E],
-    dq: &mut [E],
-    dk: &mut [E],
-    dv: &mut [E],
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn wide<E: Float>(
-            hd: &Head<'_, E>,
-            q: &[E],
-            k: &[E],
-            v: &[E],
-            o: &[E],
-            g: &[E],
-            lse: &[E],
-            dq: &mut [E],
-            dk: &mut [E],
-            dv: &mut [E],
-        ) {
-            backward_head(hd, q, k, v, o, g, lse, dq, dk, dv)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn avx2<E: Float>(
-            hd: &Head<'_, E>,
-            q: &[E],
-            k: &[E],
-            v: &[E],
-            o: &[E],
-            g: &[E],
-            lse: &[E],
-            dq: &mut [E],
-            dk: &mut [E],
-            dv: &mut [E],
-        ) {
-            backward_head(hd, q, k, v, o, g, lse, dq, dk, dv)
-        }
-        if crate::kernels::has_avx512() {
-            // SAFETY: the CPU has these features, checked just above.
-            return unsafe { wide(hd, q, k, v, o, g, lse, dq, dk, dv) };
-        }
-        if crate::kernels::has_avx2() {
-            // SAFETY: as above.
-            return unsafe { avx2(hd, q, k, v, o, g, lse, dq, dk, dv) };
-        }
-    }
-    backward_head(hd, q, k, v, o, g, lse, dq, dk, dv)
-}
+dispatched!(
+    /// [`forward_head`] in the widest SIMD copy.
+    fn forward_dispatch => forward_head(
+        hd: &Head<'_, E>, q: &[E], k: &[E], v: &[E], out: &mut [E], lse: &mut [E]
+    )
+);
+
+dispatched!(
+    /// [`backward_head`] in the widest SIMD copy.
+    fn backward_dispatch => backward_head(
+        hd: &Head<'_, E>, q: &[E], k: &[E], v: &[E], o: &[E], g: &[E], lse: &[E],
+        dq: &mut [E], dk: &mut [E], dv: &mut [E]
+    )
+);
 
 /// Writes a per-head [rows, cols] block into a [B, rows, H, cols]-ordered
 /// buffer (the layout of `x.permute([0, 2, 1, 3])` made contiguous).
