@@ -163,6 +163,24 @@ struct Head<'a, E: Float> {
     mask: Option<&'a [E]>,
 }
 
+impl<'a, E: Float> Head<'a, E> {
+    /// Head (b, h) of a call: its sizes, options and slice of the mask.
+    fn of(d: Dims4, p: &AttentionParams<'_, E>, mask: Option<&'a [E]>, b: usize, h: usize) -> Self {
+        Head {
+            t: d.t,
+            s: d.s,
+            d: d.d,
+            dv: d.dv,
+            scale: E::from_f64(p.scale),
+            causal: p.causal,
+            mask: mask.map(|m| {
+                let at = ((b % d.mb) * d.mh + (h % d.mh)) * d.t * d.s;
+                &m[at..at + d.t * d.s]
+            }),
+        }
+    }
+}
+
 /// Scores of the block (queries i0.., keys j0..), scaled and masked, into
 /// `sb` ([br, bc] row-major): S = Q·Kᵀ from the transposed keys `kt`
 /// ([d, s]), one vectorised row update per (query, feature).
@@ -463,24 +481,12 @@ impl<E: Float> Tensor<E> {
         let (qn, kn, vn) = (self.nd(), k.nd(), v.nd());
         let mask = p.mask.map(|m| m.contiguous());
         let mask_s = mask.as_ref().map(|m| m.as_slice().expect("contiguous"));
-        let scale = E::from_f64(p.scale);
         let heads: Vec<(Vec<E>, Vec<E>)> = (0..d.b * d.h)
             .into_par_iter()
             .map(|bh| {
                 let (b, h) = (bh / d.h, bh % d.h);
                 let (q2, k2, v2) = (head(&qn, b, h), head(&kn, b, h), head(&vn, b, h));
-                let hd = Head {
-                    t: d.t,
-                    s: d.s,
-                    d: d.d,
-                    dv: d.dv,
-                    scale,
-                    causal: p.causal,
-                    mask: mask_s.map(|m| {
-                        let at = ((b % d.mb) * d.mh + (h % d.mh)) * d.t * d.s;
-                        &m[at..at + d.t * d.s]
-                    }),
-                };
+                let hd = Head::of(d, &p, mask_s, b, h);
                 let mut out = vec![E::ZERO; d.t * d.dv];
                 let mut lse = vec![E::ZERO; d.t];
                 forward_dispatch(&hd, &q2, &k2, &v2, &mut out, &mut lse);
@@ -540,7 +546,6 @@ impl<E: Float> Tensor<E> {
         let lse_s = lse.as_slice().expect("contiguous");
         let mask = p.mask.map(|m| m.contiguous());
         let mask_s = mask.as_ref().map(|m| m.as_slice().expect("contiguous"));
-        let scale = E::from_f64(p.scale);
         type Grads3<E> = (Vec<E>, Vec<E>, Vec<E>);
         type Heads<E> = Vec<Grads3<E>>;
         let heads: Heads<E> = (0..d.b * d.h)
@@ -549,18 +554,7 @@ impl<E: Float> Tensor<E> {
                 let (b, h) = (bh / d.h, bh % d.h);
                 let (q2, k2, v2) = (head(&qn, b, h), head(&kn, b, h), head(&vn, b, h));
                 let (o2, g2) = (head(&on, b, h), head(&gn, b, h));
-                let hd = Head {
-                    t: d.t,
-                    s: d.s,
-                    d: d.d,
-                    dv: d.dv,
-                    scale,
-                    causal: p.causal,
-                    mask: mask_s.map(|m| {
-                        let at = ((b % d.mb) * d.mh + (h % d.mh)) * d.t * d.s;
-                        &m[at..at + d.t * d.s]
-                    }),
-                };
+                let hd = Head::of(d, &p, mask_s, b, h);
                 let l = &lse_s[bh * d.t..(bh + 1) * d.t];
                 let mut dq = vec![E::ZERO; d.t * d.d];
                 let mut dk = vec![E::ZERO; d.s * d.d];

@@ -37,6 +37,19 @@ pub struct NormStats<E: Float> {
     pub rstd: Tensor<E>,
 }
 
+impl<E: Float> NormStats<E> {
+    /// From (mean, 1/std) pairs, one per normalised group.
+    fn from_pairs(kind: NormKind, pairs: Vec<(E, E)>) -> Result<Self> {
+        let n = pairs.len();
+        let (mean, rstd): (Vec<E>, Vec<E>) = pairs.into_iter().unzip();
+        Ok(NormStats {
+            kind,
+            mean: Tensor::from_vec(mean, [n])?,
+            rstd: Tensor::from_vec(rstd, [n])?,
+        })
+    }
+}
+
 /// Rows of `n` elements handled by one parallel task.
 fn rows_per_task(n: usize) -> usize {
     (PAR_THRESHOLD / 4 / n.max(1)).max(1)
@@ -433,14 +446,9 @@ impl<E: Float> Tensor<E> {
                     }
                 }
             });
-        let (mean, rstd): (Vec<E>, Vec<E>) = stats.into_iter().unzip();
         Ok((
             Tensor::from_vec(y, self.shape())?,
-            NormStats {
-                kind: NormKind::Batch,
-                mean: Tensor::from_vec(mean, [c])?,
-                rstd: Tensor::from_vec(rstd, [c])?,
-            },
+            NormStats::from_pairs(NormKind::Batch, stats)?,
         ))
     }
 
@@ -594,14 +602,9 @@ impl<E: Float> Tensor<E> {
                     *st = (mu, rs);
                 });
         }
-        let (mean, rstd): (Vec<E>, Vec<E>) = stats.into_iter().unzip();
         Ok((
             Tensor::from_vec(y, self.shape())?,
-            NormStats {
-                kind: NormKind::Group,
-                mean: Tensor::from_vec(mean, [rows])?,
-                rstd: Tensor::from_vec(rstd, [rows])?,
-            },
+            NormStats::from_pairs(NormKind::Group, stats)?,
         ))
     }
 
