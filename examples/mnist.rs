@@ -4,7 +4,7 @@
 //! subset bundled in examples/data (4,000 train, 1,000 test, split with a
 //! fixed seed) with Adam, shows a progress bar per epoch, prints a summary
 //! per epoch and the final test accuracy, and writes the trained weights
-//! (safetensors), a training checkpoint and the learning curves (CSV) to
+//! (safetensors), a training checkpoint and the learning curves (PNG and CSV) to
 //! --out. Ctrl-C saves a checkpoint and stops; `--resume` continues from
 //! it, bit for bit, mid-epoch included. `--help` lists the options; `--data DIR` trains on full MNIST or
 //! Fashion-MNIST IDX files instead. examples/compare/mnist_torch.py is the
@@ -21,6 +21,7 @@ use tapir::nn::metrics::{accuracy, RunningMean};
 use tapir::nn::{Checkpoint, Conv2d, Forward, Linear, MaxPool2d, Module, Padding};
 use tapir::optim::Optimizer;
 use tapir::prelude::*;
+use tapir_plot::{line_chart, Panel, Series};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Model {
@@ -281,6 +282,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     std::fs::create_dir_all(&args.out)?;
     let mut curves = String::from("epoch,train_loss,train_accuracy,test_accuracy,seconds\n");
+    let (mut loss_pts, mut train_pts, mut test_pts) = (Vec::new(), Vec::new(), Vec::new());
     let ckpt = args.out.join("checkpoint.safetensors");
     let mut test_acc = 0.0;
     let first_epoch = (step / steps_per_epoch.max(1)) as usize;
@@ -351,17 +353,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             test_acc,
             secs
         ));
+        let e = (epoch + 1) as f64;
+        loss_pts.push((e, loss_m.mean()));
+        train_pts.push((e, 100.0 * acc_m.mean()));
+        test_pts.push((e, 100.0 * test_acc));
     }
     let weights = args.out.join("mnist.safetensors");
     tapir::nn::write_safetensors(&weights, &net.module().state_dict())?;
     Checkpoint::capture(net.module(), &opt, step, None).save(&ckpt)?;
     let curve_path = args.out.join("curves.csv");
     tapir::nn::write_atomic(&curve_path, curves.as_bytes())?;
+    let plot_path = args.out.join("curves.png");
+    if !loss_pts.is_empty() {
+        let panels = [
+            Panel::new("training loss")
+                .x_label("epoch")
+                .y_label("cross-entropy")
+                .log_y()
+                .series(Series::new("train", loss_pts)),
+            Panel::new("accuracy")
+                .x_label("epoch")
+                .y_label("%")
+                .series(Series::new("train", train_pts))
+                .series(Series::new("test", test_pts)),
+        ];
+        tapir::nn::write_atomic(&plot_path, &line_chart(&panels, (960, 380))?)?;
+    }
     println!("test accuracy {:.1}%", 100.0 * test_acc);
     println!(
-        "wrote {} (weights), {} (checkpoint), {} (learning curves)",
+        "wrote {} (weights), {} (checkpoint), {} and {} (learning curves)",
         weights.display(),
         ckpt.display(),
+        plot_path.display(),
         curve_path.display()
     );
     println!("total wall time {:.2} s", start.elapsed().as_secs_f64());
