@@ -138,10 +138,10 @@ impl Panel {
     }
 }
 
-/// The colour of the `i`-th distinct label: ten well-separated hues, then
+/// The colour of the `i`-th distinct label: fourteen well-separated hues, then
 /// plotters' 99-colour palette.
 pub fn color(i: usize) -> RGBColor {
-    const HUES: [(u8, u8, u8); 10] = [
+    const HUES: [(u8, u8, u8); 14] = [
         (31, 119, 180),
         (255, 127, 14),
         (44, 160, 44),
@@ -152,6 +152,10 @@ pub fn color(i: usize) -> RGBColor {
         (90, 90, 90),
         (188, 189, 34),
         (23, 190, 207),
+        (0, 0, 0),
+        (255, 0, 255),
+        (0, 0, 128),
+        (128, 0, 0),
     ];
     match HUES.get(i) {
         Some(&(r, g, b)) => RGBColor(r, g, b),
@@ -227,7 +231,10 @@ pub fn tick(v: f64) -> String {
     }
     let mag = v.abs().log10().floor() as i32;
     if !(-3..5).contains(&mag) {
-        return format!("{v:.1e}");
+        let e = format!("{v:.2e}");
+        let (mantissa, exp) = e.split_once('e').unwrap_or((&e, "0"));
+        let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+        return format!("{mantissa}e{exp}");
     }
     let s = format!("{:.*}", (3 - mag).max(0) as usize, v);
     if s.contains('.') {
@@ -267,6 +274,21 @@ fn grid(r: &Range<f64>, log: bool) -> (Vec<f64>, Vec<f64>) {
                 .collect()
         };
         let all = at(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+        let span = r.end - r.start;
+        if span > 4.0 {
+            // Many decades: label every k-th power of ten, light lines at
+            // the other powers.
+            let every = (span / 8.0).ceil().max(1.0) as i32;
+            let powers = |keep: &dyn Fn(i32) -> bool| -> Vec<f64> {
+                decades
+                    .clone()
+                    .filter(|&k| keep(k))
+                    .map(f64::from)
+                    .filter(inside)
+                    .collect()
+            };
+            return (powers(&|k| k.rem_euclid(every) == 0), powers(&|_| true));
+        }
         let bold = at(&[1.0, 2.0, 5.0]);
         return if bold.len() >= 3 {
             (bold, all)
@@ -514,27 +536,23 @@ pub fn contour(c: &Contour<'_>, (w, h): (u32, u32)) -> Result<Vec<u8>> {
             .label_style(("sans-serif", 13))
             .draw()
             .map_err(|e| err(&e))?;
-        // Points far outside the window would overflow pixel coordinates;
-        // clamp them to a margin around it (a diverging path leaves the
-        // frame either way).
-        let (wx, wy) = (c.x.end - c.x.start, c.y.end - c.y.start);
-        let clamp = |(x, y): (f64, f64)| {
-            (
-                x.clamp(c.x.start - wx, c.x.end + wx),
-                y.clamp(c.y.start - wy, c.y.end + wy),
-            )
-        };
-        for (s, (_, col)) in c.paths.iter().zip(colors.iter().cycle()) {
-            let label = &s.label;
+        for s in &c.paths {
             let col = colors
                 .iter()
-                .find(|(l, _)| l == label)
-                .map_or(*col, |&(_, c)| c);
-            let pts: Vec<(f64, f64)> = s.finite(false).map(clamp).collect();
-            chart
-                .draw_series(LineSeries::new(pts.iter().copied(), col.stroke_width(2)))
-                .map_err(|e| err(&e))?;
-            if let Some(&p) = pts.first() {
+                .find(|(l, _)| *l == s.label)
+                .map_or(BLACK, |&(_, c)| c);
+            let pts: Vec<(f64, f64)> = s.finite(false).collect();
+            // plotters does not clip lines to the plotting area: a path
+            // that leaves the window would be drawn over the axes.
+            for piece in clip_path(&pts, &c.x, &c.y) {
+                chart
+                    .draw_series(LineSeries::new(piece, col.stroke_width(2)))
+                    .map_err(|e| err(&e))?;
+            }
+            if let Some(&p) = pts
+                .first()
+                .filter(|p| c.x.contains(&p.0) && c.y.contains(&p.1))
+            {
                 chart
                     .draw_series([Circle::new(p, 5, BLACK.stroke_width(2))])
                     .map_err(|e| err(&e))?;
@@ -552,6 +570,65 @@ pub fn contour(c: &Contour<'_>, (w, h): (u32, u32)) -> Result<Vec<u8>> {
         root.present().map_err(|e| err(&e))?;
     }
     encode_png(&buf, w, h).map_err(|e| err(&e))
+}
+
+/// The segment from `a` to `b` cut to the window (Liang–Barsky), if any
+/// of it lies inside.
+fn clip_segment(
+    a: (f64, f64),
+    b: (f64, f64),
+    x: &Range<f64>,
+    y: &Range<f64>,
+) -> Option<((f64, f64), (f64, f64))> {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    let (mut t0, mut t1) = (0.0f64, 1.0f64);
+    for (p, q) in [
+        (-dx, a.0 - x.start),
+        (dx, x.end - a.0),
+        (-dy, a.1 - y.start),
+        (dy, y.end - a.1),
+    ] {
+        if p == 0.0 {
+            if q < 0.0 {
+                return None;
+            }
+        } else {
+            let t = q / p;
+            if p < 0.0 {
+                t0 = t0.max(t);
+            } else {
+                t1 = t1.min(t);
+            }
+        }
+    }
+    (t0 <= t1).then(|| {
+        let at = |t: f64| (a.0 + t * dx, a.1 + t * dy);
+        (at(t0), at(t1))
+    })
+}
+
+/// The parts of a polyline inside the window, each a polyline of its own.
+pub fn clip_path(pts: &[(f64, f64)], x: &Range<f64>, y: &Range<f64>) -> Vec<Vec<(f64, f64)>> {
+    let mut pieces: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut open = false;
+    for w in pts.windows(2) {
+        match clip_segment(w[0], w[1], x, y) {
+            // A segment that only touches a corner leaves no piece.
+            Some((p, q)) if p == q && !(open && p == w[0]) => open = false,
+            Some((p, q)) => {
+                let continues = open && p == w[0];
+                if !continues {
+                    pieces.push(vec![p]);
+                }
+                if let Some(last) = pieces.last_mut() {
+                    last.push(q);
+                }
+                open = q == w[1];
+            }
+            None => open = false,
+        }
+    }
+    pieces
 }
 
 /// A light-to-dark blue-green-yellow ramp (t = 0 lowest), scaled by `k`.

@@ -194,4 +194,33 @@ fn ticks_read_like_numbers() {
     assert_eq!(tick(12345.0), "12345");
     assert_eq!(tick(2.5e-5), "2.5e-5");
     assert_eq!(tick(0.0), "0");
+    assert_eq!(tick(10f64.powf(6.0)), "1e6");
+    assert_eq!(tick(9.999999999e-7), "1e-6");
+}
+
+#[test]
+fn paths_are_cut_at_the_window() {
+    use tapir_plot::clip_path;
+    let (x, y) = (0.0..1.0, 0.0..1.0);
+    // In, out through the right edge, back in through the top, out of
+    // sight, and a last segment wholly outside.
+    let pts = [
+        (0.5, 0.5),
+        (1.5, 0.5),
+        (0.5, 1.5),
+        (0.5, 0.8),
+        (0.2, 0.8),
+        (5.0, 5.0),
+        (6.0, 6.0),
+    ];
+    let pieces = clip_path(&pts, &x, &y);
+    assert_eq!(pieces.len(), 2, "{pieces:?}");
+    assert_eq!(pieces[0], vec![(0.5, 0.5), (1.0, 0.5)]);
+    let p = &pieces[1];
+    assert_eq!(p.first(), Some(&(0.5, 1.0)));
+    assert_eq!(&p[1..3], &[(0.5, 0.8), (0.2, 0.8)]);
+    // (0.2, 0.8) → (5, 5) leaves through the top edge at y = 1.
+    let last = p[3];
+    assert!((last.1 - 1.0).abs() < 1e-12 && (last.0 - (0.2 + 4.8 * 0.2 / 4.2)).abs() < 1e-12);
+    assert!(clip_path(&[(2.0, 2.0), (3.0, 3.0)], &x, &y).is_empty());
 }

@@ -1,0 +1,546 @@
+//! The optimizer tour: how gradient descent, momentum, Adam and the rest
+//! differ, drawn.
+//!
+//! `cargo run --release --example optimizer_tour` runs every optimizer of
+//! the optim crate from the same start on four functions (Rosenbrock's
+//! valley, Beale's plateaus, a saddle between two wells, an ill-conditioned
+//! quadratic), each at the learning rate from a grid that serves it best,
+//! with gradients from the tape. It prints a table per function (the step
+//! from which f − f* stays below 1e-6, and the final gap) and writes, per function, the
+//! paths over the contour plot and the gap per step; then it trains the
+//! bundled MNIST MLP for a few epochs with each optimizer at its usual
+//! learning rate and draws all the loss curves in one chart. `--quick` is
+//! the short run CI does; it fails unless Adam ends below its start on
+//! every function and its MLP loss falls.
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Parser;
+use rayon::prelude::*;
+use tapir::nn::data::{csv, DataLoader, Dataset, Transform};
+use tapir::prelude::*;
+use tapir_plot::{contour, line_chart, Contour, Panel, Series};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Run every optimizer on four functions and on an MNIST MLP.
+#[derive(Debug, Parser)]
+#[command(name = "optimizer_tour")]
+struct Args {
+    /// Steps on each function.
+    #[arg(long, default_value_t = 1000)]
+    steps: usize,
+    /// Epochs of the MNIST MLP per optimizer.
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    /// Where the charts and the table go.
+    #[arg(long, default_value = "target/optimizer_tour")]
+    out: PathBuf,
+    /// A short run for CI: 200 steps, three learning rates, two epochs on
+    /// 1,500 images.
+    #[arg(long)]
+    quick: bool,
+}
+
+/// Every optimizer of the optim crate, the momentum forms counted apart.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Gd,
+    HeavyBall,
+    Nesterov,
+    Ema,
+    Adagrad,
+    Rmsprop,
+    Adadelta,
+    Adam,
+    Amsgrad,
+    AdamW,
+    Adamax,
+    Nadam,
+    Radam,
+}
+
+const KINDS: [Kind; 13] = [
+    Kind::Gd,
+    Kind::HeavyBall,
+    Kind::Nesterov,
+    Kind::Ema,
+    Kind::Adagrad,
+    Kind::Rmsprop,
+    Kind::Adadelta,
+    Kind::Adam,
+    Kind::Amsgrad,
+    Kind::AdamW,
+    Kind::Adamax,
+    Kind::Nadam,
+    Kind::Radam,
+];
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Gd => "gradient descent",
+            Kind::HeavyBall => "momentum 0.9",
+            Kind::Nesterov => "Nesterov 0.9",
+            Kind::Ema => "EMA momentum 0.9",
+            Kind::Adagrad => "Adagrad",
+            Kind::Rmsprop => "RMSprop",
+            Kind::Adadelta => "Adadelta",
+            Kind::Adam => "Adam",
+            Kind::Amsgrad => "AMSGrad",
+            Kind::AdamW => "AdamW (decay 0.01)",
+            Kind::Adamax => "Adamax",
+            Kind::Nadam => "NAdam",
+            Kind::Radam => "RAdam",
+        }
+    }
+
+    /// The optimizer at learning rate `lr`, PyTorch's defaults otherwise.
+    fn build<E: Float>(self, lr: f64) -> Result<Optimizer<E>, tapir::optim::Error> {
+        match self {
+            Kind::Gd => Sgd::new(lr).build(),
+            Kind::HeavyBall => Sgd::new(lr).momentum(0.9).build(),
+            Kind::Nesterov => Sgd::new(lr).momentum(0.9).nesterov(true).build(),
+            // The seed's form v ← βv + (1 − β)g, θ ← θ − αv.
+            Kind::Ema => Sgd::new(lr)
+                .momentum_as(Momentum::Ema { beta: 0.9 })
+                .build(),
+            Kind::Adagrad => Adagrad::new(lr).build(),
+            Kind::Rmsprop => Rmsprop::new(lr).build(),
+            Kind::Adadelta => Adadelta::new(lr).build(),
+            Kind::Adam => Adam::new(lr).build(),
+            Kind::Amsgrad => Adam::new(lr).amsgrad(true).build(),
+            Kind::AdamW => AdamW::new(lr).build(),
+            Kind::Adamax => Adamax::new(lr).build(),
+            Kind::Nadam => Nadam::new(lr).build(),
+            Kind::Radam => Radam::new(lr).build(),
+        }
+    }
+
+    /// The learning rate people start from on a small network: PyTorch's
+    /// defaults where it has one, the usual 0.1 / 0.01 for SGD.
+    fn usual_lr(self) -> f64 {
+        match self {
+            Kind::Gd | Kind::Ema => 0.1,
+            Kind::HeavyBall | Kind::Nesterov | Kind::Adagrad => 0.01,
+            Kind::Rmsprop => 1e-3,
+            Kind::Adadelta => 1.0,
+            Kind::Adam | Kind::Amsgrad | Kind::AdamW | Kind::Radam => 1e-3,
+            Kind::Adamax | Kind::Nadam => 2e-3,
+        }
+    }
+}
+
+type Objective = for<'t> fn(&Var<'t, f64>, &Var<'t, f64>) -> Var<'t, f64>;
+
+/// A 2-D test function, written with Var ops so the tape differentiates it.
+struct Problem {
+    name: &'static str,
+    file: &'static str,
+    f: Objective,
+    start: (f64, f64),
+    minimum: (f64, f64),
+    f_min: f64,
+    x: Range<f64>,
+    y: Range<f64>,
+}
+
+/// (1 − x)² + 100 (y − x²)²: a curved valley, minimum 0 at (1, 1).
+fn rosenbrock<'t>(x: &Var<'t, f64>, y: &Var<'t, f64>) -> Var<'t, f64> {
+    x.rsub_scalar(1.0).square() + (y - &x.square()).square() * 100.0
+}
+
+/// (1.5 − x + xy)² + (2.25 − x + xy²)² + (2.625 − x + xy³)²: flat
+/// plateaus and steep walls, minimum 0 at (3, 0.5).
+fn beale<'t>(x: &Var<'t, f64>, y: &Var<'t, f64>) -> Var<'t, f64> {
+    let xy = x * y;
+    let xy2 = &xy * y;
+    let xy3 = &xy2 * y;
+    (xy - x + 1.5).square() + (xy2 - x + 2.25).square() + (xy3 - x + 2.625).square()
+}
+
+/// x² + y⁴/4 − y²/2: a saddle at the origin between two wells at
+/// (0, ±1) (f = −1/4). Starting on the ridge, only the tiny y offset
+/// pushes an optimizer off it.
+fn saddle<'t>(x: &Var<'t, f64>, y: &Var<'t, f64>) -> Var<'t, f64> {
+    let y2 = y.square();
+    x.square() + y2.square() * 0.25 - y2 * 0.5
+}
+
+/// ½(u² + 50 v²) in axes rotated by 30°: condition number 50, and the
+/// valley runs diagonally, so per-coordinate scaling cannot undo it.
+fn quadratic<'t>(x: &Var<'t, f64>, y: &Var<'t, f64>) -> Var<'t, f64> {
+    let (s, c) = (0.5f64, 0.75f64.sqrt());
+    let u = x * c + &(y * s);
+    let v = y * c - &(x * s);
+    (u.square() + v.square() * 50.0) * 0.5
+}
+
+fn problems() -> [Problem; 4] {
+    [
+        Problem {
+            name: "Rosenbrock",
+            file: "rosenbrock",
+            f: rosenbrock,
+            start: (-1.5, 2.0),
+            minimum: (1.0, 1.0),
+            f_min: 0.0,
+            x: -2.0..2.0,
+            y: -1.0..3.0,
+        },
+        Problem {
+            name: "Beale",
+            file: "beale",
+            f: beale,
+            start: (-1.0, -1.0),
+            minimum: (3.0, 0.5),
+            f_min: 0.0,
+            x: -4.5..4.5,
+            y: -4.5..4.5,
+        },
+        Problem {
+            name: "saddle between two wells",
+            file: "saddle",
+            f: saddle,
+            start: (1.5, 1e-3),
+            minimum: (0.0, 1.0),
+            f_min: -0.25,
+            x: -2.0..2.0,
+            y: -1.6..1.6,
+        },
+        Problem {
+            name: "ill-conditioned quadratic",
+            file: "quadratic",
+            f: quadratic,
+            start: (-2.0, 1.5),
+            minimum: (0.0, 0.0),
+            f_min: 0.0,
+            x: -2.5..2.5,
+            y: -2.0..2.0,
+        },
+    ]
+}
+
+/// f − f* staying below this to the end counts as converged.
+const TOL: f64 = 1e-6;
+
+/// One optimizer's run on one function.
+struct Run {
+    kind: Kind,
+    lr: f64,
+    /// Positions, the start first.
+    path: Vec<(f64, f64)>,
+    /// f − f* before each step.
+    gaps: Vec<f64>,
+    /// The step from which f − f* stays below TOL to the end.
+    hit: Option<usize>,
+    /// f − f* at the end (infinite when the run diverged).
+    last_gap: f64,
+}
+
+impl Run {
+    /// Sorts runs: converged ones by steps, the rest by their final gap.
+    fn key(&self) -> (usize, f64) {
+        (self.hit.unwrap_or(usize::MAX), self.last_gap)
+    }
+}
+
+fn f_at(p: &Problem, x: f64, y: f64) -> f64 {
+    let v = |a: f64| Var::untracked(Tensor::<f64>::scalar(a));
+    (p.f)(&v(x), &v(y)).value().item().unwrap_or(f64::NAN)
+}
+
+fn run(p: &Problem, kind: Kind, lr: f64, steps: usize) -> Result<Run, Error> {
+    let px = Parameter::new("x", Tensor::<f64>::scalar(p.start.0));
+    let py = Parameter::new("y", Tensor::<f64>::scalar(p.start.1));
+    let mut opt = kind.build::<f64>(lr)?;
+    let mut path = vec![p.start];
+    let mut gaps = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        let tape = Tape::new();
+        let f = (p.f)(&tape.watch(&px), &tape.watch(&py));
+        let gap = f.value().item()? - p.f_min;
+        gaps.push(gap);
+        let grads = tape.gradient(&f, [&px, &py])?;
+        if opt.apply_gradients(&grads)?.skipped {
+            break; // a non-finite gradient: diverged
+        }
+        let (x, y) = (px.value().item()?, py.value().item()?);
+        path.push((x, y));
+        if !(x.abs() < 1e6 && y.abs() < 1e6) {
+            break;
+        }
+    }
+    let (x, y) = *path.last().unwrap_or(&p.start);
+    let last = f_at(p, x, y) - p.f_min;
+    // A run that touched the tolerance and left again has not converged.
+    let hit = match gaps.iter().rposition(|&g| g.is_nan() || g >= TOL) {
+        _ if last.is_nan() || last >= TOL => None,
+        Some(k) => Some(k + 1),
+        None => Some(0),
+    };
+    Ok(Run {
+        kind,
+        lr,
+        path,
+        gaps,
+        hit,
+        last_gap: if last.is_finite() {
+            last
+        } else {
+            f64::INFINITY
+        },
+    })
+}
+
+/// Every optimizer at each learning rate of `lrs`; for each, the run that
+/// converges soonest (or gets closest).
+fn tour(p: &Problem, lrs: &[f64], steps: usize) -> Result<Vec<Run>, Error> {
+    let jobs: Vec<(Kind, f64)> = KINDS
+        .iter()
+        .flat_map(|&k| lrs.iter().map(move |&lr| (k, lr)))
+        .collect();
+    let runs = jobs
+        .par_iter()
+        .map(|&(k, lr)| run(p, k, lr, steps))
+        .collect::<Result<Vec<Run>, Error>>()?;
+    let mut best: Vec<Run> = Vec::new();
+    for r in runs {
+        match best.iter_mut().find(|b| b.kind.name() == r.kind.name()) {
+            Some(b) => {
+                if r.key() < b.key() {
+                    *b = r;
+                }
+            }
+            None => best.push(r),
+        }
+    }
+    Ok(best)
+}
+
+fn print_table(p: &Problem, runs: &[Run], steps: usize) {
+    println!(
+        "\n{}: start ({}, {}), minimum {} at ({}, {}), {} steps, tolerance f - f* < {TOL:e}",
+        p.name, p.start.0, p.start.1, p.f_min, p.minimum.0, p.minimum.1, steps
+    );
+    println!(
+        "  {:<20} {:>8} {:>14} {:>14}",
+        "optimizer", "best lr", "steps to tol", "final f - f*"
+    );
+    for r in runs {
+        let hit = r.hit.map_or("-".to_string(), |s| s.to_string());
+        println!(
+            "  {:<20} {:>8} {:>14} {:>14.3e}",
+            r.kind.name(),
+            r.lr,
+            hit,
+            r.last_gap
+        );
+    }
+}
+
+/// Adam's run must end below where it started (CI's check of the tour).
+fn check_adam(p: &Problem, runs: &[Run]) -> Result<(), Error> {
+    let adam = runs
+        .iter()
+        .find(|r| matches!(r.kind, Kind::Adam))
+        .ok_or("no Adam run")?;
+    let start = f_at(p, p.start.0, p.start.1) - p.f_min;
+    if adam.last_gap < start {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: Adam ended at f - f* = {:e}, not below its start {:e}",
+            p.name, adam.last_gap, start
+        )
+        .into())
+    }
+}
+
+#[derive(Module)]
+struct Mlp {
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Forward for Mlp {
+    fn forward<'t>(&self, x: &Var<'t>) -> tapir::autograd::Result<Var<'t>> {
+        let h = self.fc1.forward(&x.flatten(1, -1)?)?.relu();
+        self.fc2.forward(&h)
+    }
+}
+
+/// Trains the MLP with `kind` at its usual learning rate; returns the
+/// mean loss of each block of 10 steps (at the block's last step) and the
+/// test accuracy.
+fn train_mlp<D: Dataset + Sync>(
+    kind: Kind,
+    train: &DataLoader<D>,
+    test: &DataLoader<D>,
+    epochs: usize,
+) -> Result<(Vec<(f64, f64)>, f64), Error> {
+    let mut rng = Rng::seed(0);
+    let net = Mlp {
+        fc1: Linear::new(784, 128, &mut rng),
+        fc2: Linear::new(128, 10, &mut rng),
+    };
+    let params = net.parameters();
+    let mut opt = kind.build::<f32>(kind.usual_lr())?;
+    let (mut curve, mut block, mut step) = (Vec::new(), Vec::new(), 0usize);
+    for epoch in 0..epochs {
+        for b in train.epoch(epoch as u64) {
+            let tape = Tape::new();
+            let loss = net.forward(&tape.constant(b.x))?.cross_entropy(&b.labels)?;
+            opt.apply_gradients(&tape.gradient(&loss, &params)?)?;
+            block.push(f64::from(loss.value().item()?));
+            step += 1;
+            if block.len() == 10 {
+                curve.push((step as f64, block.iter().sum::<f64>() / 10.0));
+                block.clear();
+            }
+        }
+    }
+    let (mut right, mut total) = (0.0, 0usize);
+    for b in test.epoch(0) {
+        let logits = net.forward(&Var::untracked(b.x))?;
+        right += tapir::nn::metrics::accuracy(logits.value(), &b.labels) * b.labels.len() as f64;
+        total += b.labels.len();
+    }
+    Ok((curve, right / total.max(1) as f64))
+}
+
+fn main() -> Result<(), Error> {
+    let start = Instant::now();
+    let mut args = Args::parse();
+    let lrs: &[f64] = if args.quick {
+        args.steps = args.steps.min(200);
+        args.epochs = 2;
+        &[1e-3, 1e-2, 1e-1]
+    } else {
+        &[1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0]
+    };
+    std::fs::create_dir_all(&args.out)?;
+    let mut table = String::from("function,optimizer,lr,steps_to_tol,final_gap\n");
+    let mut written = Vec::new();
+    for p in problems() {
+        let runs = tour(&p, lrs, args.steps)?;
+        print_table(&p, &runs, args.steps);
+        for r in &runs {
+            let hit = r.hit.map_or(String::new(), |s| s.to_string());
+            table.push_str(&format!(
+                "{},{},{},{hit},{:e}\n",
+                p.file,
+                r.kind.name(),
+                r.lr,
+                r.last_gap
+            ));
+        }
+        let f = |x: f64, y: f64| f_at(&p, x, y);
+        let label = |r: &Run| format!("{} (lr {})", r.kind.name(), r.lr);
+        let paths = runs
+            .iter()
+            .map(|r| Series::new(label(r), r.path.clone()))
+            .collect();
+        let chart = Contour {
+            title: format!(
+                "{}: {} steps from ({}, {})",
+                p.name, args.steps, p.start.0, p.start.1
+            ),
+            f: &f,
+            x: p.x.clone(),
+            y: p.y.clone(),
+            paths,
+            mark: Some(p.minimum),
+        };
+        let path = args.out.join(format!("{}.png", p.file));
+        tapir::nn::write_atomic(&path, &contour(&chart, (1100, 700))?)?;
+        written.push(path);
+        let mut panel = Panel::new(format!("{}: f - f* per step", p.name))
+            .x_label("step")
+            .y_label("f - f*")
+            .log_y();
+        for r in &runs {
+            let pts = r
+                .gaps
+                .iter()
+                .enumerate()
+                .map(|(k, &g)| (k as f64, g.max(1e-16)))
+                .collect();
+            panel = panel.series(Series::new(label(r), pts));
+        }
+        let path = args.out.join(format!("{}_gap.png", p.file));
+        tapir::nn::write_atomic(&path, &line_chart(&[panel], (1100, 600))?)?;
+        written.push(path);
+        if args.quick {
+            check_adam(&p, &runs)?;
+        }
+    }
+    let table_path = args.out.join("tour.csv");
+    tapir::nn::write_atomic(&table_path, table.as_bytes())?;
+    written.push(table_path);
+
+    // The same optimizers on a real network.
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/data/mnist_5k.csv.gz");
+    let opts = csv::CsvOptions {
+        classes: 10,
+        scale: 1.0 / 255.0,
+        ..Default::default()
+    };
+    let (mut train, test) = csv::read(&data, &opts)?.split(4000, 0);
+    if args.quick {
+        train = train.subset(&(0..1500).collect::<Vec<_>>());
+    }
+    let normalize = Transform::Normalize {
+        mean: vec![0.1307],
+        std: vec![0.3081],
+    };
+    let train = DataLoader::new(train, 64)
+        .shuffle(0)
+        .transform(normalize.clone());
+    let test = DataLoader::new(test, 1000).transform(normalize);
+    println!(
+        "\nMNIST MLP 784-128-10, batch 64, {} epoch(s) on {} images, each optimizer at its usual lr:",
+        args.epochs,
+        train.dataset().len()
+    );
+    println!(
+        "  {:<20} {:>8} {:>12} {:>14}",
+        "optimizer", "lr", "last loss", "test accuracy"
+    );
+    let mut panel = Panel::new("MNIST MLP: training loss (mean of 10 steps)")
+        .x_label("step")
+        .y_label("cross-entropy")
+        .log_y();
+    for kind in KINDS {
+        let (curve, acc) = train_mlp(kind, &train, &test, args.epochs)?;
+        let last = curve.last().map_or(f64::NAN, |p| p.1);
+        println!(
+            "  {:<20} {:>8} {:>12.4} {:>13.1}%",
+            kind.name(),
+            kind.usual_lr(),
+            last,
+            100.0 * acc
+        );
+        if args.quick && matches!(kind, Kind::Adam) {
+            let first = curve.first().map_or(f64::NAN, |p| p.1);
+            if last.is_nan() || last >= first {
+                return Err(format!("MLP with Adam: loss {first} -> {last} did not fall").into());
+            }
+        }
+        panel = panel.series(Series::new(
+            format!("{} (lr {})", kind.name(), kind.usual_lr()),
+            curve,
+        ));
+    }
+    let path = args.out.join("mnist_mlp.png");
+    tapir::nn::write_atomic(&path, &line_chart(&[panel], (1100, 600))?)?;
+    written.push(path);
+    println!();
+    for p in &written {
+        println!("wrote {}", p.display());
+    }
+    println!("total wall time {:.1} s", start.elapsed().as_secs_f64());
+    Ok(())
+}
