@@ -16,20 +16,16 @@ use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use tapir::nn::data::{csv, idx, DataLoader, Dataset, InMemory, Transform};
+use tapir::nn::data::{DataLoader, Dataset, InMemory};
 use tapir::nn::metrics::{accuracy, RunningMean};
-use tapir::nn::{Checkpoint, Conv2d, Forward, Linear, MaxPool2d, Module, Padding};
+use tapir::nn::Checkpoint;
 use tapir::optim::Optimizer;
 use tapir::prelude::*;
 use tapir_plot::{line_chart, Panel, Series};
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Model {
-    /// conv 5×5 1→16, pool, conv 5×5 16→32, pool, linear 1568→128→10.
-    Cnn,
-    /// linear 784→256→10.
-    Mlp,
-}
+#[path = "common/mnist_net.rs"]
+mod mnist_net;
+use mnist_net::{load_data, normalize, Model, Net};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Opt {
@@ -98,77 +94,6 @@ struct Args {
     quick: bool,
 }
 
-#[derive(Module)]
-struct Cnn {
-    conv1: Conv2d,
-    conv2: Conv2d,
-    fc1: Linear,
-    fc2: Linear,
-}
-
-impl Forward for Cnn {
-    fn forward<'t>(&self, x: &Var<'t>) -> tapir::autograd::Result<Var<'t>> {
-        let pool = MaxPool2d::new([2, 2]);
-        let h = pool.forward(&self.conv1.forward(x)?.relu())?;
-        let h = pool.forward(&self.conv2.forward(&h)?.relu())?;
-        let h = self.fc1.forward(&h.flatten(1, -1)?)?.relu();
-        self.fc2.forward(&h)
-    }
-}
-
-#[derive(Module)]
-struct Mlp {
-    fc1: Linear,
-    fc2: Linear,
-}
-
-impl Forward for Mlp {
-    fn forward<'t>(&self, x: &Var<'t>) -> tapir::autograd::Result<Var<'t>> {
-        let h = self.fc1.forward(&x.flatten(1, -1)?)?.relu();
-        self.fc2.forward(&h)
-    }
-}
-
-/// The network chosen on the command line.
-enum Net {
-    Cnn(Cnn),
-    Mlp(Mlp),
-}
-
-impl Net {
-    fn new(kind: Model, rng: &mut Rng) -> Result<Self, Box<dyn std::error::Error>> {
-        let conv = |i, o, rng: &mut Rng| {
-            Conv2d::builder(i, o, [5, 5])
-                .padding(Padding::Explicit([2, 2]))
-                .build(rng)
-        };
-        Ok(match kind {
-            Model::Cnn => Net::Cnn(Cnn {
-                conv1: conv(1, 16, rng)?,
-                conv2: conv(16, 32, rng)?,
-                fc1: Linear::new(32 * 7 * 7, 128, rng),
-                fc2: Linear::new(128, 10, rng),
-            }),
-            Model::Mlp => Net::Mlp(Mlp {
-                fc1: Linear::new(784, 256, rng),
-                fc2: Linear::new(256, 10, rng),
-            }),
-        })
-    }
-    fn module(&self) -> &dyn Module {
-        match self {
-            Net::Cnn(m) => m,
-            Net::Mlp(m) => m,
-        }
-    }
-    fn forward<'t>(&self, x: &Var<'t>) -> tapir::autograd::Result<Var<'t>> {
-        match self {
-            Net::Cnn(m) => m.forward(x),
-            Net::Mlp(m) => m.forward(x),
-        }
-    }
-}
-
 /// Set by Ctrl-C; the loop saves a checkpoint and stops at the next step.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -210,21 +135,18 @@ fn evaluate(net: &Net, test: &DataLoader<InMemory>) -> Result<f64, Box<dyn std::
     Ok(acc.mean())
 }
 
-fn load_data(args: &Args) -> Result<(InMemory, InMemory), Box<dyn std::error::Error>> {
-    if let Some(dir) = &args.data {
-        return Ok(idx::mnist_folder(dir)?);
+fn main() -> std::process::ExitCode {
+    // Errors print with Display (the op, shape or file they name), not Debug.
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
     }
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/data/mnist_5k.csv.gz");
-    let opts = csv::CsvOptions {
-        classes: 10,
-        scale: 1.0 / 255.0,
-        ..Default::default()
-    };
-    let all = csv::read(&path, &opts)?.reshape(&[1, 28, 28]);
-    Ok(all.split(4000, 0))
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let mut args = Args::parse();
     // SAFETY: the handler only stores to an atomic, which is
@@ -243,14 +165,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.quick {
         args.epochs = args.epochs.min(2);
     }
-    let (mut train, test) = load_data(&args)?;
+    let (mut train, test) = load_data(args.data.as_deref())?;
     if args.quick {
         train = train.subset(&(0..2000.min(train.len())).collect::<Vec<_>>());
     }
-    let normalize = Transform::Normalize {
-        mean: vec![0.1307],
-        std: vec![0.3081],
-    };
+    let normalize = normalize();
     let n_train = train.len();
     let train = DataLoader::new(train, args.batch_size)
         .shuffle(args.seed)

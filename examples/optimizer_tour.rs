@@ -252,7 +252,7 @@ fn f_at(p: &Problem, x: f64, y: f64) -> f64 {
     (p.f)(&v(x), &v(y)).value().item().unwrap_or(f64::NAN)
 }
 
-fn run(p: &Problem, kind: Kind, lr: f64, steps: usize) -> Result<Run, Error> {
+fn run_one(p: &Problem, kind: Kind, lr: f64, steps: usize) -> Result<Run, Error> {
     let px = Parameter::new("x", Tensor::<f64>::scalar(p.start.0));
     let py = Parameter::new("y", Tensor::<f64>::scalar(p.start.1));
     let mut opt = kind.build::<f64>(lr)?;
@@ -304,7 +304,7 @@ fn tour(p: &Problem, lrs: &[f64], steps: usize) -> Result<Vec<Run>, Error> {
         .collect();
     let runs = jobs
         .par_iter()
-        .map(|&(k, lr)| run(p, k, lr, steps))
+        .map(|&(k, lr)| run_one(p, k, lr, steps))
         .collect::<Result<Vec<Run>, Error>>()?;
     let mut best: Vec<Run> = Vec::new();
     for r in runs {
@@ -411,7 +411,18 @@ fn train_mlp<D: Dataset + Sync>(
     Ok((curve, right / total.max(1) as f64))
 }
 
-fn main() -> Result<(), Error> {
+fn main() -> std::process::ExitCode {
+    // Errors print with Display (the op, shape or file they name), not Debug.
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Error> {
     let start = Instant::now();
     let mut args = Args::parse();
     let lrs: &[f64] = if args.quick {
