@@ -296,7 +296,7 @@ fn grid(r: &Range<f64>, log: bool) -> (Vec<f64>, Vec<f64>) {
             (all, Vec::new())
         };
     }
-    let step = nice_step((r.end - r.start) / 6.0);
+    let step = nice_step((r.end - r.start) / 8.0);
     let multiples = |step: f64| -> Vec<f64> {
         let first = (r.start / step).ceil() as i64;
         let last = (r.end / step).floor() as i64;
