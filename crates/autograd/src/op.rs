@@ -173,6 +173,15 @@ primitives! {
     /// Inputs (output gradient, x); output shaped like the weight. The
     /// adjoint of `Conv2d` in w.
     Conv2dWeightGrad(Box<Conv2dParams>) = "conv2d_weight_grad",
+    /// Kept for speed: one pass over the windows, saving the chosen
+    /// element of each (plane-local indices, shaped like the output); the
+    /// gather composite read the input a second time and scattered through
+    /// the generic index path.
+    MaxPool2d { idx: Arc<IndexArray> } = "max_pool2d",
+    /// Input: output gradient; output shaped like the pooling input. The
+    /// adjoint of `MaxPool2d` (each gradient to its window's maximum),
+    /// kept so that rule is differentiable again.
+    MaxPool2dBackward { idx: Arc<IndexArray> } = "max_pool2d_backward",
     /// Kept for speed: one pass over the windows.
     AvgPool2d(Box<Pool2dParams>) = "avg_pool2d",
     /// Input: output gradient; output shaped like the pooling input. The

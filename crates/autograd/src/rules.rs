@@ -313,6 +313,21 @@ pub(crate) fn backward<'t, E: Float>(
                     .transpose()?
             ]
         }
+        Op::MaxPool2d { idx } => {
+            let v = g.value.max_pool2d_backward(idx, x[0].shape())?;
+            let op = Op::MaxPool2dBackward { idx: idx.clone() };
+            one(crate::tape::Tape::record(
+                "max_pool2d backward",
+                op,
+                &[g],
+                v,
+            )?)
+        }
+        Op::MaxPool2dBackward { idx } => {
+            let v = g.value.max_pool2d_gather(idx)?;
+            let op = Op::MaxPool2d { idx: idx.clone() };
+            one(crate::tape::Tape::record("max_pool2d", op, &[g], v)?)
+        }
         Op::AvgPool2d(p) => one(g.avg_pool2d_backward(x[0].shape(), **p)?),
         Op::AvgPool2dBackward(p) => one(g.avg_pool2d(**p)?),
         Op::Custom(c) => {

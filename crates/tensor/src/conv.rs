@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::kernels::PAR_THRESHOLD;
 use crate::linalg::gemm_into;
 use crate::reduce::IndexArray;
 use crate::shape::check_alloc;
@@ -756,29 +757,39 @@ impl<E: Float> Tensor<E> {
             .map(|oj| taps(oj, p.stride[1], p.padding[1], p.kernel[1], w))
             .collect();
         // Later taps win only when strictly larger, or NaN over a number:
-        // the first maximum, NaN propagating (as PyTorch).
+        // the first maximum, NaN propagating (as PyTorch). Non-short-circuit
+        // operators, so the 2×2 loop below compiles to selects, not
+        // branches that mispredict on every other window.
         #[inline(always)]
         fn better<E: Float>(v: E, best: E) -> bool {
-            v > best || (v.is_nan() && !best.is_nan())
+            (v > best) | (v.is_nan() & !best.is_nan())
         }
         let two_by_two = p.kernel == [2, 2] && p.stride == [2, 2] && p.padding == [0, 0];
         let run = |(pi, (o, ix)): (usize, (&mut [E], &mut [usize]))| {
             let src = &xs[pi * plane_in..][..plane_in];
             if two_by_two {
-                // The common 2×2/2 pooling: four fixed taps, no ranges.
+                // The common 2×2/2 pooling: four fixed taps, no ranges,
+                // each row pair read once.
                 for oi in 0..oh {
+                    let top = &src[2 * oi * w..][..2 * ow];
+                    let bottom = &src[(2 * oi + 1) * w..][..2 * ow];
+                    let o_row = &mut o[oi * ow..][..ow];
+                    let ix_row = &mut ix[oi * ow..][..ow];
                     for oj in 0..ow {
                         let i0 = 2 * oi * w + 2 * oj;
+                        let mut best = top[2 * oj];
                         let mut bi = i0;
-                        let mut best = src[i0];
-                        for i in [i0 + 1, i0 + w, i0 + w + 1] {
-                            if better(src[i], best) {
-                                best = src[i];
-                                bi = i;
-                            }
+                        for (v, i) in [
+                            (top[2 * oj + 1], i0 + 1),
+                            (bottom[2 * oj], i0 + w),
+                            (bottom[2 * oj + 1], i0 + w + 1),
+                        ] {
+                            let take = better(v, best);
+                            best = if take { v } else { best };
+                            bi = if take { i } else { bi };
                         }
-                        o[oi * ow + oj] = best;
-                        ix[oi * ow + oj] = bi;
+                        o_row[oj] = best;
+                        ix_row[oj] = bi;
                     }
                 }
                 return;
@@ -852,22 +863,74 @@ impl<E: Float> Tensor<E> {
         let gs = g.as_slice().expect("c");
         let ind = indices.as_standard_layout();
         let is = ind.as_slice().expect("c");
+        if let Some(&bad) = is.iter().find(|&&i| i >= plane_in) {
+            return Err(Error::Index {
+                op: "max_pool2d_backward",
+                index: bad,
+                axis: 2,
+                size: plane_in,
+            });
+        }
         let mut dx = vec![E::ZERO; n_in];
-        for (pi, d) in dx.chunks_mut(plane_in.max(1)).enumerate() {
-            for k in 0..plane_out {
-                let i = is[pi * plane_out + k];
-                if i >= plane_in {
-                    return Err(Error::Index {
-                        op: "max_pool2d_backward",
-                        index: i,
-                        axis: 2,
-                        size: plane_in,
-                    });
-                }
-                d[i] += gs[pi * plane_out + k];
+        // Each plane of dx is written by one task, its outputs added in
+        // order (overlapping windows accumulate as in PyTorch).
+        let run = |(pi, d): (usize, &mut [E])| {
+            let (gp, ip) = (
+                &gs[pi * plane_out..][..plane_out],
+                &is[pi * plane_out..][..plane_out],
+            );
+            for (&i, &v) in ip.iter().zip(gp) {
+                d[i] += v;
+            }
+        };
+        if plane_in > 0 && plane_out > 0 {
+            if n_in >= PAR_THRESHOLD {
+                dx.par_chunks_mut(plane_in)
+                    .enumerate()
+                    .with_min_len((PAR_THRESHOLD / 4 / plane_in).max(1))
+                    .for_each(run);
+            } else {
+                dx.chunks_mut(plane_in).enumerate().for_each(run);
             }
         }
         Self::from_vec(dx, input_shape)
+    }
+
+    /// The adjoint of [`Tensor::max_pool2d_backward`]: each plane of `self`
+    /// (N, C, H, W) read at `indices` (N, C, OH, OW, plane-local
+    /// positions as [`Tensor::max_pool2d_with_indices`] returns them).
+    /// With the indices of `x`'s pooling, `x.max_pool2d_gather(&idx)` is
+    /// `x.max_pool2d(..)`.
+    ///
+    /// # Errors
+    /// When shapes disagree or an index is out of range.
+    pub fn max_pool2d_gather(&self, indices: &IndexArray) -> Result<Self> {
+        let (s, is_) = (self.shape(), indices.shape());
+        if s.len() != 4 || is_.len() != 4 || s[..2] != is_[..2] {
+            return Err(Error::shape(
+                "max_pool2d_gather",
+                format!("input {s:?} and indices {is_:?} do not match"),
+            ));
+        }
+        let (plane_in, plane_out) = (s[2] * s[3], is_[2] * is_[3]);
+        let x = self.contiguous();
+        let xs = x.as_slice().expect("c");
+        let ind = indices.as_standard_layout();
+        let is = ind.as_slice().expect("c");
+        if let Some(&bad) = is.iter().find(|&&i| i >= plane_in) {
+            return Err(Error::Index {
+                op: "max_pool2d_gather",
+                index: bad,
+                axis: 2,
+                size: plane_in,
+            });
+        }
+        let out: Vec<E> = is
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| xs[(k / plane_out.max(1)) * plane_in + i])
+            .collect();
+        Self::from_vec(out, is_)
     }
 
     /// 2-D average pooling of (N, C, H, W): `out[n, c, i, j]` is

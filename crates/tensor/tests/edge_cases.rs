@@ -668,3 +668,49 @@ fn max_pool_two_by_two_fast_path_matches_a_plain_window_loop() {
         }
     }
 }
+
+/// `max_pool2d_backward` and `max_pool2d_gather` are adjoint
+/// (<B g, u> = <g, G u>) for disjoint and overlapping windows, on inputs
+/// below and above the parallel threshold; and gathering `x` at its own
+/// pooling indices is its pooling.
+#[test]
+fn max_pool_backward_and_gather_are_adjoint() {
+    use tapir_tensor::{Pool2dParams, Rng};
+    let mut rng = Rng::seed(21);
+    let overlapping = Pool2dParams {
+        kernel: [3, 3],
+        stride: [1, 1],
+        padding: [1, 1],
+    };
+    for (shape, p) in [
+        ([2, 3, 6, 8], Pool2dParams::new([2, 2])),
+        ([2, 3, 6, 8], overlapping),
+        ([8, 16, 28, 28], Pool2dParams::new([2, 2])),
+        ([4, 8, 30, 30], overlapping),
+    ] {
+        let x = Tensor::<f64>::randn(shape, &mut rng);
+        let (y, idx) = x.max_pool2d_with_indices(p).unwrap();
+        assert_eq!(x.max_pool2d_gather(&idx).unwrap().to_vec(), y.to_vec());
+        let g = Tensor::<f64>::randn(y.shape(), &mut rng);
+        let u = Tensor::<f64>::randn(shape, &mut rng);
+        let bg = g.max_pool2d_backward(&idx, &shape).unwrap();
+        let gu = u.max_pool2d_gather(&idx).unwrap();
+        let dot = |a: &Tensor<f64>, b: &Tensor<f64>| -> f64 {
+            a.to_vec().iter().zip(b.to_vec()).map(|(p, q)| p * q).sum()
+        };
+        let (l, r) = (dot(&bg, &u), dot(&g, &gu));
+        assert!(
+            (l - r).abs() < 1e-9 * (1.0 + l.abs()),
+            "{shape:?}: {l} vs {r}"
+        );
+    }
+    let (_, idx) = Tensor::<f64>::zeros([1, 1, 4, 4])
+        .max_pool2d_with_indices(Pool2dParams::new([2, 2]))
+        .unwrap();
+    assert!(Tensor::<f64>::zeros([1, 1, 1, 3])
+        .max_pool2d_gather(&idx)
+        .is_err());
+    assert!(Tensor::<f64>::zeros([1, 2, 4, 4])
+        .max_pool2d_gather(&idx)
+        .is_err());
+}

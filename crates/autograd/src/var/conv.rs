@@ -1,5 +1,7 @@
 //! Convolutions and pooling.
 
+use std::sync::Arc;
+
 use tapir_tensor::{Conv1dParams, Conv2dParams, Float, Pool2dParams};
 
 use crate::error::Result;
@@ -163,7 +165,8 @@ impl<'t, E: Float> Var<'t, E> {
     /// counting as −∞ (`torch.nn.functional.max_pool2d`; `tf.nn.max_pool2d`
     /// defaults to NHWC). Gradient: to the chosen element of each window,
     /// the first on ties (as PyTorch), accumulated where windows overlap.
-    /// Composite: a [`Var::gather`] of the chosen elements.
+    /// One primitive: the indices of the chosen elements are saved for the
+    /// backward pass.
     ///
     /// ```
     /// use tapir_autograd::Tape;
@@ -183,18 +186,8 @@ impl<'t, E: Float> Var<'t, E> {
     /// When the input is not 4-D or the window does not fit.
     pub fn max_pool2d(&self, p: Pool2dParams) -> Result<Self> {
         let (y, idx) = self.value.max_pool2d_with_indices(p)?;
-        let s = self.shape().to_vec();
-        let (n, c, oh, ow) = (y.shape()[0], y.shape()[1], y.shape()[2], y.shape()[3]);
-        // Max pooling is a gather of the chosen elements from each plane.
-        let idx = idx
-            .into_shape_with_order(ndarray_dyn(&[n * c, oh * ow]))
-            .map_err(|e| tapir_tensor::Error::InvalidArgument {
-                op: "max_pool2d",
-                msg: e.to_string(),
-            })?;
-        self.reshape_usize(&[s[0] * s[1], s[2] * s[3]])?
-            .gather(1, &idx)?
-            .reshape_usize(y.shape())
+        let op = Op::MaxPool2d { idx: Arc::new(idx) };
+        Tape::record("max_pool2d", op, &[self], y)
     }
     /// The mean of each `kernel` window of `self` (N, C, H, W); padded zeros
     /// count in the average (`torch.nn.functional.avg_pool2d` with its
@@ -237,8 +230,4 @@ impl<'t, E: Float> Var<'t, E> {
             v,
         )
     }
-}
-
-fn ndarray_dyn(s: &[usize]) -> tapir_tensor::ndarray::IxDyn {
-    tapir_tensor::ndarray::IxDyn(s)
 }
