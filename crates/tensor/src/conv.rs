@@ -3,6 +3,8 @@
 //!
 //! Layouts follow PyTorch: inputs (N, C, H, W), weights (O, C/groups, KH, KW).
 
+use std::mem::MaybeUninit;
+
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 
@@ -369,12 +371,28 @@ impl<E: Float> Tensor<E> {
         let ws = w.as_slice().expect("contiguous");
         let (l, ckk, og, cg) = (ge.l(), ge.ckk(), ge.og(), ge.cg());
         let bias_v = bias.map(|b| b.to_vec());
-        let mut out = vec![E::ZERO; ge.n * ge.o * l];
+        let total = ge.n * ge.o * l;
+        let mut out: Vec<MaybeUninit<E>> = Vec::with_capacity(total);
+        // SAFETY: MaybeUninit needs no initialisation; every element is
+        // written below before the buffer is read or turned into a Vec<E>.
+        unsafe { out.set_len(total) };
         let plane = ge.h * ge.w;
         // The column buffer is made once per rayon task, not per sample
         // (its zero fill was 3% of a LeNet step); im2col rewrites it whole.
         let new_cols = || vec![E::ZERO; ckk * l];
-        let per_sample = |cols: &mut Vec<E>, (ni, o): (usize, &mut [E])| {
+        let per_sample = |cols: &mut Vec<E>, (ni, o): (usize, &mut [MaybeUninit<E>])| {
+            // Each output row starts as its bias (or zero) and the GEMM
+            // adds to it: no zero fill of the output and no second pass
+            // adding the bias.
+            for (oc, row) in o.chunks_mut(l).enumerate() {
+                let b = bias_v.as_ref().map_or(E::ZERO, |b| b[oc]);
+                row.iter_mut().for_each(|v| {
+                    v.write(b);
+                });
+            }
+            // SAFETY: every element of `o` was just written, and
+            // MaybeUninit<E> has E's layout.
+            let o = unsafe { &mut *(o as *mut [MaybeUninit<E>] as *mut [E]) };
             for gi in 0..ge.g {
                 let xg = &xs[(ni * ge.c + gi * cg) * plane..][..cg * plane];
                 im2col(&ge, xg, cols);
@@ -382,12 +400,7 @@ impl<E: Float> Tensor<E> {
                 let mut og_out =
                     ndarray::ArrayViewMut2::from_shape((og, l), &mut o[gi * og * l..][..og * l])
                         .expect("sizes match");
-                gemm_into(&wg, &view2(cols, ckk, l), &mut og_out, false, ge.n <= 1);
-            }
-            if let Some(b) = &bias_v {
-                for (oc, row) in o.chunks_mut(l).enumerate() {
-                    row.iter_mut().for_each(|v| *v += b[oc]);
-                }
+                gemm_into(&wg, &view2(cols, ckk, l), &mut og_out, true, ge.n <= 1);
             }
         };
         // An empty sample (O·L = 0) has nothing to compute; rayon refuses
@@ -399,6 +412,11 @@ impl<E: Float> Tensor<E> {
         } else if ge.n == 1 {
             per_sample(&mut new_cols(), (0, &mut out));
         }
+        let mut out = std::mem::ManuallyDrop::new(out);
+        // SAFETY: all `total` elements are initialised (each sample's chunk
+        // was filled by `per_sample`), MaybeUninit<E> has E's layout, and
+        // the allocation is handed over whole with its capacity.
+        let out = unsafe { Vec::from_raw_parts(out.as_mut_ptr() as *mut E, total, out.capacity()) };
         Self::from_vec(out, [ge.n, ge.o, ge.oh, ge.ow])
     }
 
