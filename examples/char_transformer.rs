@@ -20,6 +20,9 @@ use tapir::optim::{Linear as LinearRamp, Sequential as Phases};
 use tapir::prelude::*;
 use tapir_plot::{line_chart, Panel, Series};
 
+#[path = "common/cli.rs"]
+mod cli;
+
 /// Train a character-level transformer language model.
 #[derive(Debug, Parser)]
 #[command(name = "char_transformer")]
@@ -215,14 +218,7 @@ fn sample(
 }
 
 fn main() -> std::process::ExitCode {
-    // Errors print with Display (the op, shape or file they name), not Debug.
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    cli::exit_code(run)
 }
 
 fn run() -> Result<(), Error> {

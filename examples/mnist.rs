@@ -27,6 +27,9 @@ use tapir_plot::{line_chart, Panel, Series};
 mod mnist_net;
 use mnist_net::{load_data, normalize, Model, Net};
 
+#[path = "common/cli.rs"]
+mod cli;
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Opt {
     Sgd,
@@ -136,14 +139,7 @@ fn evaluate(net: &Net, test: &DataLoader<InMemory>) -> Result<f64, Box<dyn std::
 }
 
 fn main() -> std::process::ExitCode {
-    // Errors print with Display (the op, shape or file they name), not Debug.
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    cli::exit_code(run)
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {

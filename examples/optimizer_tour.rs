@@ -19,9 +19,15 @@ use std::time::Instant;
 
 use clap::Parser;
 use rayon::prelude::*;
-use tapir::nn::data::{csv, DataLoader, Dataset, Transform};
+use tapir::nn::data::{DataLoader, Dataset};
 use tapir::prelude::*;
 use tapir_plot::{contour, line_chart, Contour, Panel, Series};
+
+#[path = "common/cli.rs"]
+mod cli;
+#[path = "common/mnist_net.rs"]
+mod mnist_net;
+use mnist_net::{load_data, normalize, Model, Net};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -359,19 +365,6 @@ fn check_adam(p: &Problem, runs: &[Run]) -> Result<(), Error> {
     }
 }
 
-#[derive(Module)]
-struct Mlp {
-    fc1: Linear,
-    fc2: Linear,
-}
-
-impl Forward for Mlp {
-    fn forward<'t>(&self, x: &Var<'t>) -> tapir::autograd::Result<Var<'t>> {
-        let h = self.fc1.forward(&x.flatten(1, -1)?)?.relu();
-        self.fc2.forward(&h)
-    }
-}
-
 /// Trains the MLP with `kind` at its usual learning rate; returns the
 /// mean loss of each block of 10 steps (at the block's last step) and the
 /// test accuracy.
@@ -381,12 +374,8 @@ fn train_mlp<D: Dataset + Sync>(
     test: &DataLoader<D>,
     epochs: usize,
 ) -> Result<(Vec<(f64, f64)>, f64), Error> {
-    let mut rng = Rng::seed(0);
-    let net = Mlp {
-        fc1: Linear::new(784, 128, &mut rng),
-        fc2: Linear::new(128, 10, &mut rng),
-    };
-    let params = net.parameters();
+    let net = Net::new(Model::Mlp, &mut Rng::seed(0)).map_err(|e| e.to_string())?;
+    let params = net.module().parameters();
     let mut opt = kind.build::<f32>(kind.usual_lr())?;
     let (mut curve, mut block, mut step) = (Vec::new(), Vec::new(), 0usize);
     for epoch in 0..epochs {
@@ -412,14 +401,7 @@ fn train_mlp<D: Dataset + Sync>(
 }
 
 fn main() -> std::process::ExitCode {
-    // Errors print with Display (the op, shape or file they name), not Debug.
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    cli::exit_code(run)
 }
 
 fn run() -> Result<(), Error> {
@@ -493,26 +475,14 @@ fn run() -> Result<(), Error> {
     written.push(table_path);
 
     // The same optimizers on a real network.
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/data/mnist_5k.csv.gz");
-    let opts = csv::CsvOptions {
-        classes: 10,
-        scale: 1.0 / 255.0,
-        ..Default::default()
-    };
-    let (mut train, test) = csv::read(&data, &opts)?.split(4000, 0);
+    let (mut train, test) = load_data(None).map_err(|e| e.to_string())?;
     if args.quick {
         train = train.subset(&(0..1500).collect::<Vec<_>>());
     }
-    let normalize = Transform::Normalize {
-        mean: vec![0.1307],
-        std: vec![0.3081],
-    };
-    let train = DataLoader::new(train, 64)
-        .shuffle(0)
-        .transform(normalize.clone());
-    let test = DataLoader::new(test, 1000).transform(normalize);
+    let train = DataLoader::new(train, 64).shuffle(0).transform(normalize());
+    let test = DataLoader::new(test, 1000).transform(normalize());
     println!(
-        "\nMNIST MLP 784-128-10, batch 64, {} epoch(s) on {} images, each optimizer at its usual lr:",
+        "\nMNIST MLP 784-256-10, batch 64, {} epoch(s) on {} images, each optimizer at its usual lr:",
         args.epochs,
         train.dataset().len()
     );

@@ -29,6 +29,9 @@ use tapir_plot::{image_grid, Colormap, Image};
 mod mnist_net;
 use mnist_net::{load_data, normalize, Model, Net};
 
+#[path = "common/cli.rs"]
+mod cli;
+
 /// Gradient saliency and integrated gradients of the MNIST network.
 #[derive(Debug, Parser)]
 #[command(name = "saliency")]
@@ -97,14 +100,7 @@ fn abs_values(t: &Tensor) -> Vec<f32> {
 }
 
 fn main() -> std::process::ExitCode {
-    // Errors print with Display (the op, shape or file they name), not Debug.
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    cli::exit_code(run)
 }
 
 fn run() -> Result<(), Error> {

@@ -1,5 +1,6 @@
-//! The networks and the data of the MNIST examples (`mnist`, `saliency`),
-//! included by each with `#[path]` so both train and read the same model.
+//! The networks and the data of the MNIST examples (`mnist`, `saliency`,
+//! the MLP part of `optimizer_tour`),
+//! included by each with `#[path]` so they train and read the same model.
 
 use std::path::{Path, PathBuf};
 
