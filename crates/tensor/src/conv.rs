@@ -872,9 +872,9 @@ impl<E: Float> Tensor<E> {
     /// (`self`) to the input position recorded in `indices`,
     /// `dx[n, c, indices[n, c, i, j]] += g[n, c, i, j]`.
     ///
-    /// Gradient: linear in `self` (its adjoint gathers at `indices`); no
-    /// `Var` counterpart, since autograd routes max pooling through
-    /// `gather`.
+    /// Gradient: linear in `self`; its adjoint is
+    /// [`Tensor::max_pool2d_gather`] at the same indices (autograd records
+    /// the pair as `max_pool2d` and `max_pool2d_backward`).
     ///
     /// PyTorch: the internal `aten::max_pool2d_with_indices_backward`;
     /// `torch.nn.functional.max_unpool2d` is close but writes instead of
