@@ -13,8 +13,8 @@ use plotters_backend::{
     BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingErrorKind,
 };
 
-/// The bundled font, parsed once per chart (parsing only reads the table
-/// directory; it costs microseconds).
+/// The bundled font, parsed by each [`Lettered`] (ttf-parser reads the
+/// table directory up front and glyphs only when drawn).
 pub(crate) fn font() -> FontRef<'static> {
     FontRef::try_from_slice(dejavu::sans::regular()).expect("DejaVu Sans is a valid TrueType font")
 }

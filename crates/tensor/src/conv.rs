@@ -309,6 +309,19 @@ fn col2im_add<E: Float>(ge: &Geom, cols: &[E], x_group: &mut [E]) {
     });
 }
 
+/// Every pooling index must fall inside its plane of `plane_in` elements.
+fn check_plane_indices(op: &'static str, is: &[usize], plane_in: usize) -> Result<()> {
+    match is.iter().find(|&&i| i >= plane_in) {
+        Some(&bad) => Err(Error::Index {
+            op,
+            index: bad,
+            axis: 2,
+            size: plane_in,
+        }),
+        None => Ok(()),
+    }
+}
+
 fn view2<E: Float>(s: &[E], r: usize, c: usize) -> ArrayView2<'_, E> {
     ArrayView2::from_shape((r, c), s).expect("sizes match")
 }
@@ -904,14 +917,7 @@ impl<E: Float> Tensor<E> {
         let gs = g.as_slice().expect("c");
         let ind = indices.as_standard_layout();
         let is = ind.as_slice().expect("c");
-        if let Some(&bad) = is.iter().find(|&&i| i >= plane_in) {
-            return Err(Error::Index {
-                op: "max_pool2d_backward",
-                index: bad,
-                axis: 2,
-                size: plane_in,
-            });
-        }
+        check_plane_indices("max_pool2d_backward", is, plane_in)?;
         let mut dx = vec![E::ZERO; n_in];
         // Each plane of dx is written by one task, its outputs added in
         // order (overlapping windows accumulate as in PyTorch).
@@ -958,14 +964,7 @@ impl<E: Float> Tensor<E> {
         let xs = x.as_slice().expect("c");
         let ind = indices.as_standard_layout();
         let is = ind.as_slice().expect("c");
-        if let Some(&bad) = is.iter().find(|&&i| i >= plane_in) {
-            return Err(Error::Index {
-                op: "max_pool2d_gather",
-                index: bad,
-                axis: 2,
-                size: plane_in,
-            });
-        }
+        check_plane_indices("max_pool2d_gather", is, plane_in)?;
         let out: Vec<E> = is
             .iter()
             .enumerate()
