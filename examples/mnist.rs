@@ -154,9 +154,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     if let Some(t) = args.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build_global()?;
+        tapir::set_num_threads(t)?;
     }
     if args.quick {
         args.epochs = args.epochs.min(2);

@@ -21,6 +21,7 @@ pub use tapir_autograd as autograd;
 pub use tapir_nn as nn;
 pub use tapir_optim as optim;
 pub use tapir_tensor as tensor;
+pub use tapir_tensor::threads::set_num_threads;
 
 /// The README's example, compiled and run as a doctest so it cannot rot.
 #[doc = include_str!("../README.md")]

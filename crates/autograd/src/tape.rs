@@ -125,6 +125,9 @@ impl<E: Float> Tape<E> {
         // Large activations are freed and re-allocated every step: keep
         // them in the heap (tapir_tensor::alloc; once per process).
         tapir_tensor::alloc::tune_allocator();
+        // The main thread runs its share of parallel ops itself
+        // (tapir_tensor::threads; once per process).
+        tapir_tensor::threads::init();
         Tape {
             nodes: RefCell::new(Nodes::new()),
             watched: RefCell::new(Vec::new()),

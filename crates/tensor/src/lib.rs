@@ -49,6 +49,7 @@ mod shape;
 mod shape_ops;
 pub mod sum;
 mod tensor;
+pub mod threads;
 mod xent;
 
 pub use attention::AttentionParams;

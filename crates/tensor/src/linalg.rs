@@ -45,6 +45,7 @@ pub(crate) fn gemm_into<E: Float>(
         return;
     }
     let par = if parallel && m.saturating_mul(n).saturating_mul(k) >= GEMM_PAR_WORK {
+        crate::threads::init();
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None
