@@ -418,6 +418,8 @@ dispatched!(
     )
 );
 
+mod packed;
+
 /// Writes a per-head [rows, cols] block into a [B, rows, H, cols]-ordered
 /// buffer (the layout of `x.permute([0, 2, 1, 3])` made contiguous).
 fn scatter_bthd<E: Float>(
