@@ -138,6 +138,10 @@ primitives! {
     /// attention, tiled with an online softmax (the composite wrote every
     /// T×S score matrix, its mask sum and its softmax, forward and back).
     Attention(Box<AttentionOp<E>>) = "attention",
+    /// Input: the fused projection `[B, T, 3E]`. Kept for speed:
+    /// self-attention read in place from the projection (no split, no
+    /// permute copies, one gradient buffer), per-head T×T scores in cache.
+    QkvAttention(Box<QkvAttentionOp<E>>) = "qkv_attention",
     /// Input: logits `[N, C]`; output: per-row losses `[N]`. Kept for
     /// stability and speed: the fused softmax cross-entropy, max-shifted
     /// (finite for logits of ±1e4), softmax·T − t in one backward pass.
@@ -209,6 +213,18 @@ pub(crate) struct AttentionOp<E: Float> {
     pub(crate) scale: f64,
     pub(crate) causal: bool,
     /// The additive mask, `[1 or B, 1 or H, T, S]`.
+    pub(crate) mask: Option<Tensor<E>>,
+    /// Log-sum-exp of each score row, `[B, H, T]`.
+    pub(crate) lse: Tensor<E>,
+}
+
+/// The payload of [`Op::QkvAttention`].
+#[derive(Clone)]
+pub(crate) struct QkvAttentionOp<E: Float> {
+    pub(crate) heads: usize,
+    pub(crate) scale: f64,
+    pub(crate) causal: bool,
+    /// The additive mask, `[1 or B, 1 or H, T, T]`.
     pub(crate) mask: Option<Tensor<E>>,
     /// Log-sum-exp of each score row, `[B, H, T]`.
     pub(crate) lse: Tensor<E>,

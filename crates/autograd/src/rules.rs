@@ -224,6 +224,7 @@ pub(crate) fn backward<'t, E: Float>(
             }
         }
         Op::Attention(a) => attention_rule(a, x, out, g, needs)?,
+        Op::QkvAttention(a) => qkv_attention_rule(a, &x[0], out, g)?,
         Op::Matmul => matmul_rule(&x[0], &x[1], g, needs)?,
         Op::Reshape => one(g.reshape_usize(x[0].shape())?),
         Op::Permute(p) => {
@@ -408,12 +409,38 @@ fn attention_rule<'t, E: Float>(
             dv.map(|t| g.lift(t))
         ]);
     }
-    let sc = E::from_f64(a.scale);
+    let [dq, dk, dv] = attention_composite(
+        q,
+        k,
+        v,
+        g,
+        a.scale,
+        a.causal,
+        a.mask.as_ref(),
+        [needs[0], needs[1], needs[2]],
+    )?;
+    Ok(smallvec![dq, dk, dv])
+}
+
+/// The gradients of softmax(q·kᵀ·scale + mask)·v for q, k, v `[B, H, T or
+/// S, D]` written with Var ops (recorded, differentiable again).
+#[allow(clippy::too_many_arguments)]
+fn attention_composite<'t, E: Float>(
+    q: &Var<'t, E>,
+    k: &Var<'t, E>,
+    v: &Var<'t, E>,
+    g: &Var<'t, E>,
+    scale: f64,
+    causal: bool,
+    mask_t: Option<&Tensor<E>>,
+    needs: [bool; 3],
+) -> Result<[Option<Var<'t, E>>; 3]> {
+    let sc = E::from_f64(scale);
     let mut scores = q.matmul(&k.transpose(-1, -2)?)?.mul_scalar(sc);
-    if let Some(m) = &a.mask {
+    if let Some(m) = mask_t {
         scores = scores.add(&mask(g, m.clone()))?;
     }
-    if a.causal {
+    if causal {
         let (t, s) = (q.shape()[2], k.shape()[2]);
         let mut c = vec![E::ZERO; t * s];
         for i in 0..t {
@@ -439,7 +466,56 @@ fn attention_rule<'t, E: Float>(
             dk = Some(ds.transpose(-1, -2)?.matmul(q)?);
         }
     }
-    Ok(smallvec![dq, dk, dv])
+    Ok([dq, dk, dv])
+}
+
+/// Self-attention from the fused projection `[B, T, 3E]`. First order: the
+/// packed kernel (probabilities recomputed from the saved log-sum-exps),
+/// the gradient written into one `[B, T, 3E]` buffer. Recorded: q, k and v
+/// sliced out of the projection and split into heads with Var ops, the
+/// composite attention gradient, and the three parts joined back.
+fn qkv_attention_rule<'t, E: Float>(
+    a: &crate::op::QkvAttentionOp<E>,
+    x: &Var<'t, E>,
+    out: &Var<'t, E>,
+    g: &Var<'t, E>,
+) -> Result<Grads<'t, E>> {
+    let p = tapir_tensor::AttentionParams {
+        scale: a.scale,
+        causal: a.causal,
+        mask: a.mask.as_ref(),
+    };
+    if !g.is_tracked() && !x.is_tracked() {
+        let dx = x
+            .value
+            .qkv_attention_backward(&out.value, &a.lse, &g.value, a.heads, p)?;
+        return Ok(smallvec![Some(g.lift(dx))]);
+    }
+    let s = x.shape();
+    let (b, t, e) = (s[0], s[1], s[2] / 3);
+    let (h, d) = (a.heads, e / a.heads);
+    let heads = |y: Var<'t, E>| y.reshape_usize(&[b, t, h, d])?.permute(&[0, 2, 1, 3]);
+    let part = |i: usize| heads(x.narrow(-1, i * e, e)?);
+    let (q, k, v) = (part(0)?, part(1)?, part(2)?);
+    let gh = heads(g.clone())?;
+    let grads = attention_composite(
+        &q,
+        &k,
+        &v,
+        &gh,
+        a.scale,
+        a.causal,
+        a.mask.as_ref(),
+        [true; 3],
+    )?;
+    let back = |y: Option<Var<'t, E>>| -> Result<Var<'t, E>> {
+        y.expect("all three asked for")
+            .permute(&[0, 2, 1, 3])?
+            .reshape_usize(&[b, t, e])
+    };
+    let [dq, dk, dv] = grads;
+    let (dq, dk, dv) = (back(dq)?, back(dk)?, back(dv)?);
+    Ok(smallvec![Some(Var::concat(&[&dq, &dk, &dv], -1)?)])
 }
 
 /// LayerNorm / RMSNorm. First order: the tensor crate's one-pass kernel

@@ -157,6 +157,18 @@ fn table() -> Vec<Case> {
                 v[0].scaled_dot_product_attention(&v[1], &v[2], Some(&m), false, Some(0.8))
             },
         ),
+        case("qkv_attention_causal", vec![n(&[2, 3, 12])], |v| {
+            v[0].qkv_attention(2, None, true, None)
+        }),
+        case("qkv_attention_masked", vec![n(&[2, 3, 6])], |v| {
+            // Per-batch mask, shared by the heads; one blocked key.
+            let mut m = vec![0.0; 2 * 9];
+            m[1] = f64::NEG_INFINITY;
+            m[5] = 0.4;
+            m[9 + 3] = -0.7;
+            let m = Tensor::from_vec(m, [2, 1, 3, 3])?;
+            v[0].qkv_attention(1, Some(&m), false, Some(0.9))
+        }),
         case("softmax_cross_entropy_labels", vec![n(&[3, 4])], |v| {
             let t = tapir_tensor::XentTargets::Labels {
                 labels: vec![2, 0, 3].into(),

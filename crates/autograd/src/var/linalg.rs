@@ -3,7 +3,7 @@
 use tapir_tensor::Float;
 
 use crate::error::Result;
-use crate::op::{AttentionOp, Op};
+use crate::op::{AttentionOp, Op, QkvAttentionOp};
 use crate::tape::Tape;
 use crate::var::Var;
 
@@ -84,5 +84,60 @@ impl<'t, E: Float> Var<'t, E> {
             lse,
         }));
         Tape::record("attention", op, &[self, k, v], out)
+    }
+
+    /// Multi-head self-attention straight from a fused projection: `self`
+    /// is `[B, T, 3E]`, x·W_qkvᵀ with W_qkv the stacked `[3E, E]` weight
+    /// (queries in columns 0..E, keys E..2E, values 2E..3E; head h of each
+    /// in columns h·D.. of its third, D = E / `heads`), and the result is
+    /// `[B, T, E]`, head h's softmax(q·kᵀ·scale + mask)·v in columns h·D..:
+    /// exactly what splitting, reshaping to `[B, H, T, D]`,
+    /// [`Var::scaled_dot_product_attention`] and permuting back give, but
+    /// read in place, without the copies and with the gradient written
+    /// into one `[B, T, 3E]` buffer
+    /// ([`Tensor::qkv_attention`](tapir_tensor::Tensor::qkv_attention)).
+    /// `scale` defaults to 1/√D; `mask` is `[1 or B, 1 or H, T, T]`,
+    /// additive, not differentiated. Keeps each head's T×T scores whole
+    /// while it runs: meant for sequences up to a few hundred positions.
+    /// Differentiable again (through the composite formula).
+    ///
+    /// ```
+    /// use tapir_autograd::Tape;
+    /// use tapir_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// // One batch, two positions, E = 1: each row is (q, k, v).
+    /// let qkv = tape.var(Tensor::<f64>::from_vec(vec![1.0, 0.0, 1.0, 1.0, 0.0, 3.0], [1, 2, 3])?);
+    /// let y = qkv.qkv_attention(1, None, true, None)?;
+    /// assert_eq!(y.value().to_vec(), [1.0, 2.0]);
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// When `self` is not `[B, T, 3E]`, `heads` does not divide E or the
+    /// mask does not broadcast.
+    pub fn qkv_attention(
+        &self,
+        heads: usize,
+        mask: Option<&tapir_tensor::Tensor<E>>,
+        causal: bool,
+        scale: Option<f64>,
+    ) -> Result<Self> {
+        let e = self.shape().last().copied().unwrap_or(0) / 3;
+        let d = e.checked_div(heads).unwrap_or(1);
+        let scale = scale.unwrap_or(1.0 / (d.max(1) as f64).sqrt());
+        let p = tapir_tensor::AttentionParams {
+            scale,
+            causal,
+            mask,
+        };
+        let (out, lse) = self.value.qkv_attention(heads, p)?;
+        let op = Op::QkvAttention(Box::new(QkvAttentionOp {
+            heads,
+            scale,
+            causal,
+            mask: mask.cloned(),
+            lse,
+        }));
+        Tape::record("qkv_attention", op, &[self], out)
     }
 }

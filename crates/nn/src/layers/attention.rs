@@ -14,6 +14,11 @@ use crate::Module;
 /// 7.5; T = 512, 15.9 vs 13.1 (and the fused kernel stores no T×S matrix).
 const FUSED_MIN_SCORES: usize = 128 * 128;
 
+/// Self-attention up to this many positions reads its heads in place from
+/// the fused projection (`Var::qkv_attention`), which keeps one head's T×T
+/// scores at a time; longer sequences take the tiled kernel.
+const PACKED_MAX_LEN: usize = 512;
+
 /// Which query–key pairs attention may not use.
 ///
 /// PyTorch's conventions: in `key_padding` a `true` marks a padded key
@@ -290,6 +295,18 @@ impl<E: Float> MultiHeadAttention<E> {
             }
             Ok(y)
         };
+        let scale = 1.0 / (d as f64).sqrt();
+        let extra = || {
+            (mask.key_padding.is_some() || mask.attn_mask.is_some())
+                .then(|| mask.additive(b, t, s, false))
+                .transpose()
+        };
+        if self_attn && !weights && t <= PACKED_MAX_LEN {
+            // Heads read in place from the fused projection (docs/performance.md).
+            let qkv = project(query, 0, 3 * e)?.reshape_usize(&[b, t, 3 * e])?;
+            let ctx = qkv.qkv_attention(h, extra()?.as_ref(), mask.causal, Some(scale))?;
+            return Ok((self.out_proj.forward(&ctx)?, None));
+        }
         let heads = |y: Var<'t, E>, len: usize| -> Result<Var<'t, E>> {
             // [B·len, E] → [B, H, len, D]
             y.reshape_usize(&[b, len, h, d])?.permute(&[0, 2, 1, 3])
@@ -311,7 +328,6 @@ impl<E: Float> MultiHeadAttention<E> {
                 heads(project(value, 2 * e, e)?, s)?,
             )
         };
-        let scale = 1.0 / (d as f64).sqrt();
         let (ctx, avg) = if weights || t * s <= FUSED_MIN_SCORES {
             // The composite: it has the probabilities when they are wanted,
             // and is faster for short sequences (docs/performance.md).
@@ -322,12 +338,11 @@ impl<E: Float> MultiHeadAttention<E> {
                 scores = scores.add(&query.lift(mask.additive(b, t, s, true)?))?;
             }
             let p = scores.softmax(-1)?;
-            (p.matmul(&v)?, Some(p.mean_axes(&[1], false)?))
+            let avg = weights.then(|| p.mean_axes(&[1], false)).transpose()?;
+            (p.matmul(&v)?, avg)
         } else {
             // The fused kernel; causality as a flag, not a mask tensor.
-            let extra = (mask.key_padding.is_some() || mask.attn_mask.is_some())
-                .then(|| mask.additive(b, t, s, false))
-                .transpose()?;
+            let extra = extra()?;
             let ctx =
                 q.scaled_dot_product_attention(&k, &v, extra.as_ref(), mask.causal, Some(scale))?;
             (ctx, None)
