@@ -38,6 +38,33 @@ struct Dims4 {
     mh: usize,
 }
 
+/// The batch and head counts (1 or B, 1 or H) of a mask that must
+/// broadcast to `[B, H, T, S]`; (1, 1) without one.
+fn mask_dims<E: Float>(
+    op: &'static str,
+    mask: Option<&Tensor<E>>,
+    [b, h, t, s]: [usize; 4],
+) -> Result<(usize, usize)> {
+    let Some(m) = mask else {
+        return Ok((1, 1));
+    };
+    let ms = m.shape();
+    let ok = ms.len() == 4
+        && (ms[0] == 1 || ms[0] == b)
+        && (ms[1] == 1 || ms[1] == h)
+        && ms[2] == t
+        && ms[3] == s;
+    if !ok {
+        return Err(Error::shape(
+            op,
+            format!(
+                "mask must be [1 or B, 1 or H, T, S] = [1 or {b}, 1 or {h}, {t}, {s}], got {ms:?}"
+            ),
+        ));
+    }
+    Ok((ms[0], ms[1]))
+}
+
 fn check<E: Float>(
     op: &'static str,
     q: &Tensor<E>,
@@ -61,24 +88,7 @@ fn check<E: Float>(
         ));
     }
     let (b, h, t, s) = (qs[0], qs[1], qs[2], ks[2]);
-    let (mut mb, mut mh) = (1, 1);
-    if let Some(m) = p.mask {
-        let ms = m.shape();
-        let ok = ms.len() == 4
-            && (ms[0] == 1 || ms[0] == b)
-            && (ms[1] == 1 || ms[1] == h)
-            && ms[2] == t
-            && ms[3] == s;
-        if !ok {
-            return Err(Error::shape(
-                op,
-                format!(
-                    "mask must be [1 or B, 1 or H, T, S] = [1 or {b}, 1 or {h}, {t}, {s}], got {ms:?}"
-                ),
-            ));
-        }
-        (mb, mh) = (ms[0], ms[1]);
-    }
+    let (mb, mh) = mask_dims(op, p.mask, [b, h, t, s])?;
     Ok(Dims4 {
         b,
         h,

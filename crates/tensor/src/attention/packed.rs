@@ -71,22 +71,7 @@ fn check<E: Float>(
         });
     }
     let h = heads;
-    let (mut mb, mut mh) = (1, 1);
-    if let Some(m) = p.mask {
-        let ms = m.shape();
-        let ok = ms.len() == 4
-            && (ms[0] == 1 || ms[0] == b)
-            && (ms[1] == 1 || ms[1] == h)
-            && ms[2] == t
-            && ms[3] == t;
-        if !ok {
-            return Err(Error::shape(
-                op,
-                format!("mask must be [1 or B, 1 or H, T, T] = [1 or {b}, 1 or {h}, {t}, {t}], got {ms:?}"),
-            ));
-        }
-        (mb, mh) = (ms[0], ms[1]);
-    }
+    let (mb, mh) = super::mask_dims(op, p.mask, [b, h, t, t])?;
     Ok(Dims {
         b,
         t,
