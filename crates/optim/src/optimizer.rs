@@ -8,7 +8,7 @@ use tapir_autograd::{Gradients, Parameter};
 use tapir_tensor::{Float, Tensor};
 
 use crate::error::{check, check_lr, Error, Result};
-use crate::rules::{DynRule, Kernel, Rule};
+use crate::rules::{DynRule, Kernel, Rule, Target};
 use crate::schedule::Schedule;
 use crate::transform::{AccumulatorState, ClipMode, GradTransform};
 
@@ -377,14 +377,39 @@ impl<E: Float> Optimizer<E> {
             let g = g.contiguous();
             let gs = g.as_slice().expect("contiguous");
             let fits = p.update(|v| {
-                let ps = v.as_mut_slice();
                 // Checked above; this guards against a resize from another
                 // thread in between, which would otherwise update a prefix.
-                let fits = ps.len() == gs.len() && st.slots.iter().all(|s| s.len() == ps.len());
-                if fits {
-                    rule.step(st, plr, &k, ps, gs);
+                let n = v.len();
+                let fits = n == gs.len() && st.slots.iter().all(|s| s.len() == n);
+                if !fits {
+                    return false;
                 }
-                fits
+                if let Some(ps) = v.try_as_mut_slice() {
+                    rule.step(st, plr, &k, Target::InPlace(ps), gs);
+                    return true;
+                }
+                // Shared (a tape that recorded this parameter is still
+                // alive) or strided: the update reads the old values and
+                // writes a new buffer, chunk by chunk.
+                let old = v.contiguous();
+                let src = old.as_slice().expect("contiguous");
+                let mut out = Vec::with_capacity(n);
+                rule.step(
+                    st,
+                    plr,
+                    &k,
+                    Target::Copy {
+                        src,
+                        dst: &mut out.spare_capacity_mut()[..n],
+                    },
+                    gs,
+                );
+                // SAFETY: the step wrote all n elements of the spare
+                // capacity (Target::Copy copies every chunk before its
+                // update).
+                unsafe { out.set_len(n) };
+                *v = Tensor::from_vec(out, v.shape()).expect("same length");
+                true
             });
             if !fits {
                 return Err(Error::StateShape {

@@ -4,6 +4,8 @@
 //! found at run time, and run over chunks of the flat tensors in parallel
 //! for big parameters.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 use smallvec::SmallVec;
 use tapir_tensor::Float;
@@ -68,7 +70,7 @@ pub(crate) trait DynRule<E: Float>: Send + Sync {
     fn scalars(&self) -> Vec<f64>;
     /// One step of one parameter: the coefficients for `st.t`, then the
     /// fused pass over `p`, `g` and `st.slots`.
-    fn step(&self, st: &mut ParamState<E>, lr: f64, k: &Kernel<E>, p: &mut [E], g: &[E]);
+    fn step(&self, st: &mut ParamState<E>, lr: f64, k: &Kernel<E>, p: Target<'_, E>, g: &[E]);
 }
 
 impl<E: Float, R: Rule<E>> DynRule<E> for R {
@@ -84,7 +86,7 @@ impl<E: Float, R: Rule<E>> DynRule<E> for R {
     fn scalars(&self) -> Vec<f64> {
         Rule::scalars(self)
     }
-    fn step(&self, st: &mut ParamState<E>, lr: f64, k: &Kernel<E>, p: &mut [E], g: &[E]) {
+    fn step(&self, st: &mut ParamState<E>, lr: f64, k: &Kernel<E>, p: Target<'_, E>, g: &[E]) {
         let c = self.coeffs(st.t, lr, &mut st.scalars);
         run_chunks(self, p, g, &mut st.slots, k, &c);
     }
@@ -93,14 +95,64 @@ impl<E: Float, R: Rule<E>> DynRule<E> for R {
 /// Elements per parallel chunk of an update.
 const CHUNK: usize = 1 << 16;
 
+/// Where an update writes the parameter.
+pub(crate) enum Target<'a, E> {
+    /// In place: the storage is the parameter's alone.
+    InPlace(&'a mut [E]),
+    /// From the current values `src` (still shared, e.g. with a live tape)
+    /// into a new buffer `dst` of the same length: each chunk is copied
+    /// just before its update, while it is in cache, instead of copying
+    /// the whole parameter first.
+    Copy {
+        src: &'a [E],
+        dst: &'a mut [MaybeUninit<E>],
+    },
+}
+
+impl<'a, E: Float> Target<'a, E> {
+    fn len(&self) -> usize {
+        match self {
+            Target::InPlace(p) => p.len(),
+            Target::Copy { dst, .. } => dst.len(),
+        }
+    }
+
+    /// The elements to update in place (copied from `src` first).
+    fn values(self) -> &'a mut [E] {
+        match self {
+            Target::InPlace(p) => p,
+            Target::Copy { src, dst } => {
+                assert_eq!(src.len(), dst.len(), "copy target of another length");
+                for (d, &x) in dst.iter_mut().zip(src) {
+                    d.write(x);
+                }
+                // SAFETY: every element of `dst` was written just above, and
+                // MaybeUninit<E> has E's layout.
+                unsafe { &mut *(dst as *mut [MaybeUninit<E>] as *mut [E]) }
+            }
+        }
+    }
+
+    fn chunks(self, n: usize) -> Vec<Target<'a, E>> {
+        match self {
+            Target::InPlace(p) => p.chunks_mut(n).map(Target::InPlace).collect(),
+            Target::Copy { src, dst } => src
+                .chunks(n)
+                .zip(dst.chunks_mut(n))
+                .map(|(src, dst)| Target::Copy { src, dst })
+                .collect(),
+        }
+    }
+}
+
 /// One parallel work item: a chunk of the parameter, of the gradient and of
 /// each state slot, at the same offsets.
-type Chunk<'a, E> = (&'a mut [E], &'a [E], SmallVec<[&'a mut [E]; 3]>);
+type Chunk<'a, E> = (Target<'a, E>, &'a [E], SmallVec<[&'a mut [E]; 3]>);
 
 /// Runs the rule over the flat tensors, in parallel chunks for big ones.
 fn run_chunks<E: Float, R: Rule<E>>(
     rule: &R,
-    p: &mut [E],
+    p: Target<'_, E>,
     g: &[E],
     slots: &mut [Vec<E>],
     k: &Kernel<E>,
@@ -108,12 +160,13 @@ fn run_chunks<E: Float, R: Rule<E>>(
 ) {
     if p.len() < 2 * CHUNK {
         let mut s: SmallVec<[&mut [E]; 3]> = slots.iter_mut().map(|s| s.as_mut_slice()).collect();
-        fused(rule, p, g, &mut s, k, c);
+        fused(rule, p.values(), g, &mut s, k, c);
         return;
     }
     let mut slot_chunks: Vec<_> = slots.iter_mut().map(|s| s.chunks_mut(CHUNK)).collect();
     let work: Vec<Chunk<'_, E>> = p
-        .chunks_mut(CHUNK)
+        .chunks(CHUNK)
+        .into_iter()
         .zip(g.chunks(CHUNK))
         .map(|(pc, gc)| {
             let sc = slot_chunks
@@ -124,7 +177,7 @@ fn run_chunks<E: Float, R: Rule<E>>(
         })
         .collect();
     work.into_par_iter()
-        .for_each(|(pc, gc, mut sc)| fused(rule, pc, gc, &mut sc, k, c));
+        .for_each(|(pc, gc, mut sc)| fused(rule, pc.values(), gc, &mut sc, k, c));
 }
 
 /// The rule's pass, compiled for the widest vector unit found at run time.

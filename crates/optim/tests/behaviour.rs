@@ -502,3 +502,39 @@ fn a_schedule_with_its_own_rate_needs_no_base() {
         .is_err());
     assert_eq!(OneCycle::new(0.1, 100).lr(99), 0.1 / 25.0 / 1e4);
 }
+
+#[test]
+fn a_parameter_still_held_by_a_tape_updates_like_a_free_one() {
+    // With the tape alive, the parameter's storage is shared and the update
+    // writes a new buffer chunk by chunk; the result must be the in-place
+    // one bit for bit, and the tape's recorded value must not change. Both
+    // the serial size and the parallel-chunked size (2·65,536 and up).
+    for n in [1_000, 300_000] {
+        let init: Vec<f64> = (0..n)
+            .map(|i| ((i * 7919) % 1000) as f64 * 1e-3 - 0.5)
+            .collect();
+        let run = |keep_tape: bool| {
+            let w = Parameter::new("w", Tensor::from_vec(init.clone(), [n]).unwrap());
+            let mut opt = Adam::new(1e-2).build::<f64>().unwrap();
+            for _ in 0..3 {
+                let tape = Tape::new();
+                let wv = tape.watch(&w);
+                let loss = wv.mul(&wv).unwrap().sum();
+                let g = tape.gradient(&loss, [&w]).unwrap();
+                let before = wv.value().to_vec();
+                if keep_tape {
+                    opt.apply_gradients(&g).unwrap();
+                    assert_eq!(wv.value().to_vec(), before, "the tape's value moved");
+                } else {
+                    drop(wv);
+                    drop(tape);
+                    opt.apply_gradients(&g).unwrap();
+                }
+            }
+            w.value().to_vec()
+        };
+        let shared = run(true);
+        assert_eq!(shared, run(false), "n = {n}");
+        assert_ne!(shared, init);
+    }
+}

@@ -100,7 +100,7 @@ impl<E: Float> Tensor<E> {
     ///
     /// PyTorch: closest is the in-place `Tensor.apply_`.
     pub fn map_into<F: Fn(E) -> E + Sync + Send>(mut self, f: F) -> Self {
-        match self.unique_slice_mut() {
+        match self.try_as_mut_slice() {
             Some(s) => {
                 crate::kernels::map_inplace_par(s, &f, crate::kernels::PAR_THRESHOLD);
                 self
@@ -126,7 +126,7 @@ impl<E: Float> Tensor<E> {
     ) -> Result<Self> {
         if let Some(y) = other.as_slice() {
             let same = self.same_shape(other);
-            if let Some(x) = self.unique_slice_mut().filter(|_| same) {
+            if let Some(x) = self.try_as_mut_slice().filter(|_| same) {
                 crate::kernels::zip_inplace_par(x, y, &f, crate::kernels::PAR_THRESHOLD_CHEAP);
                 return Ok(self);
             }
@@ -378,12 +378,12 @@ impl<E: Float> Tensor<E> {
             });
         }
         let x = self.contiguous();
-        let mut g = match g.unique_slice_mut() {
+        let mut g = match g.try_as_mut_slice() {
             Some(_) => g,
             None => Tensor::from_vec(g.to_vec(), g.shape())?,
         };
         let (gs, xs) = (
-            g.unique_slice_mut().expect("unshared and contiguous"),
+            g.try_as_mut_slice().expect("unshared and contiguous"),
             x.as_slice().expect("contiguous"),
         );
         let run = |g: &mut [E], x: &[E]| match approx {

@@ -834,9 +834,19 @@ impl<E: Float> Tensor<E> {
     }
 
     /// The elements, mutably, when the layout is contiguous and no other
-    /// tensor shares the storage; `None` otherwise (nothing is copied).
+    /// tensor shares the storage; `None` otherwise (nothing is copied):
+    /// [`as_mut_slice`](Self::as_mut_slice) without the copy-on-write.
+    ///
+    /// ```
+    /// use tapir_tensor::Tensor;
+    /// let mut a = Tensor::<f32>::zeros([2]);
+    /// assert!(a.try_as_mut_slice().is_some());
+    /// let b = a.clone(); // shares the storage
+    /// assert!(a.try_as_mut_slice().is_none());
+    /// # drop(b);
+    /// ```
     #[inline]
-    pub(crate) fn unique_slice_mut(&mut self) -> Option<&mut [E]> {
+    pub fn try_as_mut_slice(&mut self) -> Option<&mut [E]> {
         if !self.is_contiguous() {
             return None;
         }
