@@ -2,7 +2,7 @@
 //!
 //! Criterion reports "elements" per second; each element is one flop
 //! (2·n³ per product), so the figure reads as GFLOP/s. For the side-by-side
-//! comparison with PyTorch see `benches/sgemm_vs_torch.sh`.
+//! comparison with PyTorch see `benches/compare/compare.py --only sgemm`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tapir::prelude::*;

@@ -1,6 +1,6 @@
 //! Tape overhead: a chain of 1,000 elementwise ops on a 16-element tensor,
 //! recorded and differentiated. Goal (autograd issue): at most 0.3 µs per op
-//! for forward + backward. Side by side with PyTorch: benches/tape_vs_torch.sh.
+//! for forward + backward. Side by side with PyTorch: benches/compare/compare.py (`--only tape`).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use tapir::prelude::*;

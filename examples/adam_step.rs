@@ -1,5 +1,5 @@
 //! Prints the best time of one Adam step over 10 million f32 parameters (best of 200).
-//! Used by benches/adam_vs_torch.sh next to PyTorch's fused Adam.
+//! Used by benches/compare/compare.py (`--only adam`) next to PyTorch's fused Adam.
 
 use std::time::Instant;
 

@@ -2,8 +2,8 @@
 //! Adam) of a LeNet-like CNN on 1×28×28 inputs, batch `BATCH` (argument,
 //! default 64): conv 5×5 1→32, ReLU, max-pool 2, conv 5×5 32→64, ReLU,
 //! max-pool 2, linear 1024→128, ReLU, linear 128→10, cross-entropy; median
-//! of 21 steps after 3 warm-ups. Used by benches/lenet_vs_torch.sh next to
-//! the same step in PyTorch (benches/torch_lenet_step.py).
+//! of 21 steps after 3 warm-ups. Used by benches/compare/compare.py (`--only lenet`) next to
+//! the same step in PyTorch (benches/compare/torch_lenet_step.py).
 
 use std::time::Instant;
 

@@ -1,7 +1,7 @@
 //! Prints the median time of one whole training step (forward, backward,
 //! Adam) of an MLP 784-512-512-10 with ReLU and cross-entropy, batch
 //! `BATCH` (argument, default 128), median of 31 steps after 5 warm-ups.
-//! Used by benches/mlp_vs_torch.sh next to the same step in PyTorch.
+//! Used by benches/compare/compare.py (`--only mlp_b128,mlp_b16`) next to the same step in PyTorch.
 
 use std::time::Instant;
 

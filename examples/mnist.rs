@@ -7,7 +7,7 @@
 //! (safetensors), a training checkpoint and the learning curves (PNG and CSV) to
 //! --out. Ctrl-C saves a checkpoint and stops; `--resume` continues from
 //! it, bit for bit, mid-epoch included. `--help` lists the options; `--data DIR` trains on full MNIST or
-//! Fashion-MNIST IDX files instead. examples/compare/mnist_torch.py is the
+//! Fashion-MNIST IDX files instead. benches/compare/mnist_torch.py is the
 //! same recipe in PyTorch.
 
 use std::path::PathBuf;

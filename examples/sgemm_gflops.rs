@@ -1,6 +1,6 @@
 //! Prints Tapir's sgemm GFLOP/s (best of several runs) for each size given on
 //! the command line (default 256 1024 2048). Used by
-//! `benches/sgemm_vs_torch.sh` to compare with PyTorch in one run.
+//! `benches/compare/compare.py --only sgemm` to compare with PyTorch in one run.
 
 use std::time::Instant;
 

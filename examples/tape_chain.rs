@@ -1,6 +1,6 @@
 //! Prints the tape's cost per op: a chain of 1,000 elementwise ops on a
 //! 16-element tensor, forward and backward, best of many runs. Used by
-//! benches/tape_vs_torch.sh next to the same chain in PyTorch.
+//! benches/compare/compare.py (`--only tape`) next to the same chain in PyTorch.
 
 use std::time::Instant;
 

@@ -5,8 +5,8 @@
 //! 512 with exact GELU), a final LayerNorm and a linear head to 96 logits,
 //! cross-entropy over all B·T positions; batch 16, sequence 64. Median of
 //! 21 steps after 3 warm-ups. Arguments: `[batch] [layers]` (default 16
-//! 1). Used by benches/transformer_vs_torch.sh next to the same step in
-//! PyTorch (benches/torch_transformer_step.py).
+//! 1). Used by benches/compare/compare.py (`--only transformer`) next to the same step in
+//! PyTorch (benches/compare/torch_transformer_step.py).
 
 use std::time::Instant;
 

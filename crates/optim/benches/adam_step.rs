@@ -1,6 +1,6 @@
 //! One Adam step over 10 million f32 parameters (state and parameters
 //! updated in place, one fused pass, parallel chunks). Side by side with
-//! PyTorch's fused Adam: benches/adam_vs_torch.sh.
+//! PyTorch's fused Adam: benches/compare/compare.py (`--only adam`).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use tapir_autograd::{Gradients, Parameter};

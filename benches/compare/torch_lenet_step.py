@@ -2,14 +2,15 @@
 LeNet-like CNN of examples/lenet_step.rs (conv 5x5 1->32, relu, maxpool 2,
 conv 5x5 32->64, relu, maxpool 2, linear 1024->128, relu, linear 128->10,
 cross-entropy), median of 21 steps after 3 warm-ups, batch from argv
-(default 64), 2 threads; run by benches/lenet_vs_torch.sh, needs torch,
+(default 64), 2 threads; run by benches/compare/compare.py (`--only lenet`), needs torch,
 never run by CI."""
+import os
 import sys
 import time
 
 import torch
 
-torch.set_num_threads(2)
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
 batch = int(sys.argv[1]) if len(sys.argv) > 1 else 64
 torch.manual_seed(0)
 nn = torch.nn

@@ -1,6 +1,6 @@
 """PyTorch's Adam step over 10 million float32 parameters, best of 200, for
 the given implementation ('fused' or 'foreach'); run by
-benches/adam_vs_torch.sh, needs torch, never run by CI."""
+benches/compare/compare.py (`--only adam`), needs torch, never run by CI."""
 import sys
 import time
 

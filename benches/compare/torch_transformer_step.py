@@ -5,13 +5,14 @@ pre-norm blocks (4 heads, causal attention, MLP 512 with exact GELU, no
 dropout), a final LayerNorm, a linear head to 96 logits, cross-entropy
 over all B*T positions; batch 16, sequence 64. Median of 21 steps after
 3 warm-ups, 2 threads. Arguments: [batch] [layers] (default 16 1). Run
-by benches/transformer_vs_torch.sh; needs torch, never run by CI."""
+by benches/compare/compare.py (`--only transformer`); needs torch, never run by CI."""
+import os
 import sys
 import time
 
 import torch
 
-torch.set_num_threads(2)
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
 batch = int(sys.argv[1]) if len(sys.argv) > 1 else 16
 layers = int(sys.argv[2]) if len(sys.argv) > 2 else 1
 T, D, H, F, V = 64, 128, 4, 512, 96

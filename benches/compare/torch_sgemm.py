@@ -1,6 +1,6 @@
 """PyTorch's CPU sgemm GFLOP/s, measured the same way as examples/sgemm_gflops.rs
 (best of several runs after a warm-up), for the sizes given on the command line.
-Run by benches/sgemm_vs_torch.sh; needs a Python with torch, never run by CI."""
+Run by benches/compare/compare.py (`--only sgemm`); needs a Python with torch, never run by CI."""
 import sys
 import time
 

@@ -32,9 +32,9 @@ prints their test accuracy, which must equal the Tapir run's.
 Needs only torch and numpy (and safetensors for --evaluate). From the
 repository root:
 
-    python examples/compare/mnist_torch.py
-    python examples/compare/mnist_torch.py --epochs 3 --threads 4
-    python examples/compare/mnist_torch.py --data /elsewhere/mnist_5k.csv.gz
+    python benches/compare/mnist_torch.py
+    python benches/compare/mnist_torch.py --epochs 3 --threads 4
+    python benches/compare/mnist_torch.py --data /elsewhere/mnist_5k.csv.gz
 
 For a second view of time and memory, run it under `/usr/bin/time -v`.
 """

@@ -1,13 +1,14 @@
 """PyTorch eager: one training step (forward, backward, Adam) of an MLP
 784-512-512-10 with ReLU and cross-entropy, median of 31 steps after 5
 warm-ups, batch from argv (default 128), 2 threads; run by
-benches/mlp_vs_torch.sh, needs torch, never run by CI."""
+benches/compare/compare.py (`--only mlp_b128,mlp_b16`), needs torch, never run by CI."""
+import os
 import sys
 import time
 
 import torch
 
-torch.set_num_threads(2)
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
 batch = int(sys.argv[1]) if len(sys.argv) > 1 else 128
 torch.manual_seed(0)
 model = torch.nn.Sequential(

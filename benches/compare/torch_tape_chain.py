@@ -1,6 +1,6 @@
 """PyTorch eager autograd cost per op for the chain of examples/tape_chain.rs:
 500 x (mul, tanh) on a 16-element float32 tensor, then backward; best of 300.
-Run by benches/tape_vs_torch.sh; needs torch, never run by CI."""
+Run by benches/compare/compare.py (`--only tape`); needs torch, never run by CI."""
 import time
 
 import torch
