@@ -7,6 +7,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::kernels::dispatched;
 use crate::tensor::Tensor;
 
 /// Query rows and key columns per block.
@@ -376,41 +377,6 @@ fn backward_head<E: Float>(
             }
         }
     }
-}
-
-/// Defines `$name`, which runs `$body` in the widest SIMD copy the CPU
-/// has (AVX-512, AVX2 + FMA, or the baseline build): the same code
-/// compiled three times, as `kernels::simd_loop` does for the elementwise
-/// loops.
-macro_rules! dispatched {
-    ($(#[$m:meta])* fn $name:ident => $body:ident($($arg:ident: $ty:ty),*)) => {
-        $(#[$m])*
-        #[allow(clippy::too_many_arguments)]
-        fn $name<E: Float>($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
-                #[allow(clippy::too_many_arguments)]
-                unsafe fn wide<E: Float>($($arg: $ty),*) {
-                    $body($($arg),*)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                #[allow(clippy::too_many_arguments)]
-                unsafe fn avx2<E: Float>($($arg: $ty),*) {
-                    $body($($arg),*)
-                }
-                if crate::kernels::has_avx512() {
-                    // SAFETY: the CPU has these features, checked just above.
-                    return unsafe { wide($($arg),*) };
-                }
-                if crate::kernels::has_avx2() {
-                    // SAFETY: as above.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            $body($($arg),*)
-        }
-    };
 }
 
 dispatched!(

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::kernels::PAR_THRESHOLD;
+use crate::kernels::{dispatched, PAR_THRESHOLD};
 use crate::linalg::gemm_into;
 use crate::reduce::IndexArray;
 use crate::shape::check_alloc;
@@ -310,6 +310,90 @@ fn col2im_add<E: Float>(ge: &Geom, cols: &[E], x_group: &mut [E]) {
 }
 
 /// Every pooling index must fall inside its plane of `plane_in` elements.
+/// Later taps win only when strictly larger, or NaN over a number: the
+/// first maximum, NaN propagating (as PyTorch). Non-short-circuit
+/// operators, so that loops compile to selects, not branches that
+/// mispredict on every other window.
+#[inline(always)]
+fn better<E: Float>(v: E, best: E) -> bool {
+    (v > best) | (v.is_nan() & !best.is_nan())
+}
+
+/// Max pooling 2×2 with stride 2 of one plane `src` (row length `w`) into
+/// `o` (rows of `ow`), with the plane-local index of each maximum in `ix`:
+/// four fixed taps per output, each row pair read once, straight-line
+/// selects (vectorised in the dispatched copies).
+#[inline(always)]
+fn pool2x2<E: Float>(
+    src: &[E],
+    w: usize,
+    ow: usize,
+    o: &mut [MaybeUninit<E>],
+    ix: &mut [MaybeUninit<usize>],
+) {
+    for (oi, (o_row, ix_row)) in o.chunks_mut(ow).zip(ix.chunks_mut(ow)).enumerate() {
+        let base = 2 * oi * w;
+        let top = &src[base..][..2 * ow];
+        let bottom = &src[base + w..][..2 * ow];
+        for (oj, (ov, iv)) in o_row.iter_mut().zip(ix_row.iter_mut()).enumerate() {
+            let (a, b) = (top[2 * oj], top[2 * oj + 1]);
+            let (c, d) = (bottom[2 * oj], bottom[2 * oj + 1]);
+            let mut best = a;
+            let mut off = 0;
+            let tb = better(b, best);
+            best = if tb { b } else { best };
+            off = if tb { 1 } else { off };
+            let tc = better(c, best);
+            best = if tc { c } else { best };
+            off = if tc { w } else { off };
+            let td = better(d, best);
+            best = if td { d } else { best };
+            off = if td { w + 1 } else { off };
+            ov.write(best);
+            iv.write(base + 2 * oj + off);
+        }
+    }
+}
+
+dispatched!(
+    /// [`pool2x2`] in the widest SIMD copy.
+    fn pool2x2_dispatch => pool2x2(
+        src: &[E], w: usize, ow: usize, o: &mut [MaybeUninit<E>], ix: &mut [MaybeUninit<usize>]
+    )
+);
+
+/// The gradient of [`pool2x2`] for one plane `d` of rows `w` = 2·ow: each
+/// output's gradient `g` to the position `idx` names in its 2×2 window, 0
+/// to the window's other three; every element of `d` is written. Clears
+/// `ok` if an index lies outside its output's window (then `d` holds
+/// garbage there and the caller takes the general path).
+#[inline(always)]
+fn unpool2x2<E: Float>(g: &[E], idx: &[usize], w: usize, d: &mut [MaybeUninit<E>], ok: &mut bool) {
+    let ow = w / 2;
+    let mut all = true;
+    for (oi, (gr, ir)) in g.chunks(ow).zip(idx.chunks(ow)).enumerate() {
+        let base = 2 * oi * w;
+        let (top, bottom) = d[base..base + 2 * w].split_at_mut(w);
+        for (oj, (&v, &i)) in gr.iter().zip(ir).enumerate() {
+            let rel = i.wrapping_sub(base + 2 * oj);
+            let z = E::ZERO;
+            top[2 * oj].write(if rel == 0 { v } else { z });
+            top[2 * oj + 1].write(if rel == 1 { v } else { z });
+            bottom[2 * oj].write(if rel == w { v } else { z });
+            bottom[2 * oj + 1].write(if rel == w + 1 { v } else { z });
+            all &= (rel <= 1) | (rel == w) | (rel == w + 1);
+        }
+    }
+    *ok &= all;
+}
+
+dispatched!(
+    /// [`unpool2x2`] in the widest SIMD copy.
+    fn unpool2x2_dispatch => unpool2x2(
+        g: &[E], idx: &[usize], w: usize, d: &mut [MaybeUninit<E>], ok: &mut bool
+    )
+);
+
 fn check_plane_indices(op: &'static str, is: &[usize], plane_in: usize) -> Result<()> {
     match is.iter().find(|&&i| i >= plane_in) {
         Some(&bad) => Err(Error::Index {
@@ -799,8 +883,11 @@ impl<E: Float> Tensor<E> {
         let (n, c, h, w, oh, ow) = pool_geometry("max_pool2d", self.shape(), p)?;
         let x = self.contiguous();
         let xs = x.as_slice().expect("c");
-        let mut out = vec![E::ZERO; n * c * oh * ow];
-        let mut idx = vec![0usize; n * c * oh * ow];
+        let total = n * c * oh * ow;
+        // Every output and index is written below (each task fills its
+        // planes whole), so the buffers start uninitialised.
+        let mut out: Vec<E> = Vec::with_capacity(total);
+        let mut idx: Vec<usize> = Vec::with_capacity(total);
         let plane_in = h * w;
         let plane_out = oh * ow;
         // The window ranges depend on the output row or column only.
@@ -810,43 +897,15 @@ impl<E: Float> Tensor<E> {
         let cols: Vec<_> = (0..ow)
             .map(|oj| taps(oj, p.stride[1], p.padding[1], p.kernel[1], w))
             .collect();
-        // Later taps win only when strictly larger, or NaN over a number:
-        // the first maximum, NaN propagating (as PyTorch). Non-short-circuit
-        // operators, so the 2×2 loop below compiles to selects, not
-        // branches that mispredict on every other window.
-        #[inline(always)]
-        fn better<E: Float>(v: E, best: E) -> bool {
-            (v > best) | (v.is_nan() & !best.is_nan())
-        }
         let two_by_two = p.kernel == [2, 2] && p.stride == [2, 2] && p.padding == [0, 0];
-        let run = |(pi, (o, ix)): (usize, (&mut [E], &mut [usize]))| {
+        type Planes<'a, E> = (
+            usize,
+            (&'a mut [MaybeUninit<E>], &'a mut [MaybeUninit<usize>]),
+        );
+        let run = |(pi, (o, ix)): Planes<'_, E>| {
             let src = &xs[pi * plane_in..][..plane_in];
             if two_by_two {
-                // The common 2×2/2 pooling: four fixed taps, no ranges,
-                // each row pair read once.
-                for oi in 0..oh {
-                    let top = &src[2 * oi * w..][..2 * ow];
-                    let bottom = &src[(2 * oi + 1) * w..][..2 * ow];
-                    let o_row = &mut o[oi * ow..][..ow];
-                    let ix_row = &mut ix[oi * ow..][..ow];
-                    for oj in 0..ow {
-                        let i0 = 2 * oi * w + 2 * oj;
-                        let mut best = top[2 * oj];
-                        let mut bi = i0;
-                        for (v, i) in [
-                            (top[2 * oj + 1], i0 + 1),
-                            (bottom[2 * oj], i0 + w),
-                            (bottom[2 * oj + 1], i0 + w + 1),
-                        ] {
-                            let take = better(v, best);
-                            best = if take { v } else { best };
-                            bi = if take { i } else { bi };
-                        }
-                        o_row[oj] = best;
-                        ix_row[oj] = bi;
-                    }
-                }
-                return;
+                return pool2x2_dispatch(src, w, ow, o, ix);
             }
             for (oi, rr) in rows.iter().enumerate() {
                 for (oj, cr) in cols.iter().enumerate() {
@@ -862,17 +921,24 @@ impl<E: Float> Tensor<E> {
                             }
                         }
                     }
-                    o[oi * ow + oj] = best;
-                    ix[oi * ow + oj] = bi;
+                    o[oi * ow + oj].write(best);
+                    ix[oi * ow + oj].write(bi);
                 }
             }
         };
         if plane_out > 0 {
-            out.par_chunks_mut(plane_out)
-                .zip(idx.par_chunks_mut(plane_out))
+            out.spare_capacity_mut()[..total]
+                .par_chunks_mut(plane_out)
+                .zip(idx.spare_capacity_mut()[..total].par_chunks_mut(plane_out))
                 .enumerate()
                 .with_min_len(64)
                 .for_each(run);
+        }
+        // SAFETY: each of the n·c planes (all `total` elements) was written
+        // above, by the 2×2 kernel or the general loop.
+        unsafe {
+            out.set_len(total);
+            idx.set_len(total);
         }
         let shape = [n, c, oh, ow];
         Ok((
@@ -917,6 +983,43 @@ impl<E: Float> Tensor<E> {
         let gs = g.as_slice().expect("c");
         let ind = indices.as_standard_layout();
         let is = ind.as_slice().expect("c");
+        let (oh, ow) = (self.shape()[2], self.shape()[3]);
+        let (h, w) = (input_shape[2], input_shape[3]);
+        if h == 2 * oh && w == 2 * ow && plane_out > 0 {
+            // Planes that 2×2/2 windows tile exactly: if every index lies in
+            // its own output's window (always so for 2×2 stride-2 pooling),
+            // each input position gets its one gradient or 0, written once,
+            // with no zero-fill first and no scatter.
+            let mut dx: Vec<E> = Vec::with_capacity(n_in);
+            let plane = |(pi, d): (usize, &mut [MaybeUninit<E>])| {
+                let mut ok = true;
+                unpool2x2_dispatch(
+                    &gs[pi * plane_out..][..plane_out],
+                    &is[pi * plane_out..][..plane_out],
+                    w,
+                    d,
+                    &mut ok,
+                );
+                ok
+            };
+            let planes = &mut dx.spare_capacity_mut()[..n_in];
+            let all_in_window = if n_in >= PAR_THRESHOLD {
+                planes
+                    .par_chunks_mut(plane_in)
+                    .enumerate()
+                    .with_min_len((PAR_THRESHOLD / 4 / plane_in).max(1))
+                    .map(plane)
+                    .reduce(|| true, |a, b| a & b)
+            } else {
+                planes.chunks_mut(plane_in).enumerate().all(plane)
+            };
+            if all_in_window {
+                // SAFETY: unpool2x2 wrote every element of every plane (it
+                // reported an index outside its window otherwise).
+                unsafe { dx.set_len(n_in) };
+                return Self::from_vec(dx, input_shape);
+            }
+        }
         check_plane_indices("max_pool2d_backward", is, plane_in)?;
         let mut dx = vec![E::ZERO; n_in];
         // Each plane of dx is written by one task, its outputs added in

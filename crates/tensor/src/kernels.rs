@@ -467,6 +467,43 @@ where
     Ok(Tensor::from_owned(out))
 }
 
+/// Defines `$name`, which runs `$body` in the widest SIMD copy the CPU
+/// has (AVX-512, AVX2 + FMA, or the baseline build): the same code
+/// compiled three times, as `kernels::simd_loop` does for the elementwise
+/// loops. Used as `dispatched!(/// doc\n fn name => body(arg: Type, ...));`
+/// with `body` an `#[inline(always)]` generic function returning `()`.
+macro_rules! dispatched {
+    ($(#[$m:meta])* fn $name:ident => $body:ident($($arg:ident: $ty:ty),*)) => {
+        $(#[$m])*
+        #[allow(clippy::too_many_arguments)]
+        fn $name<E: Float>($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn wide<E: Float>($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx2<E: Float>($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                if crate::kernels::has_avx512() {
+                    // SAFETY: the CPU has these features, checked just above.
+                    return unsafe { wide($($arg),*) };
+                }
+                if crate::kernels::has_avx2() {
+                    // SAFETY: as above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+pub(crate) use dispatched;
+
 #[cfg(test)]
 mod tests {
     use super::*;

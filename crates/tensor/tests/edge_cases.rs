@@ -714,3 +714,50 @@ fn max_pool_backward_and_gather_are_adjoint() {
         .max_pool2d_gather(&idx)
         .is_err());
 }
+
+/// `max_pool2d_backward` against a plain scatter-add, where the planes are
+/// exactly tiled by 2×2 windows (the write-once path) and where only the
+/// shape matches (3×3 stride 2 padding 1, indices outside the 2×2
+/// windows, overlapping choices: the general path), and with indices made
+/// by hand: one outside its window but inside the plane (general path,
+/// same sums), one outside the plane (an error naming the op).
+#[test]
+fn max_pool_backward_matches_a_plain_scatter() {
+    use tapir_tensor::{indices, Pool2dParams, Rng};
+    let mut rng = Rng::seed(5);
+    let scatter = |g: &Tensor<f64>, idx: &[usize], shape: [usize; 4]| -> Vec<f64> {
+        let plane_in = shape[2] * shape[3];
+        let plane_out = g.shape()[2] * g.shape()[3];
+        let mut dx = vec![0.0; shape.iter().product()];
+        for (k, (&i, v)) in idx.iter().zip(g.to_vec()).enumerate() {
+            dx[(k / plane_out) * plane_in + i] += v;
+        }
+        dx
+    };
+    let k3 = Pool2dParams {
+        kernel: [3, 3],
+        stride: [2, 2],
+        padding: [1, 1],
+    };
+    for (shape, p) in [
+        ([2, 3, 8, 6], Pool2dParams::new([2, 2])),
+        ([8, 16, 24, 24], Pool2dParams::new([2, 2])),
+        ([2, 3, 8, 6], k3),
+    ] {
+        let x = Tensor::<f64>::randn(shape, &mut rng);
+        let (y, idx) = x.max_pool2d_with_indices(p).unwrap();
+        let g = Tensor::<f64>::randn(y.shape(), &mut rng);
+        let iv: Vec<usize> = idx.iter().copied().collect();
+        let got = g.max_pool2d_backward(&idx, &shape).unwrap();
+        assert_eq!(got.to_vec(), scatter(&g, &iv, shape), "{shape:?} {p:?}");
+    }
+    // [1, 1, 4, 4] input, [1, 1, 2, 2] output; output (0, 1)'s index 0 is
+    // in output (0, 0)'s window.
+    let g = Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0, 4.0], [1, 1, 2, 2]).unwrap();
+    let idx = indices(vec![5, 0, 8, 15], [1, 1, 2, 2]).unwrap();
+    let got = g.max_pool2d_backward(&idx, &[1, 1, 4, 4]).unwrap();
+    assert_eq!(got.to_vec(), scatter(&g, &[5, 0, 8, 15], [1, 1, 4, 4]));
+    let idx = indices(vec![5, 16, 8, 15], [1, 1, 2, 2]).unwrap();
+    let e = g.max_pool2d_backward(&idx, &[1, 1, 4, 4]).unwrap_err();
+    assert!(e.to_string().contains("max_pool2d_backward"), "{e}");
+}

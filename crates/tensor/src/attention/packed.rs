@@ -23,6 +23,7 @@ use rayon::prelude::*;
 use super::AttentionParams;
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::kernels::dispatched;
 use crate::linalg::gemm_into;
 use crate::tensor::Tensor;
 
