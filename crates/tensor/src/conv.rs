@@ -624,7 +624,6 @@ impl<E: Float> Tensor<E> {
         let partial = |ch: usize| {
             let mut dwt = vec![E::ZERO; wlen];
             let mut cols = vec![E::ZERO; ckk * l];
-            let mut gyt = vec![E::ZERO; l * og];
             for ni in ch * SAMPLES_PER_CHUNK..((ch + 1) * SAMPLES_PER_CHUNK).min(ge.n) {
                 for gi in 0..ge.g {
                     im2col(
@@ -633,17 +632,18 @@ impl<E: Float> Tensor<E> {
                         &mut cols,
                     );
                     let gyg = &gs[(ni * ge.o + gi * og) * l..][..og * l];
-                    for (o, row) in gyg.chunks_exact(l).enumerate() {
-                        for (p, &v) in row.iter().enumerate() {
-                            gyt[p * og + o] = v;
-                        }
-                    }
                     let mut dv = ndarray::ArrayViewMut2::from_shape(
                         (ckk, og),
                         &mut dwt[gi * og * ckk..][..og * ckk],
                     )
                     .expect("sizes");
-                    let (cv, gv) = (view2(&cols, ckk, l), view2(&gyt, l, og));
+                    // gyᵀ as a column-major view of gy: the GEMM packs it.
+                    let gv = ndarray::ArrayView2::from_shape(
+                        ndarray::ShapeBuilder::strides((l, og), (1, l)),
+                        gyg,
+                    )
+                    .expect("sizes");
+                    let cv = view2(&cols, ckk, l);
                     gemm_into(&cv, &gv, &mut dv, true, nchunks <= 1);
                 }
             }
