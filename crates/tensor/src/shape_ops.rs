@@ -278,12 +278,37 @@ impl<E: Float> Tensor<E> {
         }
         // The size is checked before ndarray is asked (it refuses an
         // overflowing shape as if it did not broadcast).
-        match crate::shape::broadcast_shapes("broadcast_to", self.shape(), shape) {
+        let broadcasts = match crate::shape::broadcast_shapes("broadcast_to", self.shape(), shape) {
             Ok(s) if s.as_slice() == shape => {
                 crate::shape::check_alloc::<E>("broadcast_to", shape)?;
+                true
             }
             Err(e @ Error::TooLarge { .. }) => return Err(e),
-            _ => {}
+            _ => false,
+        };
+        // Fast paths: one element filled everywhere, or a contiguous block
+        // that only gains leading axes, repeated whole (the gradient of a
+        // sum, a bias over rows). Everything else goes through ndarray.
+        let fits = broadcasts && shape.len() >= self.ndim();
+        // When it fits, check_alloc passed: the product does not overflow.
+        let total: usize = if fits { shape.iter().product() } else { 0 };
+        if fits && self.len() == 1 {
+            let v = self.to_vec()[0];
+            return Self::from_vec(vec![v; total], shape);
+        }
+        let core = {
+            let s = self.shape();
+            let lead = s.iter().take_while(|&&d| d == 1).count();
+            &s[lead..]
+        };
+        if let (Some(xs), true) = (self.as_slice(), fits) {
+            if !xs.is_empty() && shape[shape.len() - core.len()..] == *core {
+                let mut out = Vec::with_capacity(total);
+                for _ in 0..total / xs.len() {
+                    out.extend_from_slice(xs);
+                }
+                return Self::from_vec(out, shape);
+            }
         }
         match self.nd().broadcast(IxDyn(shape)) {
             Some(v) => Ok(Self::from_owned(v.as_standard_layout().into_owned())),

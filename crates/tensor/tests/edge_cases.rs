@@ -761,3 +761,27 @@ fn max_pool_backward_matches_a_plain_scatter() {
     let e = g.max_pool2d_backward(&idx, &[1, 1, 4, 4]).unwrap_err();
     assert!(e.to_string().contains("max_pool2d_backward"), "{e}");
 }
+
+/// broadcast_to's fast paths (one element; a block gaining leading axes)
+/// give what the general strided path gives, and a target of lower rank
+/// is still refused.
+#[test]
+fn broadcast_to_fast_paths_match_the_general_path() {
+    let x = Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [1, 2, 3]).unwrap();
+    let got = x.broadcast_to([2, 2, 2, 3]).unwrap();
+    let want: Vec<f64> = (0..4).flat_map(|_| x.to_vec()).collect();
+    assert_eq!(got.to_vec(), want);
+    assert_eq!(got.shape(), &[2, 2, 2, 3]);
+    let s = Tensor::<f64>::from_vec(vec![7.0], [1, 1]).unwrap();
+    assert_eq!(s.broadcast_to([2, 3]).unwrap().to_vec(), vec![7.0; 6]);
+    assert_eq!(s.broadcast_to([0, 3]).unwrap().shape(), &[0, 3]);
+    // A middle axis broadcast takes the general path.
+    let c = Tensor::<f64>::from_vec(vec![1.0, 2.0], [2, 1]).unwrap();
+    assert_eq!(
+        c.broadcast_to([2, 3]).unwrap().to_vec(),
+        [1.0, 1.0, 1.0, 2.0, 2.0, 2.0]
+    );
+    assert!(x.broadcast_to([2, 3]).is_err());
+    assert!(s.broadcast_to([1]).is_err());
+    assert!(x.broadcast_to([2, 2, 4]).is_err());
+}
