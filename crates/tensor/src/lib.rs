@@ -47,9 +47,11 @@ mod random;
 mod reduce;
 mod shape;
 mod shape_ops;
+mod smallgemm;
 pub mod sum;
 mod tensor;
 pub mod threads;
+mod transpose;
 mod xent;
 
 pub use attention::AttentionParams;

@@ -916,7 +916,7 @@ impl<E: Float> PartialEq for Tensor<E> {
 /// time), the axes before them by recursion. The element-by-element
 /// iterator this replaces made every transposed weight gradient cost
 /// several times its GEMM.
-fn copy_strided<E: Copy>(
+fn copy_strided<E: Copy + Send + Sync>(
     src: &[E],
     offset: usize,
     shape: &[usize],
@@ -936,6 +936,15 @@ fn copy_strided<E: Copy>(
                 for i in 0..r {
                     out.extend_from_slice(&src[offset + i * sr..offset + i * sr + c]);
                 }
+                return;
+            }
+            if sr == 1 {
+                let base = out.len();
+                out.reserve(r * c);
+                let spare = &mut out.spare_capacity_mut()[..r * c];
+                crate::transpose::transpose_into(src, offset, sc, r, c, spare);
+                // SAFETY: transpose_into wrote all r·c elements after `base`.
+                unsafe { out.set_len(base + r * c) };
                 return;
             }
             const T: usize = 32;
