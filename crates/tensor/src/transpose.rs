@@ -269,4 +269,21 @@ mod tests {
             }
         }
     }
+
+    /// The parallel bands (above PAR_ELEMS and 2·PAR_ROWS rows) give the
+    /// same elements as the formula.
+    #[test]
+    fn parallel_bands_match_the_element_formula() {
+        let (rows, cols, ld, off) = (300, 200, 301, 1);
+        let src: Vec<f32> = (0..off + rows + cols * ld).map(|x| x as f32).collect();
+        let mut dst = vec![MaybeUninit::new(-1.0f32); rows * cols];
+        transpose_into(&src, off, ld, rows, cols, &mut dst);
+        for i in 0..rows {
+            for j in 0..cols {
+                // SAFETY: initialised above (and overwritten).
+                let x = unsafe { dst[i * cols + j].assume_init() };
+                assert_eq!(x, src[off + i + j * ld], "({i}, {j})");
+            }
+        }
+    }
 }
