@@ -166,8 +166,16 @@ impl<E: Float> Checkpoint<E> {
             meta.insert(format!("optim.param.{i}.name"), n.clone());
             meta.insert(format!("optim.param.{i}.t"), p.t.to_string());
             meta.insert(format!("optim.param.{i}.slots"), p.slots.len().to_string());
+            let numel: usize = p.shape.iter().product();
             for (j, s) in p.slots.iter().enumerate() {
-                let t = Tensor::from_vec(s.clone(), &p.shape).map_err(|e| {
+                // A slot of another length (Adafactor's factored moments)
+                // is stored flat; the optimizer checks lengths on load.
+                let shape = if s.len() == numel {
+                    p.shape.clone()
+                } else {
+                    vec![s.len()]
+                };
+                let t = Tensor::from_vec(s.clone(), &shape).map_err(|e| {
                     format(
                         path,
                         format!("optimizer slot of '{n}' does not fit its shape: {e}"),
@@ -301,7 +309,9 @@ impl<E: Float> Checkpoint<E> {
             for j in 0..nslots {
                 let k = format!("optim/{i}/slot{j}");
                 let t = to_tensor::<E>(path, &k, tensor(&k)?, false)?;
-                if t.shape() != &shape[..] {
+                let numel = shape.iter().try_fold(1usize, |a, &b| a.checked_mul(b));
+                let flat = t.shape().len() == 1 && Some(t.len()) != numel;
+                if t.shape() != &shape[..] && !flat {
                     return Err(format(
                         path,
                         format!("'{name}': slot {j} does not have the shape {shape:?}"),

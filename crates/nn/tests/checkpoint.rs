@@ -269,6 +269,48 @@ fn resuming_from_a_checkpoint_is_bit_identical_to_never_stopping() {
 }
 
 #[test]
+fn optimizers_with_factored_or_mixed_state_resume_through_a_file() {
+    // Adafactor keeps row and column means (slots shorter than the
+    // parameter, stored flat); Muon keeps one slot for matrices and two
+    // (its AdamW) for the rest.
+    let builds: [fn() -> tapir_optim::Optimizer; 2] = [
+        || tapir_optim::Adafactor::new(1e-2).build().unwrap(),
+        || tapir_optim::Muon::new(2e-2).build().unwrap(),
+    ];
+    for (i, build) in builds.iter().enumerate() {
+        let dir = tmp(&format!("factored{i}"));
+        let mut rng = Rng::seed(7);
+        let x = Tensor::randn([8, 1, 8, 8], &mut rng);
+        let labels: Vec<usize> = (0..8).map(|i| i % 10).collect();
+        let a = Cnn::new(&mut Rng::seed(1));
+        let mut oa = build();
+        for _ in 0..6 {
+            step(&a, &mut oa, &x, &labels);
+        }
+        let b = Cnn::new(&mut Rng::seed(1));
+        let mut ob = build();
+        for _ in 0..3 {
+            step(&b, &mut ob, &x, &labels);
+        }
+        let path = dir.join("ckpt.safetensors");
+        Checkpoint::capture(&b, &ob, 3, None).save(&path).unwrap();
+        let c = Cnn::new(&mut Rng::seed(5));
+        let mut oc = build();
+        Checkpoint::<f32>::load(&path)
+            .unwrap()
+            .restore(&c, &mut oc)
+            .unwrap();
+        for _ in 0..3 {
+            step(&c, &mut oc, &x, &labels);
+        }
+        for ((n, ta), (_, tc)) in a.state_dict().iter().zip(c.state_dict().iter()) {
+            assert_eq!(ta.to_vec(), tc.to_vec(), "optimizer {i}: {n} differs");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[test]
 fn restoring_into_another_architecture_fails_and_changes_nothing() {
     let dir = tmp("restore-mismatch");
     let a = Cnn::new(&mut Rng::seed(1));

@@ -105,6 +105,14 @@ pub enum Error {
         /// Id of the other one.
         second: u64,
     },
+    /// `apply_gradients` between [`Optimizer::eval`](crate::Optimizer::eval)
+    /// and [`Optimizer::train`](crate::Optimizer::train): the parameters sit
+    /// at the evaluation point, and a step from there would be wrong.
+    #[error("{optimizer}: apply_gradients in evaluation mode; call train(&params) first")]
+    EvalMode {
+        /// The optimizer.
+        optimizer: &'static str,
+    },
     /// A saved state that does not fit the parameters.
     #[error("load_state: {0}")]
     State(String),

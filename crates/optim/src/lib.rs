@@ -36,16 +36,22 @@
 
 mod error;
 mod optimizer;
+#[macro_use]
 mod optimizers;
+mod modern;
 mod pieces;
 mod rules;
 mod schedule;
 mod transform;
 
 pub use error::{Error, Result};
+pub use modern::{
+    Adafactor, Ademamix, Asgd, Lamb, Lars, Lion, Muon, MuonScale, NsPrecision, Rprop,
+    ScheduleFreeAdamW, ScheduleFreeSgd,
+};
 pub use optimizer::{GroupOptions, Optimizer, OptimizerState, ParamState, StepReport, WeightDecay};
 pub use optimizers::{Adadelta, Adagrad, Adam, AdamW, Adamax, Nadam, Radam, Rmsprop, Sgd};
-pub use rules::{Kernel, Momentum, Rule};
+pub use rules::{Kernel, Momentum, Rule, WholeRule};
 pub use schedule::{
     Constant, Cosine, CosineRestarts, Cyclic, Exponential, FnSchedule, InverseTime, Linear,
     MultiStep, OneCycle, Polynomial, ReduceOnPlateau, Schedule, Scheduled, Sequential, StepDecay,

@@ -8,7 +8,7 @@ use tapir_autograd::{Gradients, Parameter};
 use tapir_tensor::{Float, Tensor};
 
 use crate::error::{check, check_lr, Error, Result};
-use crate::rules::{DynRule, Kernel, Rule, Target};
+use crate::rules::{DynRule, Elementwise, Kernel, Rule, Target, Whole, WholeRule};
 use crate::schedule::Schedule;
 use crate::transform::{AccumulatorState, ClipMode, GradTransform};
 
@@ -105,7 +105,9 @@ struct Group {
 pub struct ParamState<E: Float = f32> {
     /// Steps applied to this parameter (1-based after the first).
     pub t: u64,
-    /// State tensors (flat, the parameter's length each).
+    /// State tensors, flat: the parameter's length each for elementwise
+    /// rules; a [`WholeRule`] says its own lengths (Adafactor's factored
+    /// moments are shorter).
     pub slots: Vec<Vec<E>>,
     /// Scalar state.
     pub scalars: Vec<f64>,
@@ -159,6 +161,9 @@ pub struct Optimizer<E: Float = f32> {
     state: IdMap<(String, ParamState<E>)>,
     step: u64,
     skipped: u64,
+    /// Whether the parameters sit at the evaluation point
+    /// ([`Optimizer::eval`]).
+    eval: bool,
 }
 
 impl<E: Float> std::fmt::Debug for Optimizer<E> {
@@ -181,11 +186,29 @@ impl<E: Float> Optimizer<E> {
     /// # Errors
     /// A negative or non-finite learning rate or weight decay.
     pub fn new(rule: impl Rule<E> + 'static, lr: f64, weight_decay: WeightDecay) -> Result<Self> {
-        let name = Rule::name(&rule);
+        Self::from_dyn(Box::new(Elementwise(rule)), lr, weight_decay)
+    }
+
+    /// An optimizer from a rule that needs each parameter whole
+    /// ([`WholeRule`]: LAMB, LARS, Adafactor, Muon), a learning rate and a
+    /// weight decay.
+    ///
+    /// # Errors
+    /// A negative or non-finite learning rate or weight decay.
+    pub fn new_whole(
+        rule: impl WholeRule<E> + 'static,
+        lr: f64,
+        weight_decay: WeightDecay,
+    ) -> Result<Self> {
+        Self::from_dyn(Box::new(Whole(rule)), lr, weight_decay)
+    }
+
+    fn from_dyn(rule: Box<dyn DynRule<E>>, lr: f64, weight_decay: WeightDecay) -> Result<Self> {
+        let name = rule.name();
         check_lr(name, lr)?;
         weight_decay.validate(name, "weight_decay")?;
         Ok(Optimizer {
-            rule: Box::new(rule),
+            rule,
             lr,
             weight_decay,
             schedule: None,
@@ -194,6 +217,7 @@ impl<E: Float> Optimizer<E> {
             state: IdMap::default(),
             step: 0,
             skipped: 0,
+            eval: false,
         })
     }
 
@@ -296,6 +320,9 @@ impl<E: Float> Optimizer<E> {
     /// - [`Error::DuplicateName`]: a new parameter named like another one.
     pub fn apply_gradients(&mut self, grads: &Gradients<E>) -> Result<StepReport> {
         let optimizer = self.rule.name();
+        if self.eval {
+            return Err(Error::EvalMode { optimizer });
+        }
         // Duplicates by sorting the ids: cheaper than hashing them on
         // every step of a model with many small parameters.
         let mut ids: Vec<u64> = grads.iter().map(|(p, _)| p.id()).collect();
@@ -348,14 +375,16 @@ impl<E: Float> Optimizer<E> {
         }
         for ((p, g), (plr, wd)) in pairs.into_iter().zip(plan) {
             let rule = &*self.rule;
-            let (_, st) = self.state.entry(p.id()).or_insert_with(|| {
-                let len: usize = p.shape().iter().product();
+            let (pname, st) = self.state.entry(p.id()).or_insert_with(|| {
+                let shape = p.shape();
                 (
                     p.name().to_string(),
                     ParamState {
                         t: 0,
-                        slots: (0..rule.slots())
-                            .map(|k| vec![E::from_f64(rule.init_slot(k)); len])
+                        slots: rule
+                            .slot_layout(&p.name(), &shape)
+                            .into_iter()
+                            .map(|(len, init)| vec![E::from_f64(init); len])
                             .collect(),
                         scalars: rule.scalars(),
                         shape: p.shape(),
@@ -363,15 +392,16 @@ impl<E: Float> Optimizer<E> {
                 )
             });
             st.t = st.t.saturating_add(1);
-            let (l2, decay) = match wd {
-                WeightDecay::None => (0.0, 1.0),
-                WeightDecay::L2(w) => (w, 1.0),
-                WeightDecay::Decoupled(w) => (0.0, 1.0 - plr * w),
+            let (l2, decay, lambda) = match wd {
+                WeightDecay::None => (0.0, 1.0, 0.0),
+                WeightDecay::L2(w) => (w, 1.0, w),
+                WeightDecay::Decoupled(w) => (0.0, 1.0 - plr * w, w),
             };
             let k = Kernel {
                 lr: E::from_f64(plr),
                 l2: E::from_f64(l2),
                 decay: E::from_f64(decay),
+                lambda: E::from_f64(lambda),
                 first: st.t == 1,
             };
             let g = g.contiguous();
@@ -379,13 +409,14 @@ impl<E: Float> Optimizer<E> {
             let fits = p.update(|v| {
                 // Checked above; this guards against a resize from another
                 // thread in between, which would otherwise update a prefix.
+                // The slots were made for st.shape, which is the gradient's.
                 let n = v.len();
-                let fits = n == gs.len() && st.slots.iter().all(|s| s.len() == n);
+                let fits = n == gs.len();
                 if !fits {
                     return false;
                 }
                 if let Some(ps) = v.try_as_mut_slice() {
-                    rule.step(st, plr, &k, Target::InPlace(ps), gs);
+                    rule.step(pname, st, plr, &k, Target::InPlace(ps), gs);
                     return true;
                 }
                 // Shared (a tape that recorded this parameter is still
@@ -395,6 +426,7 @@ impl<E: Float> Optimizer<E> {
                 let src = old.as_slice().expect("contiguous");
                 let mut out = Vec::with_capacity(n);
                 rule.step(
+                    pname,
                     st,
                     plr,
                     &k,
@@ -586,14 +618,19 @@ impl<E: Float> Optimizer<E> {
                     st.shape
                 )));
             }
-            let len: usize = st.shape.iter().product();
-            if st.slots.len() != self.rule.slots() || st.slots.iter().any(|s| s.len() != len) {
+            let want: Vec<usize> = self
+                .rule
+                .slot_layout(name, &st.shape)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            let got: Vec<usize> = st.slots.iter().map(Vec::len).collect();
+            if got != want {
                 return Err(Error::State(format!(
-                    "'{name}': the state's slots do not fit {rule}: {} slots of lengths {:?}, \
-                     expected {} of length {len}",
-                    st.slots.len(),
-                    st.slots.iter().map(Vec::len).collect::<Vec<_>>(),
-                    self.rule.slots()
+                    "'{name}': the state's slots do not fit {rule}: {} slots of lengths {got:?}, \
+                     expected {} of lengths {want:?}",
+                    got.len(),
+                    want.len(),
                 )));
             }
             let want = self.rule.scalars().len();
@@ -646,5 +683,67 @@ impl<E: Float> Optimizer<E> {
         self.step = state.step;
         self.skipped = state.skipped;
         Ok(())
+    }
+
+    /// State slot `k` of `param` (see each optimizer's docs for its slots:
+    /// ASGD's slot 0 is the running average of the parameter), or `None`
+    /// when the parameter has no state yet or the rule fewer slots. The
+    /// tensor has the parameter's shape when the slot has its length, else
+    /// it is flat.
+    pub fn slot(&self, param: &Parameter<E>, k: usize) -> Option<Tensor<E>> {
+        let (_, st) = self.state.get(&param.id())?;
+        let s = st.slots.get(k)?;
+        let n: usize = st.shape.iter().product();
+        let shape = if s.len() == n {
+            st.shape.clone()
+        } else {
+            vec![s.len()]
+        };
+        Tensor::from_vec(s.clone(), shape).ok()
+    }
+
+    /// Moves `params` to the point to evaluate, for optimizers that train
+    /// one point and evaluate another (schedule-free: the average x instead
+    /// of the interpolation y), as `optimizer.eval()` in the authors'
+    /// `schedulefree` package; call it before evaluating or saving the
+    /// model, and [`Optimizer::train`] before the next step
+    /// (`apply_gradients` refuses to step in evaluation mode). For every
+    /// other optimizer both are no-ops. Parameters without state (never
+    /// stepped) are left alone; calling it twice changes nothing.
+    pub fn eval(&mut self, params: &[&Parameter<E>]) {
+        if !self.eval {
+            self.switch(params, true);
+            self.eval = true;
+        }
+    }
+
+    /// Moves `params` back to the training point after [`Optimizer::eval`].
+    pub fn train(&mut self, params: &[&Parameter<E>]) {
+        if self.eval {
+            self.switch(params, false);
+            self.eval = false;
+        }
+    }
+
+    /// Whether the optimizer is in evaluation mode ([`Optimizer::eval`]).
+    pub fn is_eval(&self) -> bool {
+        self.eval
+    }
+
+    fn switch(&self, params: &[&Parameter<E>], to_eval: bool) {
+        for p in params {
+            let Some((_, st)) = self.state.get(&p.id()) else {
+                continue;
+            };
+            let s: Vec<&[E]> = st.slots.iter().map(Vec::as_slice).collect();
+            p.update(|v| {
+                let mut vals = v.to_vec();
+                if vals.len() == st.shape.iter().product::<usize>()
+                    && self.rule.switch(&mut vals, &s, to_eval)
+                {
+                    *v = Tensor::from_vec(vals, v.shape()).expect("same length");
+                }
+            });
+        }
     }
 }

@@ -17,7 +17,7 @@ use crate::error::{check, check_lr, Result};
 use crate::optimizer::{Optimizer, WeightDecay};
 use crate::rules::*;
 
-fn beta_ok(name: &'static str, which: &'static str, b: f64) -> Result<()> {
+pub(crate) fn beta_ok(name: &'static str, which: &'static str, b: f64) -> Result<()> {
     check(
         name,
         which,
@@ -26,7 +26,7 @@ fn beta_ok(name: &'static str, which: &'static str, b: f64) -> Result<()> {
         "must lie in [0, 1)",
     )
 }
-fn eps_ok(name: &'static str, eps: f64) -> Result<()> {
+pub(crate) fn eps_ok(name: &'static str, eps: f64) -> Result<()> {
     check(
         name,
         "eps",

@@ -26,6 +26,9 @@ pub struct Kernel<E> {
     pub l2: E,
     /// Decoupled weight decay as a factor: `θ ← decay·θ` before the update.
     pub decay: E,
+    /// The weight decay λ itself, whichever its form (0 without one), for
+    /// rules that place it themselves (LAMB inside its trust ratio).
+    pub lambda: E,
     /// Whether this is the parameter's first step.
     pub first: bool,
 }
@@ -60,35 +63,146 @@ pub trait Rule<E: Float>: Send + Sync {
     /// Updates a chunk of the parameter in place: one pass over `p`, `g`
     /// and the state slots `s`.
     fn apply(&self, p: &mut [E], g: &[E], s: &mut [&mut [E]], k: &Kernel<E>, c: &Self::Coeffs);
+    /// Moves the parameter `p` between the point being trained and the
+    /// point to evaluate, for rules that keep two (schedule-free): towards
+    /// evaluation when `to_eval`, else back. Returns whether the rule has
+    /// two points; the default has one and changes nothing. See
+    /// [`Optimizer::eval`](crate::Optimizer::eval).
+    fn switch(&self, _p: &mut [E], _s: &[&[E]], _to_eval: bool) -> bool {
+        false
+    }
+}
+
+/// An update rule that needs the whole parameter at once: its norm (LAMB,
+/// LARS), factored moments (Adafactor) or matrix products (Muon). It is
+/// called once per parameter per step, on the whole flat tensor with its
+/// shape, and may allocate; [`Rule`] is the faster shape for elementwise
+/// rules. Build an optimizer from one with [`Optimizer::new_whole`](crate::Optimizer::new_whole).
+pub trait WholeRule<E: Float>: Send + Sync {
+    /// The optimizer's name, for messages and saved state.
+    fn name(&self) -> &'static str;
+    /// The lengths of the state tensors of the parameter `name` of
+    /// `shape`, each starting at zero (Adafactor's factored moments of an
+    /// m×n matrix: m and n).
+    fn slots(&self, name: &str, shape: &[usize]) -> Vec<usize>;
+    /// Scalar state per parameter, with its initial values.
+    fn scalars(&self) -> Vec<f64> {
+        Vec::new()
+    }
+    /// One step of the parameter `name`: `p` (row-major, of `shape`) in
+    /// place, from its gradient `g`, its slots `s` (lengths as
+    /// [`WholeRule::slots`]), its scalars and its step count `t` (1-based).
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &self,
+        name: &str,
+        p: &mut [E],
+        g: &[E],
+        shape: &[usize],
+        s: &mut [&mut [E]],
+        scalars: &mut [f64],
+        t: u64,
+        k: &Kernel<E>,
+    );
 }
 
 /// A [`Rule`] with its coefficient type erased, as the optimizer stores it.
 pub(crate) trait DynRule<E: Float>: Send + Sync {
     fn name(&self) -> &'static str;
-    fn slots(&self) -> usize;
-    fn init_slot(&self, k: usize) -> f64;
+    /// The state slots of the parameter `name` of `shape`: (length,
+    /// initial value).
+    fn slot_layout(&self, name: &str, shape: &[usize]) -> Vec<(usize, f64)>;
     fn scalars(&self) -> Vec<f64>;
     /// One step of one parameter: the coefficients for `st.t`, then the
     /// fused pass over `p`, `g` and `st.slots`.
-    fn step(&self, st: &mut ParamState<E>, lr: f64, k: &Kernel<E>, p: Target<'_, E>, g: &[E]);
+    fn step(
+        &self,
+        name: &str,
+        st: &mut ParamState<E>,
+        lr: f64,
+        k: &Kernel<E>,
+        p: Target<'_, E>,
+        g: &[E],
+    );
+    /// See [`Rule::switch`].
+    fn switch(&self, p: &mut [E], s: &[&[E]], to_eval: bool) -> bool;
 }
 
-impl<E: Float, R: Rule<E>> DynRule<E> for R {
+/// A [`Rule`] as the optimizer stores it.
+pub(crate) struct Elementwise<R>(pub(crate) R);
+
+impl<E: Float, R: Rule<E>> DynRule<E> for Elementwise<R> {
     fn name(&self) -> &'static str {
-        Rule::name(self)
+        Rule::name(&self.0)
     }
-    fn slots(&self) -> usize {
-        Rule::slots(self)
-    }
-    fn init_slot(&self, k: usize) -> f64 {
-        Rule::init_slot(self, k)
+    fn slot_layout(&self, _name: &str, shape: &[usize]) -> Vec<(usize, f64)> {
+        let n = shape.iter().product();
+        (0..Rule::slots(&self.0))
+            .map(|k| (n, Rule::init_slot(&self.0, k)))
+            .collect()
     }
     fn scalars(&self) -> Vec<f64> {
-        Rule::scalars(self)
+        Rule::scalars(&self.0)
     }
-    fn step(&self, st: &mut ParamState<E>, lr: f64, k: &Kernel<E>, p: Target<'_, E>, g: &[E]) {
-        let c = self.coeffs(st.t, lr, &mut st.scalars);
-        run_chunks(self, p, g, &mut st.slots, k, &c);
+    fn step(
+        &self,
+        _name: &str,
+        st: &mut ParamState<E>,
+        lr: f64,
+        k: &Kernel<E>,
+        p: Target<'_, E>,
+        g: &[E],
+    ) {
+        let c = self.0.coeffs(st.t, lr, &mut st.scalars);
+        run_chunks(&self.0, p, g, &mut st.slots, k, &c);
+    }
+    fn switch(&self, p: &mut [E], s: &[&[E]], to_eval: bool) -> bool {
+        Rule::switch(&self.0, p, s, to_eval)
+    }
+}
+
+/// A [`WholeRule`] as the optimizer stores it (a wrapper, so that one type
+/// cannot be both kinds of rule).
+pub(crate) struct Whole<R>(pub(crate) R);
+
+impl<E: Float, R: WholeRule<E>> DynRule<E> for Whole<R> {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn slot_layout(&self, name: &str, shape: &[usize]) -> Vec<(usize, f64)> {
+        self.0
+            .slots(name, shape)
+            .into_iter()
+            .map(|n| (n, 0.0))
+            .collect()
+    }
+    fn scalars(&self) -> Vec<f64> {
+        self.0.scalars()
+    }
+    fn step(
+        &self,
+        name: &str,
+        st: &mut ParamState<E>,
+        _lr: f64,
+        k: &Kernel<E>,
+        p: Target<'_, E>,
+        g: &[E],
+    ) {
+        let mut s: SmallVec<[&mut [E]; 3]> =
+            st.slots.iter_mut().map(|s| s.as_mut_slice()).collect();
+        self.0.step(
+            name,
+            p.values(),
+            g,
+            &st.shape,
+            &mut s,
+            &mut st.scalars,
+            st.t,
+            k,
+        );
+    }
+    fn switch(&self, _p: &mut [E], _s: &[&[E]], _to_eval: bool) -> bool {
+        false
     }
 }
 
@@ -240,7 +354,7 @@ unsafe fn fused_avx2<E: Float, R: Rule<E>>(
 /// The slot layout did not match the rule's `slots()`: the optimizer
 /// allocates and checks slots, so this cannot happen.
 #[cold]
-fn bad_slots(rule: &str, got: usize) -> ! {
+pub(crate) fn bad_slots(rule: &str, got: usize) -> ! {
     unreachable!("{rule}: {got} state slots do not match the rule")
 }
 

@@ -944,7 +944,7 @@ fn cases() -> Vec<Case> {
         case!(
             "load: a slot too short",
             |e| matches!(e, Error::State(m) if m.contains("slots do not fit")),
-            ["load_state", "'w'", "[2, 1]", "length 2"],
+            ["load_state", "'w'", "[2, 1]", "lengths [2, 2]"],
             || load_edited(adam, |st| {
                 st.params[0].1.slots[1].pop();
             })

@@ -10,7 +10,7 @@ mod common;
 use tapir_autograd::{Parameter, Tape, Var};
 use tapir_optim::Optimizer;
 use tapir_tensor::{Float, Tensor};
-use tapir_testutil::{parse_fixtures, Case};
+use tapir_testutil::parse_fixtures;
 
 const FIXTURES: &str = include_str!("fixtures/optim_trajectories.txt");
 
@@ -32,47 +32,6 @@ fn every_table_row_with_fixtures_has_them() {
             .filter(|c| c.name.split_once("__").map(|(cfg, _)| cfg) == Some(r.name))
             .count();
         assert_eq!(n, 3, "{}: fixtures for 3 problems", r.name);
-    }
-}
-
-/// The loss of a problem, written with the tape.
-fn loss<'t, E: Float>(problem: &str, c: &Case, tape: &'t Tape<E>, ps: &[Var<'t, E>]) -> Var<'t, E> {
-    let f = |v: f64| E::from_f64(v);
-    match problem {
-        "quadratic" => {
-            let a = tape.constant(
-                Tensor::from_vec(
-                    [4.0, 1.0, 0.5, 1.0, 3.0, 0.2, 0.5, 0.2, 2.0]
-                        .map(f)
-                        .to_vec(),
-                    [3, 3],
-                )
-                .unwrap(),
-            );
-            let b = tape.constant(Tensor::from_vec([1.0, -2.0, 0.5].map(f).to_vec(), [3]).unwrap());
-            let x = &ps[0];
-            let quad = x.matmul(&a.matmul(x).unwrap()).unwrap().mul_scalar(f(0.5));
-            quad.sub(&x.mul(&b).unwrap().sum()).unwrap()
-        }
-        "rosenbrock" => {
-            let x = ps[0].narrow(0, 0, 1).unwrap();
-            let y = ps[0].narrow(0, 1, 1).unwrap();
-            let a = x.rsub_scalar(f(1.0)).square();
-            let b = y.sub(&x.square()).unwrap().square().mul_scalar(f(100.0));
-            a.add(&b).unwrap().sum()
-        }
-        "mlp" => {
-            let x = tape.constant(c.t("X"));
-            let y = tape.constant(c.t("Y"));
-            let h = x.matmul(&ps[0]).unwrap().add(&ps[1]).unwrap().tanh();
-            h.matmul(&ps[2])
-                .unwrap()
-                .add(&ps[3])
-                .unwrap()
-                .mse(&y)
-                .unwrap()
-        }
-        other => panic!("unknown problem {other}"),
     }
 }
 
@@ -100,7 +59,7 @@ fn run<E: Float>(rtol: f64, floor: f64) -> usize {
         for step in 1..=30 {
             let tape = Tape::new();
             let vars: Vec<Var<'_, E>> = params.iter().map(|p| tape.watch(p)).collect();
-            let l = loss(problem, c, &tape, &vars);
+            let l = common::loss(problem, c, &tape, &vars);
             let grads = tape.gradient(&l, &params).unwrap();
             opt.apply_gradients(&grads).unwrap();
             for (k, p) in params.iter().enumerate() {

@@ -4,8 +4,10 @@
 //! new row here.
 #![allow(dead_code)]
 
+use tapir_autograd::{Tape, Var};
 use tapir_optim::*;
-use tapir_tensor::Float;
+use tapir_tensor::{Float, Tensor};
+use tapir_testutil::Case;
 
 /// Any optimizer's config, so that one table builds for f32 and f64.
 #[derive(Debug, Clone, Copy)]
@@ -19,6 +21,16 @@ pub enum Config {
     Adagrad(Adagrad),
     Rmsprop(Rmsprop),
     Adadelta(Adadelta),
+    Lion(Lion),
+    Lamb(Lamb),
+    Lars(Lars),
+    Adafactor(Adafactor),
+    Muon(Muon),
+    Ademamix(Ademamix),
+    Rprop(Rprop),
+    Asgd(Asgd),
+    ScheduleFreeAdamW(ScheduleFreeAdamW),
+    ScheduleFreeSgd(ScheduleFreeSgd),
 }
 
 macro_rules! configs {
@@ -40,7 +52,27 @@ macro_rules! configs {
         }
     };
 }
-configs!(Sgd, Adam, AdamW, Adamax, Nadam, Radam, Adagrad, Rmsprop, Adadelta);
+configs!(
+    Sgd,
+    Adam,
+    AdamW,
+    Adamax,
+    Nadam,
+    Radam,
+    Adagrad,
+    Rmsprop,
+    Adadelta,
+    Lion,
+    Lamb,
+    Lars,
+    Adafactor,
+    Muon,
+    Ademamix,
+    Rprop,
+    Asgd,
+    ScheduleFreeAdamW,
+    ScheduleFreeSgd
+);
 
 /// Learning rates tuned for the convergence test.
 #[derive(Debug, Clone, Copy)]
@@ -166,4 +198,110 @@ pub fn table() -> Vec<Row> {
         row!("adadelta_wd", true, None, |lr| Adadelta::new(lr)
             .weight_decay(0.01)),
     ]
+}
+
+/// The optimizers of issue 13, with fixtures in
+/// `fixtures/large_trajectories.txt` (`gen_large_fixtures.py`: torch.optim,
+/// optax and the `schedulefree` package), on four problems each.
+pub fn large_table() -> Vec<Row> {
+    vec![
+        row!("lion", true, None, |lr| Lion::new(lr)),
+        row!("lion_wd", true, None, |lr| Lion::new(lr).weight_decay(1e-3)),
+        row!("lion_betas", true, None, |lr| Lion::new(lr)
+            .betas(0.95, 0.98)),
+        row!("lamb", true, None, |lr| Lamb::new(lr)),
+        row!("lamb_wd", true, None, |lr| Lamb::new(lr).weight_decay(0.01)),
+        row!("lamb_keras", true, None, |lr| Lamb::new(lr)
+            .keras(true)
+            .weight_decay(0.01)),
+        row!("lars", true, None, |lr| Lars::new(lr)),
+        row!("lars_wd", true, None, |lr| Lars::new(lr)
+            .weight_decay(0.01)
+            .nesterov(true)),
+        row!("adafactor", true, None, |lr| Adafactor::new(lr)),
+        row!("adafactor_wd", true, None, |lr| Adafactor::new(lr)
+            .weight_decay(0.01)
+            .beta2_decay(-0.5)),
+        row!("muon", true, None, |lr| Muon::new(lr)),
+        row!("muon_plain", true, None, |lr| Muon::new(lr)
+            .nesterov(false)
+            .weight_decay(0.0)
+            .scale(MuonScale::MatchRmsAdamW)),
+        row!("muon_bf16", false, None, |lr| Muon::new(lr)
+            .precision(NsPrecision::Bf16)),
+        row!("ademamix", true, None, |lr| Ademamix::new(lr)),
+        row!("ademamix_warmup", true, None, |lr| Ademamix::new(lr)
+            .warmup(Some(20))
+            .weight_decay(0.01)),
+        row!("rprop", true, None, |lr| Rprop::new(lr)),
+        row!("rprop_tight", true, None, |lr| Rprop::new(lr)
+            .etas(0.3, 1.5)
+            .step_sizes(1e-4, 0.1)),
+        row!("asgd", true, None, |lr| Asgd::new(lr)),
+        row!("asgd_avg", true, None, |lr| Asgd::new(lr)
+            .lambd(1e-3)
+            .t0(10.0)
+            .weight_decay(0.01)),
+        row!("sf_adamw", true, None, |lr| ScheduleFreeAdamW::new(lr)
+            .warmup_steps(5)
+            .weight_decay(0.01)),
+        row!("sf_adamw_plain", true, None, |lr| ScheduleFreeAdamW::new(
+            lr
+        )),
+        row!("sf_sgd", true, None, |lr| ScheduleFreeSgd::new(lr)
+            .warmup_steps(5)
+            .weight_decay(0.01)),
+    ]
+}
+
+/// The loss of a fixture problem, written with the tape (the same losses
+/// as the fixture scripts).
+pub fn loss<'t, E: Float>(
+    problem: &str,
+    c: &Case,
+    tape: &'t Tape<E>,
+    ps: &[Var<'t, E>],
+) -> Var<'t, E> {
+    let f = |v: f64| E::from_f64(v);
+    match problem {
+        "quadratic" => {
+            let a = tape.constant(
+                Tensor::from_vec(
+                    [4.0, 1.0, 0.5, 1.0, 3.0, 0.2, 0.5, 0.2, 2.0]
+                        .map(f)
+                        .to_vec(),
+                    [3, 3],
+                )
+                .unwrap(),
+            );
+            let b = tape.constant(Tensor::from_vec([1.0, -2.0, 0.5].map(f).to_vec(), [3]).unwrap());
+            let x = &ps[0];
+            let quad = x.matmul(&a.matmul(x).unwrap()).unwrap().mul_scalar(f(0.5));
+            quad.sub(&x.mul(&b).unwrap().sum()).unwrap()
+        }
+        "rosenbrock" => {
+            let x = ps[0].narrow(0, 0, 1).unwrap();
+            let y = ps[0].narrow(0, 1, 1).unwrap();
+            let a = x.rsub_scalar(f(1.0)).square();
+            let b = y.sub(&x.square()).unwrap().square().mul_scalar(f(100.0));
+            a.add(&b).unwrap().sum()
+        }
+        "mlp" => {
+            let x = tape.constant(c.t("X"));
+            let y = tape.constant(c.t("Y"));
+            let h = x.matmul(&ps[0]).unwrap().add(&ps[1]).unwrap().tanh();
+            h.matmul(&ps[2])
+                .unwrap()
+                .add(&ps[3])
+                .unwrap()
+                .mse(&y)
+                .unwrap()
+        }
+        "matrix" => {
+            let x = tape.constant(c.t("X"));
+            let y = tape.constant(c.t("Y"));
+            x.matmul(&ps[0]).unwrap().mse(&y).unwrap()
+        }
+        other => panic!("unknown problem {other}"),
+    }
 }
