@@ -66,9 +66,22 @@ enum Kind {
     Adamax,
     Nadam,
     Radam,
+    Lion,
+    Lamb,
+    Lars,
+    Adafactor,
+    Muon,
+    Ademamix,
+    SfAdamW,
+    SfSgd,
+    Rprop,
+    Asgd,
 }
 
-const KINDS: [Kind; 13] = [
+/// The index in [`KINDS`] of the first optimizer of issue 13 (Lion).
+const FIRST_NEWER: usize = 13;
+
+const KINDS: [Kind; 23] = [
     Kind::Gd,
     Kind::HeavyBall,
     Kind::Nesterov,
@@ -82,6 +95,16 @@ const KINDS: [Kind; 13] = [
     Kind::Adamax,
     Kind::Nadam,
     Kind::Radam,
+    Kind::Lion,
+    Kind::Lamb,
+    Kind::Lars,
+    Kind::Adafactor,
+    Kind::Muon,
+    Kind::Ademamix,
+    Kind::SfAdamW,
+    Kind::SfSgd,
+    Kind::Rprop,
+    Kind::Asgd,
 ];
 
 impl Kind {
@@ -100,6 +123,17 @@ impl Kind {
             Kind::Adamax => "Adamax",
             Kind::Nadam => "NAdam",
             Kind::Radam => "RAdam",
+            Kind::Lion => "Lion",
+            Kind::Lamb => "LAMB",
+            Kind::Lars => "LARS",
+            Kind::Adafactor => "Adafactor",
+            // On the 2-D functions x and y are scalars: its AdamW runs.
+            Kind::Muon => "Muon (+AdamW)",
+            Kind::Ademamix => "AdEMAMix",
+            Kind::SfAdamW => "schedule-free AdamW",
+            Kind::SfSgd => "schedule-free SGD",
+            Kind::Rprop => "Rprop",
+            Kind::Asgd => "ASGD",
         }
     }
 
@@ -122,6 +156,18 @@ impl Kind {
             Kind::Adamax => Adamax::new(lr).build(),
             Kind::Nadam => Nadam::new(lr).build(),
             Kind::Radam => Radam::new(lr).build(),
+            Kind::Lion => Lion::new(lr).build(),
+            Kind::Lamb => Lamb::new(lr).build(),
+            Kind::Lars => Lars::new(lr).build(),
+            Kind::Adafactor => Adafactor::new(lr).build(),
+            // Its AdamW at the same rate on the functions (their
+            // parameters are scalars), a tenth of it in the MLP (Keras).
+            Kind::Muon => Muon::new(lr).build(),
+            Kind::Ademamix => Ademamix::new(lr).build(),
+            Kind::SfAdamW => ScheduleFreeAdamW::new(lr).build(),
+            Kind::SfSgd => ScheduleFreeSgd::new(lr).build(),
+            Kind::Rprop => Rprop::new(lr).build(),
+            Kind::Asgd => Asgd::new(lr).build(),
         }
     }
 
@@ -135,9 +181,21 @@ impl Kind {
             Kind::Adadelta => 1.0,
             Kind::Adam | Kind::Amsgrad | Kind::AdamW | Kind::Radam => 1e-3,
             Kind::Adamax | Kind::Nadam => 2e-3,
+            // 3–10× below AdamW's (the paper).
+            Kind::Lion => 1e-4,
+            Kind::Lamb | Kind::Ademamix => 1e-3,
+            // The trust coefficient 0.001 scales it down.
+            Kind::Lars | Kind::SfSgd => 1.0,
+            Kind::Adafactor | Kind::Rprop | Kind::Asgd => 0.01,
+            // Keller Jordan's.
+            Kind::Muon => 0.02,
+            Kind::SfAdamW => 0.0025,
         }
     }
 }
+
+/// (loss curve, test accuracy, state bytes per parameter).
+type MlpRun = (Vec<(f64, f64)>, f64, f64);
 
 type Objective = for<'t> fn(&Var<'t, f64>, &Var<'t, f64>) -> Var<'t, f64>;
 
@@ -273,7 +331,11 @@ fn run_one(p: &Problem, kind: Kind, lr: f64, steps: usize) -> Result<Run, Error>
         if opt.apply_gradients(&grads)?.skipped {
             break; // a non-finite gradient: diverged
         }
+        // Schedule-free optimizers are judged at their average x (a no-op
+        // for the others).
+        opt.eval(&[&px, &py]);
         let (x, y) = (px.value().item()?, py.value().item()?);
+        opt.train(&[&px, &py]);
         path.push((x, y));
         if !(x.abs() < 1e6 && y.abs() < 1e6) {
             break;
@@ -368,12 +430,15 @@ fn check_adam(p: &Problem, runs: &[Run]) -> Result<(), Error> {
 /// Trains the MLP with `kind` at its usual learning rate; returns the
 /// mean loss of each block of 10 steps (at the block's last step) and the
 /// test accuracy.
+///
+/// Returns the loss curve, the test accuracy and the optimizer's state in
+/// bytes per parameter.
 fn train_mlp<D: Dataset + Sync>(
     kind: Kind,
     train: &DataLoader<D>,
     test: &DataLoader<D>,
     epochs: usize,
-) -> Result<(Vec<(f64, f64)>, f64), Error> {
+) -> Result<MlpRun, Error> {
     let net = Net::new(Model::Mlp, &mut Rng::seed(0)).map_err(|e| e.to_string())?;
     let params = net.module().parameters();
     let mut opt = kind.build::<f32>(kind.usual_lr())?;
@@ -391,13 +456,28 @@ fn train_mlp<D: Dataset + Sync>(
             }
         }
     }
+    // The optimizer's state in bytes per parameter, as saved (tensors in
+    // f32, scalars in f64).
+    let state = opt.state();
+    let bytes: usize = state
+        .params
+        .iter()
+        .map(|(_, p)| 4 * p.slots.iter().map(Vec::len).sum::<usize>() + 8 * p.scalars.len())
+        .sum();
+    let count: usize = params
+        .iter()
+        .map(|p| p.shape().iter().product::<usize>())
+        .sum();
+    let per_param = bytes as f64 / count.max(1) as f64;
+    let refs: Vec<&Parameter<f32>> = params.iter().collect();
+    opt.eval(&refs);
     let (mut right, mut total) = (0.0, 0usize);
     for b in test.epoch(0) {
         let logits = net.forward(&Var::untracked(b.x))?;
         right += tapir::nn::metrics::accuracy(logits.value(), &b.labels) * b.labels.len() as f64;
         total += b.labels.len();
     }
-    Ok((curve, right / total.max(1) as f64))
+    Ok((curve, right / total.max(1) as f64, per_param))
 }
 
 fn main() -> std::process::ExitCode {
@@ -487,22 +567,29 @@ fn run() -> Result<(), Error> {
         train.dataset().len()
     );
     println!(
-        "  {:<20} {:>8} {:>12} {:>14}",
-        "optimizer", "lr", "last loss", "test accuracy"
+        "  {:<20} {:>8} {:>12} {:>14} {:>14}",
+        "optimizer", "lr", "last loss", "test accuracy", "state B/param"
     );
-    let mut panel = Panel::new("MNIST MLP: training loss (mean of 10 steps)")
-        .x_label("step")
-        .y_label("cross-entropy")
-        .log_y();
-    for kind in KINDS {
-        let (curve, acc) = train_mlp(kind, &train, &test, args.epochs)?;
+    // Two charts, so that no two lines share a colour: the classic
+    // optimizers, and the newer ones with Adam for reference.
+    let panel = |title: &str| {
+        Panel::new(title)
+            .x_label("step")
+            .y_label("cross-entropy")
+            .log_y()
+    };
+    let mut classic = panel("MNIST MLP, classic optimizers: training loss (mean of 10 steps)");
+    let mut newer = panel("MNIST MLP, newer optimizers (Adam for reference)");
+    for (i, kind) in KINDS.into_iter().enumerate() {
+        let (curve, acc, state) = train_mlp(kind, &train, &test, args.epochs)?;
         let last = curve.last().map_or(f64::NAN, |p| p.1);
         println!(
-            "  {:<20} {:>8} {:>12.4} {:>13.1}%",
+            "  {:<20} {:>8} {:>12.4} {:>13.1}% {:>14.3}",
             kind.name(),
             kind.usual_lr(),
             last,
-            100.0 * acc
+            100.0 * acc,
+            state
         );
         if args.quick && matches!(kind, Kind::Adam) {
             let first = curve.first().map_or(f64::NAN, |p| p.1);
@@ -510,14 +597,21 @@ fn run() -> Result<(), Error> {
                 return Err(format!("MLP with Adam: loss {first} -> {last} did not fall").into());
             }
         }
-        panel = panel.series(Series::new(
-            format!("{} (lr {})", kind.name(), kind.usual_lr()),
-            curve,
-        ));
+        let label = format!("{} (lr {})", kind.name(), kind.usual_lr());
+        if matches!(kind, Kind::Adam) {
+            newer = newer.series(Series::new(label.clone(), curve.clone()));
+        }
+        if i < FIRST_NEWER {
+            classic = classic.series(Series::new(label, curve));
+        } else {
+            newer = newer.series(Series::new(label, curve));
+        }
     }
-    let path = args.out.join("mnist_mlp.png");
-    tapir::nn::write_atomic(&path, &line_chart(&[panel], (1100, 600))?)?;
-    written.push(path);
+    for (file, p) in [("mnist_mlp.png", classic), ("mnist_mlp_newer.png", newer)] {
+        let path = args.out.join(file);
+        tapir::nn::write_atomic(&path, &line_chart(&[p], (1100, 600))?)?;
+        written.push(path);
+    }
     println!();
     for p in &written {
         println!("wrote {}", p.display());

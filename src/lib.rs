@@ -53,10 +53,11 @@ pub mod prelude {
         MultiHeadAttention, Padding, Relu, Sequential, TransformerBlock,
     };
     pub use tapir_optim::{
-        Adadelta, Adagrad, Adam, AdamW, Adamax, Cosine, CosineRestarts, Cyclic, Exponential,
-        FnSchedule, GradTransform, GroupOptions, InverseTime, Momentum, MultiStep, Nadam, OneCycle,
-        Optimizer, Polynomial, Radam, ReduceOnPlateau, Rmsprop, Schedule, Sgd, StepDecay,
-        WeightDecay,
+        Adadelta, Adafactor, Adagrad, Adam, AdamW, Adamax, Ademamix, Asgd, Cosine, CosineRestarts,
+        Cyclic, Exponential, FnSchedule, GradTransform, GroupOptions, InverseTime, Lamb, Lars,
+        Lion, Momentum, MultiStep, Muon, Nadam, OneCycle, Optimizer, Polynomial, Radam,
+        ReduceOnPlateau, Rmsprop, Rprop, Schedule, ScheduleFreeAdamW, ScheduleFreeSgd, Sgd,
+        StepDecay, WeightDecay,
     };
     pub use tapir_tensor::{
         Conv1dParams, Conv2dParams, Float, GeluApprox, Pool2dParams, Rng, Tensor,

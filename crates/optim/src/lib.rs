@@ -35,6 +35,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod error;
+mod lbfgs;
 mod optimizer;
 #[macro_use]
 mod optimizers;
@@ -45,6 +46,7 @@ mod schedule;
 mod transform;
 
 pub use error::{Error, Result};
+pub use lbfgs::{Lbfgs, LbfgsOptimizer, LbfgsState, LineSearch};
 pub use modern::{
     Adafactor, Ademamix, Asgd, Lamb, Lars, Lion, Muon, MuonScale, NsPrecision, Rprop,
     ScheduleFreeAdamW, ScheduleFreeSgd,

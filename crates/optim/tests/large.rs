@@ -310,7 +310,8 @@ fn schedule_free_refuses_to_step_in_eval_mode() {
 #[test]
 fn bad_hyperparameters_are_refused_naming_the_optimizer_and_field() {
     use tapir_optim::*;
-    let cases: Vec<(Result<Optimizer<f32>, Error>, &str, &str)> = vec![
+    type Built = Result<Optimizer<f32>, Error>;
+    let cases: Vec<(Built, &str, &str)> = vec![
         (Lion::new(1e-4).betas(1.0, 0.99).build(), "Lion", "beta1"),
         (Lion::new(-1.0).build(), "Lion", "lr"),
         (Lamb::new(1e-3).eps(0.0).build(), "LAMB", "eps"),
