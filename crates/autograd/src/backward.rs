@@ -151,7 +151,33 @@ impl<E: Float> Tape<E> {
             .map(|s| s.source_nodes(self))
             .collect::<Result<_>>()?;
         let all: Vec<usize> = ids.iter().flatten().copied().collect();
-        let grads = self.backward_graph(target, &all, output_grad)?;
+        let grads = self.backward_graph(target, &all, output_grad, None)?;
+        self.sum_sources(&ids, grads)
+    }
+
+    /// The vector–Jacobian product of `target` with the Var `seed`,
+    /// recorded (for a checkpointed segment under `gradient_graph`).
+    pub(crate) fn vjp_graph<'t>(
+        &'t self,
+        target: &Var<'t, E>,
+        sources: &[&Var<'t, E>],
+        seed: &Var<'t, E>,
+    ) -> Result<Vec<Option<Var<'t, E>>>> {
+        let ids: Vec<Vec<usize>> = sources
+            .iter()
+            .map(|s| s.source_nodes(self))
+            .collect::<Result<_>>()?;
+        let all: Vec<usize> = ids.iter().flatten().copied().collect();
+        let grads = self.backward_graph(target, &all, Some(seed.value()), Some(seed))?;
+        self.sum_sources(&ids, grads)
+    }
+
+    /// Each source's gradient: the sum over its nodes.
+    fn sum_sources<'t>(
+        &'t self,
+        ids: &[Vec<usize>],
+        grads: Vec<Option<Var<'t, E>>>,
+    ) -> Result<Vec<Option<Var<'t, E>>>> {
         ids.iter()
             .map(|nodes| {
                 let mut acc: Option<Var<'t, E>> = None;
@@ -326,17 +352,26 @@ impl<E: Float> Tape<E> {
 
     /// The reverse pass recorded on this tape (`create_graph`): rules run
     /// on tracked Vars, so the gradients can be differentiated again.
+    ///
+    /// `seed_var`, when given, is the target's gradient as a Var (its value
+    /// is `output_grad`): the rules then carry its dependence on other
+    /// nodes, as a checkpointed segment's backward needs under
+    /// `gradient_graph`.
     fn backward_graph<'t>(
         &'t self,
         target: &Var<'_, E>,
         sources: &[usize],
         output_grad: Option<&Tensor<E>>,
+        seed_var: Option<&Var<'t, E>>,
     ) -> Result<Vec<Option<Var<'t, E>>>> {
         let mut grads: Vec<Option<Var<'t, E>>> = vec![None; self.len()];
         let Some((seed, tid, needed)) = self.prepare(target, sources, output_grad)? else {
             return Ok(grads);
         };
-        grads[tid] = Some(Var::untracked(seed));
+        grads[tid] = Some(match seed_var {
+            Some(v) => v.clone(),
+            None => Var::untracked(seed),
+        });
         // Rules record onto this tape, so no borrow of the nodes may be
         // held while they run: copy out what each step needs (cheap clones
         // of shared tensors).

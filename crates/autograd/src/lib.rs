@@ -26,6 +26,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod backward;
+mod checkpoint;
 mod custom;
 mod error;
 mod fast;

@@ -135,6 +135,11 @@ impl<'t, E: Float> Var<'t, E> {
         self.id.is_some()
     }
 
+    /// The tape this Var is recorded on, or `None` when untracked.
+    pub fn tape(&self) -> Option<&'t Tape<E>> {
+        self.tape
+    }
+
     /// The same value, cut from the graph: a constant on the same tape,
     /// through which no gradient flows (`tf.stop_gradient`;
     /// `Tensor.detach` in PyTorch). Gradient: none (0 to `self` through

@@ -47,3 +47,47 @@ pub trait Forward<E: Float = f32> {
 pub(crate) fn shape_error(layer: &'static str, msg: String) -> tapir_autograd::Error {
     tapir_autograd::Error::Tensor(tapir_tensor::Error::Shape { op: layer, msg })
 }
+
+/// `module.forward(x)` with activation checkpointing
+/// ([`Tape::checkpoint`](tapir_autograd::Tape::checkpoint)): the tape keeps
+/// the block's input and output only, and the backward pass runs the block
+/// again. For deep stacks of transformer blocks, where the activations,
+/// not the weights, fill the memory. Gradients equal the plain run's. The
+/// module is cloned into the tape (a clone shares its parameters); it must
+/// be deterministic (no dropout in training mode). Untracked input (no
+/// tape, evaluation): the plain forward.
+///
+/// ```
+/// use tapir_autograd::Tape;
+/// use tapir_nn::{checkpointed, Forward, Module, TransformerBlock};
+/// use tapir_tensor::{Rng, Tensor};
+///
+/// let block = TransformerBlock::<f64>::new(8, 2, 16, &mut Rng::seed(0));
+/// let x = Tensor::randn([2, 5, 8], &mut Rng::seed(1));
+/// let plain = Tape::new();
+/// let a = block.forward(&plain.constant(x.clone()))?.square().sum();
+/// let tape = Tape::new();
+/// let b = checkpointed(&block, &tape.constant(x))?.square().sum();
+/// assert!(tape.value_bytes() < plain.value_bytes());
+/// let (ga, gb) = (plain.gradient(&a, block.parameters())?, tape.gradient(&b, block.parameters())?);
+/// for p in block.parameters() {
+///     assert_eq!(ga[&p].to_vec(), gb[&p].to_vec());
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// The module's error.
+pub fn checkpointed<'t, E, M>(module: &M, x: &Var<'t, E>) -> Result<Var<'t, E>>
+where
+    E: Float,
+    M: Forward<E> + crate::Module<E> + Clone + Send + Sync + 'static,
+{
+    let Some(tape) = x.tape() else {
+        return module.forward(x);
+    };
+    let params = module.parameters();
+    let refs: Vec<&tapir_autograd::Parameter<E>> = params.iter().collect();
+    let m = module.clone();
+    tape.checkpoint(&refs, &[x], move |xs| m.forward(&xs[0]))
+}
