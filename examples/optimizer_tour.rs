@@ -76,12 +76,16 @@ enum Kind {
     SfSgd,
     Rprop,
     Asgd,
+    Sophia,
 }
+
+/// Steps between two Hessian estimates of Sophia (the paper's k).
+const SOPHIA_EVERY: usize = 10;
 
 /// The index in [`KINDS`] of the first optimizer of issue 13 (Lion).
 const FIRST_NEWER: usize = 13;
 
-const KINDS: [Kind; 23] = [
+const KINDS: [Kind; 24] = [
     Kind::Gd,
     Kind::HeavyBall,
     Kind::Nesterov,
@@ -105,6 +109,7 @@ const KINDS: [Kind; 23] = [
     Kind::SfSgd,
     Kind::Rprop,
     Kind::Asgd,
+    Kind::Sophia,
 ];
 
 impl Kind {
@@ -134,6 +139,7 @@ impl Kind {
             Kind::SfSgd => "schedule-free SGD",
             Kind::Rprop => "Rprop",
             Kind::Asgd => "ASGD",
+            Kind::Sophia => "Sophia",
         }
     }
 
@@ -168,6 +174,7 @@ impl Kind {
             Kind::SfSgd => ScheduleFreeSgd::new(lr).build(),
             Kind::Rprop => Rprop::new(lr).build(),
             Kind::Asgd => Asgd::new(lr).build(),
+            Kind::Sophia => Sophia::new(lr).build(),
         }
     }
 
@@ -190,6 +197,8 @@ impl Kind {
             // Keller Jordan's.
             Kind::Muon => 0.02,
             Kind::SfAdamW => 0.0025,
+            // Its clipped steps are at most α per element.
+            Kind::Sophia => 1e-3,
         }
     }
 }
@@ -322,7 +331,18 @@ fn run_one(p: &Problem, kind: Kind, lr: f64, steps: usize) -> Result<Run, Error>
     let mut opt = kind.build::<f64>(lr)?;
     let mut path = vec![p.start];
     let mut gaps = Vec::with_capacity(steps);
-    for _ in 0..steps {
+    let mut rng = Rng::seed(0);
+    for step in 0..steps {
+        // Sophia-H: Hutchinson's estimate of the Hessian diagonal every 10
+        // steps, at the point the step starts from.
+        let estimate = if matches!(kind, Kind::Sophia) && step % SOPHIA_EVERY == 0 {
+            let u = tapir::optim::rademacher(&[&px, &py], &mut rng);
+            let f =
+                tapir::optim::objective(|t: &Tape<f64>| Ok((p.f)(&t.param(&px), &t.param(&py))));
+            Some(tapir::optim::hutchinson(&[&px, &py], f, &u)?)
+        } else {
+            None
+        };
         let tape = Tape::new();
         let f = (p.f)(&tape.watch(&px), &tape.watch(&py));
         let gap = f.value().item()? - p.f_min;
@@ -330,6 +350,9 @@ fn run_one(p: &Problem, kind: Kind, lr: f64, steps: usize) -> Result<Run, Error>
         let grads = tape.gradient(&f, [&px, &py])?;
         if opt.apply_gradients(&grads)?.skipped {
             break; // a non-finite gradient: diverged
+        }
+        if let Some(h) = estimate {
+            opt.observe_hessian(&h)?;
         }
         // Schedule-free optimizers are judged at their average x (a no-op
         // for the others).
@@ -442,12 +465,26 @@ fn train_mlp<D: Dataset + Sync>(
     let net = Net::new(Model::Mlp, &mut Rng::seed(0)).map_err(|e| e.to_string())?;
     let params = net.module().parameters();
     let mut opt = kind.build::<f32>(kind.usual_lr())?;
+    let mut rng = Rng::seed(0);
     let (mut curve, mut block, mut step) = (Vec::new(), Vec::new(), 0usize);
     for epoch in 0..epochs {
         for b in train.epoch(epoch as u64) {
+            // Sophia-G: the Gauss-Newton-Bartlett estimate on the batch,
+            // labels drawn from the model, every 10 steps.
+            let estimate = if matches!(kind, Kind::Sophia) && step % SOPHIA_EVERY == 0 {
+                let refs: Vec<&Parameter<f32>> = params.iter().collect();
+                let logits =
+                    tapir::optim::objective(|t: &Tape<f32>| net.forward(&t.constant(b.x.clone())));
+                Some(tapir::optim::gauss_newton_bartlett(&refs, logits, &mut rng)?.0)
+            } else {
+                None
+            };
             let tape = Tape::new();
             let loss = net.forward(&tape.constant(b.x))?.cross_entropy(&b.labels)?;
             opt.apply_gradients(&tape.gradient(&loss, &params)?)?;
+            if let Some(h) = estimate {
+                opt.observe_hessian(&h)?;
+            }
             block.push(f64::from(loss.value().item()?));
             step += 1;
             if block.len() == 10 {

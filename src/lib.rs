@@ -56,7 +56,7 @@ pub mod prelude {
         Adadelta, Adafactor, Adagrad, Adam, AdamW, Adamax, Ademamix, Asgd, Cosine, CosineRestarts,
         Cyclic, Exponential, FnSchedule, GradTransform, GroupOptions, InverseTime, Lamb, Lars,
         Lion, Momentum, MultiStep, Muon, Nadam, OneCycle, Optimizer, Polynomial, Radam,
-        ReduceOnPlateau, Rmsprop, Rprop, Schedule, ScheduleFreeAdamW, ScheduleFreeSgd, Sgd,
+        ReduceOnPlateau, Rmsprop, Rprop, Schedule, ScheduleFreeAdamW, ScheduleFreeSgd, Sgd, Sophia,
         StepDecay, WeightDecay,
     };
     pub use tapir_tensor::{

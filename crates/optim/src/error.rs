@@ -119,6 +119,9 @@ pub enum Error {
     /// A tensor op failed.
     #[error(transparent)]
     Tensor(#[from] tapir_tensor::Error),
+    /// A tape op or gradient failed (in a Hessian estimate's closure).
+    #[error(transparent)]
+    Autograd(#[from] tapir_autograd::Error),
 }
 
 /// ", group 1 scales it by 0.5", or nothing without a group.

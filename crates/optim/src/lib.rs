@@ -35,6 +35,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod error;
+mod hessian;
 mod lbfgs;
 mod optimizer;
 #[macro_use]
@@ -46,10 +47,13 @@ mod schedule;
 mod transform;
 
 pub use error::{Error, Result};
+pub use hessian::{
+    gauss_newton_bartlett, gauss_newton_bartlett_with, hutchinson, objective, rademacher,
+};
 pub use lbfgs::{Lbfgs, LbfgsOptimizer, LbfgsState, LineSearch};
 pub use modern::{
     Adafactor, Ademamix, Asgd, Lamb, Lars, Lion, Muon, MuonScale, NsPrecision, Rprop,
-    ScheduleFreeAdamW, ScheduleFreeSgd,
+    ScheduleFreeAdamW, ScheduleFreeSgd, Sophia,
 };
 pub use optimizer::{GroupOptions, Optimizer, OptimizerState, ParamState, StepReport, WeightDecay};
 pub use optimizers::{Adadelta, Adagrad, Adam, AdamW, Adamax, Nadam, Radam, Rmsprop, Sgd};

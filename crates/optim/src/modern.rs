@@ -1511,3 +1511,161 @@ fn adamw<E: Float>(
         *p = descend(*p * decay, step * nm / adam_denom(nv, inv, eps));
     }
 }
+
+// ---------------------------------------------------------------- Sophia
+
+config! {
+    /// Sophia (Liu et al. 2023, "Sophia: A Scalable Stochastic Second-order
+    /// Optimizer for Language Model Pre-training"), as
+    /// `optax.contrib.sophia`: m ← β₁m + (1 − β₁)g, u = clip(m̂/max(γh, ε), ±ρ),
+    /// θ ← (1 − αλ)θ − αu, where h is an EMA of estimates of the Hessian
+    /// diagonal, h ← β₂h + (1 − β₂)ĥ, taken every k steps and handed over
+    /// with [`Optimizer::observe_hessian`]. The estimates come from Tapir's
+    /// own second-order autodiff: [`crate::hutchinson`] (Sophia-H, u ⊙ Hu)
+    /// or [`crate::gauss_newton_bartlett`] (Sophia-G). optax bias-corrects
+    /// m (m̂ = m/(1 − β₁ᵗ)) where the paper does not:
+    /// `bias_correction(false)` gives the paper's.
+    ///
+    /// The loop, as optax orders it (the estimate at the parameters the
+    /// step starts from, taken into h after the step):
+    ///
+    /// ```
+    /// use tapir_autograd::{Parameter, Tape};
+    /// use tapir_optim::{hutchinson, objective, rademacher, Sophia};
+    /// use tapir_tensor::{Rng, Tensor};
+    ///
+    /// let w = Parameter::new("w", Tensor::<f64>::from_vec(vec![3.0, -2.0], [2])?);
+    /// let loss = objective(|t: &Tape<f64>| Ok(t.param(&w).pow_scalar(4.0).sum()));
+    /// let mut opt = Sophia::new(0.05).build::<f64>()?;
+    /// let mut rng = Rng::seed(0);
+    /// for step in 0..200 {
+    ///     let estimate = if step % 10 == 0 {
+    ///         Some(hutchinson(&[&w], loss, &rademacher(&[&w], &mut rng))?)
+    ///     } else {
+    ///         None
+    ///     };
+    ///     let tape = Tape::new();
+    ///     let l = loss(&tape)?;
+    ///     opt.apply_gradients(&tape.gradient(&l, [&w])?)?;
+    ///     if let Some(h) = estimate {
+    ///         opt.observe_hessian(&h)?;
+    ///     }
+    /// }
+    /// assert!(w.value().abs().max()?.item()? < 0.3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    Sophia {
+        /// α.
+        lr: f64 = 1e-4,
+        /// β₁, the momentum.
+        beta1: f64 = 0.965,
+        /// β₂, the EMA of the Hessian estimates (per estimate, not per step).
+        beta2: f64 = 0.99,
+        /// ε, the floor of γh.
+        eps: f64 = 1e-8,
+        /// γ, the scale of the Hessian.
+        gamma: f64 = 0.01,
+        /// ρ, the clip of each element of the update (None: no clip).
+        clip: Option<f64> = Some(1.0),
+        /// Divide m by 1 − β₁ᵗ (optax) or not (the paper).
+        bias_correction: bool = true,
+    }
+    /// Decoupled weight decay (optax's default λ is 1e-4).
+    weight_decay = WeightDecay::Decoupled(1e-4), as Decoupled;
+}
+betas!(Sophia);
+
+impl Sophia {
+    /// Validates and builds.
+    ///
+    /// # Errors
+    /// A hyperparameter outside its domain, named with its value.
+    pub fn build<E: Float>(self) -> Result<Optimizer<E>> {
+        check_lr("Sophia", self.lr)?;
+        beta_ok("Sophia", "beta1", self.beta1)?;
+        beta_ok("Sophia", "beta2", self.beta2)?;
+        eps_ok("Sophia", self.eps)?;
+        nonneg("Sophia", "gamma", self.gamma)?;
+        if let Some(r) = self.clip {
+            check(
+                "Sophia",
+                "clip",
+                r,
+                r > 0.0 && r.is_finite(),
+                "must be finite and > 0",
+            )?;
+        }
+        Optimizer::new(SophiaRule { cfg: self }, self.lr, self.weight_decay)
+    }
+}
+
+pub(crate) struct SophiaRule {
+    cfg: Sophia,
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct SophiaCoeffs<E> {
+    b1: E,
+    c1: E,
+    /// 1 − β₁ᵗ (1 without bias correction).
+    bc1: E,
+    gamma: E,
+    eps: E,
+    clip: E,
+}
+
+impl<E: Float> Rule<E> for SophiaRule {
+    type Coeffs = SophiaCoeffs<E>;
+    fn name(&self) -> &'static str {
+        "Sophia"
+    }
+    /// m, h.
+    fn slots(&self) -> usize {
+        2
+    }
+    fn coeffs(&self, t: u64, _lr: f64, _s: &mut [f64]) -> SophiaCoeffs<E> {
+        let c = &self.cfg;
+        let b1 = E::from_f64(c.beta1);
+        SophiaCoeffs {
+            b1,
+            c1: E::ONE - b1,
+            bc1: E::from_f64(if c.bias_correction {
+                bias_correction(c.beta1, t)
+            } else {
+                1.0
+            }),
+            gamma: E::from_f64(c.gamma),
+            eps: E::from_f64(c.eps),
+            clip: E::from_f64(c.clip.unwrap_or(f64::INFINITY)),
+        }
+    }
+    #[inline(always)]
+    fn apply(&self, p: &mut [E], g: &[E], s: &mut [&mut [E]], k: &Kernel<E>, c: &SophiaCoeffs<E>) {
+        let [m, h] = s else {
+            crate::rules::bad_slots("Sophia", s.len())
+        };
+        for (((p, &g), m), &h) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(h.iter()) {
+            let (pd, g) = weight_decay(*p, g, k);
+            let nm = c.c1 * g + c.b1 * *m;
+            *m = nm;
+            let gh = c.gamma * h;
+            let mut u = (nm / c.bc1) / if gh > c.eps { gh } else { c.eps };
+            if u > c.clip {
+                u = c.clip;
+            } else if u < E::ZERO - c.clip {
+                u = E::ZERO - c.clip;
+            }
+            *p = descend(pd, k.lr * u);
+        }
+    }
+    fn curvature(&self, s: &mut [&mut [E]], est: &[E]) -> bool {
+        let b2 = E::from_f64(self.cfg.beta2);
+        let c2 = E::ONE - b2;
+        if let [_, h] = s {
+            for (h, &e) in h.iter_mut().zip(est) {
+                *h = c2 * e + b2 * *h;
+            }
+        }
+        true
+    }
+}

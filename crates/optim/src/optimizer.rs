@@ -725,6 +725,50 @@ impl<E: Float> Optimizer<E> {
         }
     }
 
+    /// Takes an estimate of the Hessian diagonal per parameter (from
+    /// [`crate::hutchinson`] or [`crate::gauss_newton_bartlett`], at the
+    /// parameters a step started from) into the state of a rule that keeps
+    /// one ([`crate::Sophia`]: h ← β₂h + (1 − β₂)ĥ). Parameters without an
+    /// estimate are left alone. Everything is checked first.
+    ///
+    /// # Errors
+    /// [`Error::State`]: the rule keeps no Hessian estimate, a parameter
+    /// has no state yet (take a step first, as optax updates its estimate
+    /// after the step that creates the state), or an estimate's shape
+    /// differs from its parameter's.
+    pub fn observe_hessian(&mut self, h: &Gradients<E>) -> Result<()> {
+        let rule = self.rule.name();
+        let mut work = Vec::new();
+        for (p, est) in h.iter() {
+            let Some(est) = est else { continue };
+            let Some((_, st)) = self.state.get(&p.id()) else {
+                return Err(Error::State(format!(
+                    "observe_hessian: '{}' has no {rule} state yet; apply a step first",
+                    p.name()
+                )));
+            };
+            if est.shape() != st.shape.as_slice() {
+                return Err(Error::State(format!(
+                    "observe_hessian: the estimate for '{}' has shape {:?}, the parameter {:?}",
+                    p.name(),
+                    est.shape(),
+                    st.shape
+                )));
+            }
+            work.push((p.id(), est.to_vec()));
+        }
+        for (id, est) in work {
+            let (_, st) = self.state.get_mut(&id).expect("checked above");
+            let mut s: Vec<&mut [E]> = st.slots.iter_mut().map(Vec::as_mut_slice).collect();
+            if !self.rule.curvature(&mut s, &est) {
+                return Err(Error::State(format!(
+                    "observe_hessian: {rule} keeps no Hessian estimate"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the optimizer is in evaluation mode ([`Optimizer::eval`]).
     pub fn is_eval(&self) -> bool {
         self.eval

@@ -71,6 +71,13 @@ pub trait Rule<E: Float>: Send + Sync {
     fn switch(&self, _p: &mut [E], _s: &[&[E]], _to_eval: bool) -> bool {
         false
     }
+    /// Takes an estimate `h` of the Hessian diagonal (one value per
+    /// element) into the state, for rules that keep one (Sophia). Returns
+    /// whether the rule keeps one; the default does not. See
+    /// [`Optimizer::observe_hessian`](crate::Optimizer::observe_hessian).
+    fn curvature(&self, _s: &mut [&mut [E]], _h: &[E]) -> bool {
+        false
+    }
 }
 
 /// An update rule that needs the whole parameter at once: its norm (LAMB,
@@ -126,6 +133,8 @@ pub(crate) trait DynRule<E: Float>: Send + Sync {
     );
     /// See [`Rule::switch`].
     fn switch(&self, p: &mut [E], s: &[&[E]], to_eval: bool) -> bool;
+    /// See [`Rule::curvature`].
+    fn curvature(&self, s: &mut [&mut [E]], h: &[E]) -> bool;
 }
 
 /// A [`Rule`] as the optimizer stores it.
@@ -158,6 +167,9 @@ impl<E: Float, R: Rule<E>> DynRule<E> for Elementwise<R> {
     }
     fn switch(&self, p: &mut [E], s: &[&[E]], to_eval: bool) -> bool {
         Rule::switch(&self.0, p, s, to_eval)
+    }
+    fn curvature(&self, s: &mut [&mut [E]], h: &[E]) -> bool {
+        Rule::curvature(&self.0, s, h)
     }
 }
 
@@ -202,6 +214,9 @@ impl<E: Float, R: WholeRule<E>> DynRule<E> for Whole<R> {
         );
     }
     fn switch(&self, _p: &mut [E], _s: &[&[E]], _to_eval: bool) -> bool {
+        false
+    }
+    fn curvature(&self, _s: &mut [&mut [E]], _h: &[E]) -> bool {
         false
     }
 }
