@@ -146,12 +146,24 @@ impl<E: Float> Tape<E> {
         sources: &[S],
         output_grad: Option<&Tensor<E>>,
     ) -> Result<Vec<Option<Var<'t, E>>>> {
+        self.graph_grads(target, sources, output_grad, None)
+    }
+
+    /// The recorded reverse pass from `target` (seeded with `output_grad`,
+    /// or with the Var `seed_var`), summed per source.
+    fn graph_grads<'t, S: Source<E>>(
+        &'t self,
+        target: &Var<'t, E>,
+        sources: &[S],
+        output_grad: Option<&Tensor<E>>,
+        seed_var: Option<&Var<'t, E>>,
+    ) -> Result<Vec<Option<Var<'t, E>>>> {
         let ids: Vec<Vec<usize>> = sources
             .iter()
             .map(|s| s.source_nodes(self))
             .collect::<Result<_>>()?;
         let all: Vec<usize> = ids.iter().flatten().copied().collect();
-        let grads = self.backward_graph(target, &all, output_grad, None)?;
+        let grads = self.backward_graph(target, &all, output_grad, seed_var)?;
         self.sum_sources(&ids, grads)
     }
 
@@ -163,13 +175,7 @@ impl<E: Float> Tape<E> {
         sources: &[&Var<'t, E>],
         seed: &Var<'t, E>,
     ) -> Result<Vec<Option<Var<'t, E>>>> {
-        let ids: Vec<Vec<usize>> = sources
-            .iter()
-            .map(|s| s.source_nodes(self))
-            .collect::<Result<_>>()?;
-        let all: Vec<usize> = ids.iter().flatten().copied().collect();
-        let grads = self.backward_graph(target, &all, Some(seed.value()), Some(seed))?;
-        self.sum_sources(&ids, grads)
+        self.graph_grads(target, sources, Some(seed.value()), Some(seed))
     }
 
     /// Each source's gradient: the sum over its nodes.

@@ -27,7 +27,9 @@
 //! `Sgd::new(0.1).momentum(0.9).nesterov(true).build()?`.
 //!
 //! Each optimizer is one fused elementwise pass over parameter, gradient and
-//! state (parallel over chunks for big tensors); gradient transforms
+//! state (parallel over chunks for big tensors), or, for those that need a
+//! whole tensor (LAMB, LARS, Adafactor, Muon), one pass per parameter;
+//! L-BFGS ([`Lbfgs`]) drives a closure instead; gradient transforms
 //! (clipping, skipping non-finite steps, accumulation, L1) run before it; a
 //! [`Schedule`] sets the learning rate from the optimizer's. See
 //! docs/optimizers.md, and src/README.md for maintainers.
