@@ -24,23 +24,7 @@ fn row(config: &str) -> common::Row {
         .unwrap_or_else(|| panic!("no optimizer for fixture config {config}"))
 }
 
-/// The parameters at step 0 of a case, and its trajectories.
-fn start<E: Float>(c: &Case) -> (Vec<Parameter<E>>, Vec<Tensor<f64>>) {
-    let traj: Vec<Tensor<f64>> = (0..)
-        .map_while(|k| c.tensors.get(&format!("p{k}")).cloned())
-        .collect();
-    let params = traj
-        .iter()
-        .enumerate()
-        .map(|(k, t)| {
-            Parameter::new(
-                format!("p{k}"),
-                t.narrow(0, 0, 1).unwrap().squeeze(0).unwrap().cast(),
-            )
-        })
-        .collect();
-    (params, traj)
-}
+use common::start;
 
 fn step<E: Float>(problem: &str, c: &Case, params: &[Parameter<E>], opt: &mut Optimizer<E>) {
     let tape = Tape::new();

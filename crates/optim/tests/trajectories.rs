@@ -7,9 +7,9 @@
 
 mod common;
 
-use tapir_autograd::{Parameter, Tape, Var};
+use tapir_autograd::{Tape, Var};
 use tapir_optim::Optimizer;
-use tapir_tensor::{Float, Tensor};
+use tapir_tensor::Float;
 use tapir_testutil::parse_fixtures;
 
 const FIXTURES: &str = include_str!("fixtures/optim_trajectories.txt");
@@ -42,19 +42,7 @@ fn run<E: Float>(rtol: f64, floor: f64) -> usize {
     for c in &cases {
         let (config, problem) = c.name.split_once("__").expect("config__problem");
         let lr = c.t::<f64>("lr").item().unwrap();
-        let traj: Vec<Tensor<f64>> = (0..)
-            .map_while(|k| c.tensors.get(&format!("p{k}")).cloned())
-            .collect();
-        let params: Vec<Parameter<E>> = traj
-            .iter()
-            .enumerate()
-            .map(|(k, t)| {
-                Parameter::new(
-                    format!("p{k}"),
-                    t.narrow(0, 0, 1).unwrap().squeeze(0).unwrap().cast(),
-                )
-            })
-            .collect();
+        let (params, traj) = common::start::<E>(c);
         let mut opt = build::<E>(config, lr);
         for step in 1..=30 {
             let tape = Tape::new();

@@ -4,7 +4,7 @@
 //! new row here.
 #![allow(dead_code)]
 
-use tapir_autograd::{Tape, Var};
+use tapir_autograd::{Parameter, Tape, Var};
 use tapir_optim::*;
 use tapir_tensor::{Float, Tensor};
 use tapir_testutil::Case;
@@ -304,4 +304,23 @@ pub fn loss<'t, E: Float>(
         }
         other => panic!("unknown problem {other}"),
     }
+}
+
+/// The parameters `p0`, `p1`, … of a fixture case at step 0 (named so),
+/// and their trajectories.
+pub fn start<E: Float>(c: &Case) -> (Vec<Parameter<E>>, Vec<Tensor<f64>>) {
+    let traj: Vec<Tensor<f64>> = (0..)
+        .map_while(|k| c.tensors.get(&format!("p{k}")).cloned())
+        .collect();
+    let params = traj
+        .iter()
+        .enumerate()
+        .map(|(k, t)| {
+            Parameter::new(
+                format!("p{k}"),
+                t.narrow(0, 0, 1).unwrap().squeeze(0).unwrap().cast(),
+            )
+        })
+        .collect();
+    (params, traj)
 }
