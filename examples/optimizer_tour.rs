@@ -6,10 +6,12 @@
 //! valley, Beale's plateaus, a saddle between two wells, an ill-conditioned
 //! quadratic), each at the learning rate from a grid that serves it best,
 //! with gradients from the tape. It prints a table per function (the step
-//! from which f − f* stays below 1e-6, and the final gap) and writes, per function, the
-//! paths over the contour plot and the gap per step; then it trains the
-//! bundled MNIST MLP for a few epochs with each optimizer at its usual
-//! learning rate and draws all the loss curves in one chart. `--quick` is
+//! from which f − f* stays below 1e-6, the final gap, and the evaluations
+//! of f: one per step, L-BFGS's line search may take more) and writes, per
+//! function, the paths over the contour plot and the gap per step; then it
+//! trains the bundled MNIST MLP for a few epochs with each optimizer at its
+//! usual learning rate and draws the loss curves in three charts (classic
+//! optimizers, newer ones, Adam with f32 against bf16 moments). `--quick` is
 //! the short run CI does; it fails unless Adam ends below its start on
 //! every function and its MLP loss falls.
 
@@ -20,6 +22,7 @@ use std::time::Instant;
 use clap::Parser;
 use rayon::prelude::*;
 use tapir::nn::data::{DataLoader, Dataset};
+use tapir::optim::{Lbfgs, LbfgsOptimizer, LineSearch, Slot};
 use tapir::prelude::*;
 use tapir_plot::{contour, line_chart, Contour, Panel, Series};
 
@@ -77,6 +80,9 @@ enum Kind {
     Rprop,
     Asgd,
     Sophia,
+    Lbfgs,
+    AdamBf16,
+    AdamBf16Sr,
 }
 
 /// Steps between two Hessian estimates of Sophia (the paper's k).
@@ -85,7 +91,7 @@ const SOPHIA_EVERY: usize = 10;
 /// The index in [`KINDS`] of the first optimizer of issue 13 (Lion).
 const FIRST_NEWER: usize = 13;
 
-const KINDS: [Kind; 24] = [
+const KINDS: [Kind; 27] = [
     Kind::Gd,
     Kind::HeavyBall,
     Kind::Nesterov,
@@ -110,6 +116,9 @@ const KINDS: [Kind; 24] = [
     Kind::Rprop,
     Kind::Asgd,
     Kind::Sophia,
+    Kind::Lbfgs,
+    Kind::AdamBf16,
+    Kind::AdamBf16Sr,
 ];
 
 impl Kind {
@@ -140,12 +149,28 @@ impl Kind {
             Kind::Rprop => "Rprop",
             Kind::Asgd => "ASGD",
             Kind::Sophia => "Sophia",
+            Kind::Lbfgs => "L-BFGS",
+            Kind::AdamBf16 => "Adam, bf16 state",
+            Kind::AdamBf16Sr => "Adam, bf16 state SR",
         }
     }
 
     /// The optimizer at learning rate `lr`, PyTorch's defaults otherwise.
-    fn build<E: Float>(self, lr: f64) -> Result<Optimizer<E>, tapir::optim::Error> {
-        match self {
+    fn build<E: Float>(self, lr: f64) -> Result<Stepper<E>, tapir::optim::Error> {
+        let opt = match self {
+            // One iteration per step of the tour, with the strong-Wolfe
+            // line search (torch's max_eval default would leave it no
+            // evaluation beyond its first trial at max_iter 1), history 10.
+            Kind::Lbfgs => {
+                return Ok(Stepper::Lbfgs(
+                    Lbfgs::new(lr)
+                        .max_iter(1)
+                        .max_eval(25)
+                        .history_size(10)
+                        .line_search(LineSearch::StrongWolfe)
+                        .build()?,
+                ))
+            }
             Kind::Gd => Sgd::new(lr).build(),
             Kind::HeavyBall => Sgd::new(lr).momentum(0.9).build(),
             Kind::Nesterov => Sgd::new(lr).momentum(0.9).nesterov(true).build(),
@@ -175,7 +200,14 @@ impl Kind {
             Kind::Rprop => Rprop::new(lr).build(),
             Kind::Asgd => Asgd::new(lr).build(),
             Kind::Sophia => Sophia::new(lr).build(),
-        }
+            Kind::AdamBf16 => Adam::new(lr)
+                .state_dtype(StateDtype::Bf16(Rounding::Nearest))
+                .build(),
+            Kind::AdamBf16Sr => Adam::new(lr)
+                .state_dtype(StateDtype::Bf16(Rounding::Stochastic))
+                .build(),
+        };
+        opt.map(Stepper::Opt)
     }
 
     /// The learning rate people start from on a small network: PyTorch's
@@ -187,6 +219,9 @@ impl Kind {
             Kind::Rmsprop => 1e-3,
             Kind::Adadelta => 1.0,
             Kind::Adam | Kind::Amsgrad | Kind::AdamW | Kind::Radam => 1e-3,
+            Kind::AdamBf16 | Kind::AdamBf16Sr => 1e-3,
+            // torch's default: the line search scales it.
+            Kind::Lbfgs => 1.0,
             Kind::Adamax | Kind::Nadam => 2e-3,
             // 3–10× below AdamW's (the paper).
             Kind::Lion => 1e-4,
@@ -201,6 +236,13 @@ impl Kind {
             Kind::Sophia => 1e-3,
         }
     }
+}
+
+/// An optimizer of the optim crate: one that takes gradients, or L-BFGS,
+/// which drives a closure.
+enum Stepper<E: Float> {
+    Opt(Optimizer<E>),
+    Lbfgs(LbfgsOptimizer<E>),
 }
 
 /// (loss curve, test accuracy, state bytes per parameter).
@@ -311,6 +353,9 @@ struct Run {
     hit: Option<usize>,
     /// f − f* at the end (infinite when the run diverged).
     last_gap: f64,
+    /// Evaluations of f and its gradient (one per step but for L-BFGS,
+    /// whose line search may evaluate several times per step).
+    evals: usize,
 }
 
 impl Run {
@@ -328,7 +373,10 @@ fn f_at(p: &Problem, x: f64, y: f64) -> f64 {
 fn run_one(p: &Problem, kind: Kind, lr: f64, steps: usize) -> Result<Run, Error> {
     let px = Parameter::new("x", Tensor::<f64>::scalar(p.start.0));
     let py = Parameter::new("y", Tensor::<f64>::scalar(p.start.1));
-    let mut opt = kind.build::<f64>(lr)?;
+    let mut opt = match kind.build::<f64>(lr)? {
+        Stepper::Opt(o) => o,
+        Stepper::Lbfgs(l) => return run_lbfgs(p, kind, lr, steps, l),
+    };
     let mut path = vec![p.start];
     let mut gaps = Vec::with_capacity(steps);
     let mut rng = Rng::seed(0);
@@ -364,6 +412,46 @@ fn run_one(p: &Problem, kind: Kind, lr: f64, steps: usize) -> Result<Run, Error>
             break;
         }
     }
+    Ok(finish(p, kind, lr, path, gaps))
+}
+
+/// L-BFGS on `p`: each step one iteration, with as many evaluations of
+/// f as its line search asks for (counted, in the table's last column).
+fn run_lbfgs(
+    p: &Problem,
+    kind: Kind,
+    lr: f64,
+    steps: usize,
+    mut opt: LbfgsOptimizer<f64>,
+) -> Result<Run, Error> {
+    let px = Parameter::new("x", Tensor::<f64>::scalar(p.start.0));
+    let py = Parameter::new("y", Tensor::<f64>::scalar(p.start.1));
+    let mut path = vec![p.start];
+    let mut gaps = Vec::with_capacity(steps);
+    let mut evals = 0usize;
+    for _ in 0..steps {
+        // torch's L-BFGS returns the loss from before the step.
+        let before = opt.step(&[&px, &py], || {
+            evals += 1;
+            let tape = Tape::new();
+            let f = (p.f)(&tape.watch(&px), &tape.watch(&py));
+            Ok((f.value().item()?, tape.gradient(&f, [&px, &py])?))
+        })?;
+        gaps.push(before - p.f_min);
+        let (x, y) = (px.value().item()?, py.value().item()?);
+        path.push((x, y));
+        if !(x.abs() < 1e6 && y.abs() < 1e6) || !before.is_finite() {
+            break;
+        }
+    }
+    let mut run = finish(p, kind, lr, path, gaps);
+    run.evals = evals;
+    Ok(run)
+}
+
+/// The run's convergence step and final gap from its path and gaps.
+fn finish(p: &Problem, kind: Kind, lr: f64, path: Vec<(f64, f64)>, gaps: Vec<f64>) -> Run {
+    let evals = gaps.len();
     let (x, y) = *path.last().unwrap_or(&p.start);
     let last = f_at(p, x, y) - p.f_min;
     // A run that touched the tolerance and left again has not converged.
@@ -372,7 +460,7 @@ fn run_one(p: &Problem, kind: Kind, lr: f64, steps: usize) -> Result<Run, Error>
         Some(k) => Some(k + 1),
         None => Some(0),
     };
-    Ok(Run {
+    Run {
         kind,
         lr,
         path,
@@ -383,7 +471,8 @@ fn run_one(p: &Problem, kind: Kind, lr: f64, steps: usize) -> Result<Run, Error>
         } else {
             f64::INFINITY
         },
-    })
+        evals,
+    }
 }
 
 /// Every optimizer at each learning rate of `lrs`; for each, the run that
@@ -417,17 +506,18 @@ fn print_table(p: &Problem, runs: &[Run], steps: usize) {
         p.name, p.start.0, p.start.1, p.f_min, p.minimum.0, p.minimum.1, steps
     );
     println!(
-        "  {:<20} {:>8} {:>14} {:>14}",
-        "optimizer", "best lr", "steps to tol", "final f - f*"
+        "  {:<20} {:>8} {:>14} {:>14} {:>8}",
+        "optimizer", "best lr", "steps to tol", "final f - f*", "evals"
     );
     for r in runs {
         let hit = r.hit.map_or("-".to_string(), |s| s.to_string());
         println!(
-            "  {:<20} {:>8} {:>14} {:>14.3e}",
+            "  {:<20} {:>8} {:>14} {:>14.3e} {:>8}",
             r.kind.name(),
             r.lr,
             hit,
-            r.last_gap
+            r.last_gap,
+            r.evals
         );
     }
 }
@@ -464,7 +554,10 @@ fn train_mlp<D: Dataset + Sync>(
 ) -> Result<MlpRun, Error> {
     let net = Net::new(Model::Mlp, &mut Rng::seed(0)).map_err(|e| e.to_string())?;
     let params = net.module().parameters();
-    let mut opt = kind.build::<f32>(kind.usual_lr())?;
+    let mut opt = match kind.build::<f32>(kind.usual_lr())? {
+        Stepper::Opt(o) => o,
+        Stepper::Lbfgs(l) => return train_mlp_lbfgs(&net, l, train, test, epochs),
+    };
     let mut rng = Rng::seed(0);
     let (mut curve, mut block, mut step) = (Vec::new(), Vec::new(), 0usize);
     for epoch in 0..epochs {
@@ -494,12 +587,12 @@ fn train_mlp<D: Dataset + Sync>(
         }
     }
     // The optimizer's state in bytes per parameter, as saved (tensors in
-    // f32, scalars in f64).
+    // f32 or bf16, scalars in f64).
     let state = opt.state();
     let bytes: usize = state
         .params
         .iter()
-        .map(|(_, p)| 4 * p.slots.iter().map(Vec::len).sum::<usize>() + 8 * p.scalars.len())
+        .map(|(_, p)| p.slots.iter().map(Slot::bytes).sum::<usize>() + 8 * p.scalars.len())
         .sum();
     let count: usize = params
         .iter()
@@ -508,13 +601,69 @@ fn train_mlp<D: Dataset + Sync>(
     let per_param = bytes as f64 / count.max(1) as f64;
     let refs: Vec<&Parameter<f32>> = params.iter().collect();
     opt.eval(&refs);
+    Ok((curve, test_accuracy(&net, test)?, per_param))
+}
+
+fn test_accuracy<D: Dataset + Sync>(net: &Net, test: &DataLoader<D>) -> Result<f64, Error> {
     let (mut right, mut total) = (0.0, 0usize);
     for b in test.epoch(0) {
         let logits = net.forward(&Var::untracked(b.x))?;
         right += tapir::nn::metrics::accuracy(logits.value(), &b.labels) * b.labels.len() as f64;
         total += b.labels.len();
     }
-    Ok((curve, right / total.max(1) as f64, per_param))
+    Ok(right / total.max(1) as f64)
+}
+
+/// L-BFGS on the MLP: one iteration per mini-batch (its closure evaluates
+/// that batch, as many times as the line search asks), the curvature
+/// pairs carried across batches, as torch.optim.LBFGS would be used in a
+/// mini-batch loop. The curve holds the loss before each step.
+fn train_mlp_lbfgs<D: Dataset + Sync>(
+    net: &Net,
+    mut opt: LbfgsOptimizer<f32>,
+    train: &DataLoader<D>,
+    test: &DataLoader<D>,
+    epochs: usize,
+) -> Result<MlpRun, Error> {
+    let params = net.module().parameters();
+    let refs: Vec<&Parameter<f32>> = params.iter().collect();
+    let (mut curve, mut block, mut step) = (Vec::new(), Vec::new(), 0usize);
+    for epoch in 0..epochs {
+        for b in train.epoch(epoch as u64) {
+            let before = opt.step(&refs, || {
+                let tape = Tape::new();
+                let loss = net
+                    .forward(&tape.constant(b.x.clone()))?
+                    .cross_entropy(&b.labels)?;
+                Ok((
+                    f64::from(loss.value().item()?),
+                    tape.gradient(&loss, &params)?,
+                ))
+            })?;
+            block.push(before);
+            step += 1;
+            if block.len() == 10 {
+                curve.push((step as f64, block.iter().sum::<f64>() / 10.0));
+                block.clear();
+            }
+        }
+    }
+    // Its state: the direction, the last gradient and step, and the
+    // history pairs (s, y), all f32.
+    let st = opt.state();
+    let floats = st.d.len()
+        + st.prev_flat_grad.len()
+        + st.old_dirs
+            .iter()
+            .chain(&st.old_stps)
+            .map(Vec::len)
+            .sum::<usize>();
+    let count: usize = refs
+        .iter()
+        .map(|p| p.shape().iter().product::<usize>())
+        .sum();
+    let per_param = 4.0 * floats as f64 / count.max(1) as f64;
+    Ok((curve, test_accuracy(net, test)?, per_param))
 }
 
 fn main() -> std::process::ExitCode {
@@ -532,7 +681,7 @@ fn run() -> Result<(), Error> {
         &[1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0]
     };
     std::fs::create_dir_all(&args.out)?;
-    let mut table = String::from("function,optimizer,lr,steps_to_tol,final_gap\n");
+    let mut table = String::from("function,optimizer,lr,steps_to_tol,final_gap,evals\n");
     let mut written = Vec::new();
     for p in problems() {
         let runs = tour(&p, lrs, args.steps)?;
@@ -540,11 +689,12 @@ fn run() -> Result<(), Error> {
         for r in &runs {
             let hit = r.hit.map_or(String::new(), |s| s.to_string());
             table.push_str(&format!(
-                "{},{},{},{hit},{:e}\n",
+                "{},{},{},{hit},{:e},{}\n",
                 p.file,
                 r.kind.name(),
                 r.lr,
-                r.last_gap
+                r.last_gap,
+                r.evals
             ));
         }
         let f = |x: f64, y: f64| f_at(&p, x, y);
@@ -617,6 +767,7 @@ fn run() -> Result<(), Error> {
     };
     let mut classic = panel("MNIST MLP, classic optimizers: training loss (mean of 10 steps)");
     let mut newer = panel("MNIST MLP, newer optimizers (Adam for reference)");
+    let mut bf16 = panel("MNIST MLP, Adam with its moments in f32 or bf16");
     for (i, kind) in KINDS.into_iter().enumerate() {
         let (curve, acc, state) = train_mlp(kind, &train, &test, args.epochs)?;
         let last = curve.last().map_or(f64::NAN, |p| p.1);
@@ -637,14 +788,21 @@ fn run() -> Result<(), Error> {
         let label = format!("{} (lr {})", kind.name(), kind.usual_lr());
         if matches!(kind, Kind::Adam) {
             newer = newer.series(Series::new(label.clone(), curve.clone()));
+            bf16 = bf16.series(Series::new(label.clone(), curve.clone()));
         }
         if i < FIRST_NEWER {
             classic = classic.series(Series::new(label, curve));
+        } else if matches!(kind, Kind::AdamBf16 | Kind::AdamBf16Sr) {
+            bf16 = bf16.series(Series::new(label, curve));
         } else {
             newer = newer.series(Series::new(label, curve));
         }
     }
-    for (file, p) in [("mnist_mlp.png", classic), ("mnist_mlp_newer.png", newer)] {
+    for (file, p) in [
+        ("mnist_mlp.png", classic),
+        ("mnist_mlp_newer.png", newer),
+        ("mnist_mlp_bf16.png", bf16),
+    ] {
         let path = args.out.join(file);
         tapir::nn::write_atomic(&path, &line_chart(&[p], (1100, 600))?)?;
         written.push(path);

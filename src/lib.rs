@@ -56,8 +56,8 @@ pub mod prelude {
         Adadelta, Adafactor, Adagrad, Adam, AdamW, Adamax, Ademamix, Asgd, Cosine, CosineRestarts,
         Cyclic, Exponential, FnSchedule, GradTransform, GroupOptions, InverseTime, Lamb, Lars,
         Lion, Momentum, MultiStep, Muon, Nadam, OneCycle, Optimizer, Polynomial, Radam,
-        ReduceOnPlateau, Rmsprop, Rprop, Schedule, ScheduleFreeAdamW, ScheduleFreeSgd, Sgd, Sophia,
-        StepDecay, WeightDecay,
+        ReduceOnPlateau, Rmsprop, Rounding, Rprop, Schedule, ScheduleFreeAdamW, ScheduleFreeSgd,
+        Sgd, Sophia, StateDtype, StepDecay, WeightDecay,
     };
     pub use tapir_tensor::{
         Conv1dParams, Conv2dParams, Float, GeluApprox, Pool2dParams, Rng, Tensor,

@@ -5,11 +5,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use tapir_optim::{AccumulatorState, EmaState, Optimizer, OptimizerState, ParamEma, ParamState};
+use tapir_optim::{
+    AccumulatorState, EmaState, Optimizer, OptimizerState, ParamEma, ParamState, Slot,
+};
 use tapir_tensor::{Float, Rng, Tensor};
 
 use crate::error::{format, io, Result};
-use crate::io::{decode, encode, raw, raw_f64, read, to_tensor, write_atomic, LoadOptions, Raw};
+use crate::io::{
+    bf16_bits, decode, encode, raw, raw_bf16, raw_f64, read, to_tensor, write_atomic, LoadOptions,
+    Raw,
+};
 use crate::module::{Module, StateDict};
 
 const FORMAT: &str = "tapir-checkpoint-1";
@@ -175,13 +180,21 @@ impl<E: Float> Checkpoint<E> {
                 } else {
                     vec![s.len()]
                 };
-                let t = Tensor::from_vec(s.clone(), &shape).map_err(|e| {
-                    format(
-                        path,
-                        format!("optimizer slot of '{n}' does not fit its shape: {e}"),
-                    )
-                })?;
-                tensors.push((format!("optim/{i}/slot{j}"), raw(&t)));
+                let r = match s {
+                    Slot::Full(v) => {
+                        let t = Tensor::from_vec(v.clone(), &shape).map_err(|e| {
+                            format(
+                                path,
+                                format!("optimizer slot of '{n}' does not fit its shape: {e}"),
+                            )
+                        })?;
+                        raw(&t)
+                    }
+                    // bf16 state (`StateDtype::Bf16`) is stored as bf16,
+                    // bit for bit.
+                    Slot::Bf16(v) => raw_bf16(v, shape),
+                };
+                tensors.push((format!("optim/{i}/slot{j}"), r));
             }
             tensors.push((
                 format!("optim/{i}/scalars"),
@@ -308,16 +321,22 @@ impl<E: Float> Checkpoint<E> {
             let mut slots = Vec::with_capacity(nslots);
             for j in 0..nslots {
                 let k = format!("optim/{i}/slot{j}");
-                let t = to_tensor::<E>(path, &k, tensor(&k)?, false)?;
+                let view = tensor(&k)?;
+                let (slot, got) = if view.dtype() == safetensors::Dtype::BF16 {
+                    (Slot::Bf16(bf16_bits(view)), view.shape().to_vec())
+                } else {
+                    let t = to_tensor::<E>(path, &k, view, false)?;
+                    (Slot::Full(t.to_vec()), t.shape().to_vec())
+                };
                 let numel = shape.iter().try_fold(1usize, |a, &b| a.checked_mul(b));
-                let flat = t.shape().len() == 1 && Some(t.len()) != numel;
-                if t.shape() != &shape[..] && !flat {
+                let flat = got.len() == 1 && Some(slot.len()) != numel;
+                if got != shape && !flat {
                     return Err(format(
                         path,
                         format!("'{name}': slot {j} does not have the shape {shape:?}"),
                     ));
                 }
-                slots.push(t.to_vec());
+                slots.push(slot);
             }
             params.push((
                 name,

@@ -119,6 +119,23 @@ pub(crate) fn raw_f64(v: &[f64], shape: Vec<usize>) -> Raw {
     }
 }
 
+/// bf16 bit patterns as a BF16 tensor.
+pub(crate) fn raw_bf16(v: &[u16], shape: Vec<usize>) -> Raw {
+    Raw {
+        dtype: Dtype::BF16,
+        shape,
+        data: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    }
+}
+
+/// The bit patterns of a BF16 tensor view.
+pub(crate) fn bf16_bits(t: &TensorView<'_>) -> Vec<u16> {
+    t.data()
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect()
+}
+
 /// Encodes named tensors and metadata as safetensors bytes, with a
 /// checksum of the tensors' data in the metadata.
 pub(crate) fn encode(

@@ -10,7 +10,7 @@ use tapir_nn::{
     read_safetensors, Checkpoint, CheckpointManager, Conv2d, Error, Forward, Linear, LoadOptions,
     Module, Padding,
 };
-use tapir_optim::{Adam, GradTransform};
+use tapir_optim::{Adam, GradTransform, Rounding, StateDtype};
 use tapir_tensor::{Pool2dParams, Rng, Tensor};
 use tapir_testutil::parse_fixtures;
 
@@ -272,10 +272,18 @@ fn resuming_from_a_checkpoint_is_bit_identical_to_never_stopping() {
 fn optimizers_with_factored_or_mixed_state_resume_through_a_file() {
     // Adafactor keeps row and column means (slots shorter than the
     // parameter, stored flat); Muon keeps one slot for matrices and two
-    // (its AdamW) for the rest.
-    let builds: [fn() -> tapir_optim::Optimizer; 2] = [
+    // (its AdamW) for the rest; Adam with bf16 moments stores them as
+    // BF16 tensors, and its stochastic rounding must draw the same bits
+    // after the resume.
+    let builds: [fn() -> tapir_optim::Optimizer; 3] = [
         || tapir_optim::Adafactor::new(1e-2).build().unwrap(),
         || tapir_optim::Muon::new(2e-2).build().unwrap(),
+        || {
+            Adam::new(1e-2)
+                .state_dtype(StateDtype::Bf16(Rounding::Stochastic))
+                .build()
+                .unwrap()
+        },
     ];
     for (i, build) in builds.iter().enumerate() {
         let dir = tmp(&format!("factored{i}"));
@@ -296,10 +304,13 @@ fn optimizers_with_factored_or_mixed_state_resume_through_a_file() {
         Checkpoint::capture(&b, &ob, 3, None).save(&path).unwrap();
         let c = Cnn::new(&mut Rng::seed(5));
         let mut oc = build();
-        Checkpoint::<f32>::load(&path)
-            .unwrap()
-            .restore(&c, &mut oc)
-            .unwrap();
+        let loaded = Checkpoint::<f32>::load(&path).unwrap();
+        assert_eq!(
+            loaded.optimizer,
+            ob.state(),
+            "optimizer {i}: state changed in the file"
+        );
+        loaded.restore(&c, &mut oc).unwrap();
         for _ in 0..3 {
             step(&c, &mut oc, &x, &labels);
         }

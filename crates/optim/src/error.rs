@@ -17,6 +17,15 @@ pub enum Error {
         /// The domain it must lie in.
         why: &'static str,
     },
+    /// bf16 state asked of a rule that needs each parameter whole.
+    #[error(
+        "{optimizer}: state_dtype: bf16 state is for elementwise rules, and {optimizer} \
+         updates each parameter whole; keep its state in the element type"
+    )]
+    StateDtype {
+        /// The optimizer.
+        optimizer: &'static str,
+    },
     /// `apply_gradients` got no gradient at all.
     #[error("apply_gradients: no parameter has a gradient")]
     NoGradients,

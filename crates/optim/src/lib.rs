@@ -36,6 +36,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod bf16;
 mod error;
 mod hessian;
 mod lbfgs;
@@ -48,6 +49,7 @@ mod rules;
 mod schedule;
 mod transform;
 
+pub use bf16::{Rounding, Slot, StateDtype};
 pub use error::{Error, Result};
 pub use hessian::{
     gauss_newton_bartlett, gauss_newton_bartlett_with, hutchinson, objective, rademacher,

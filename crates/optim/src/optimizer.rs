@@ -7,6 +7,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use tapir_autograd::{Gradients, Parameter};
 use tapir_tensor::{Float, Tensor};
 
+use crate::bf16::{Slot, StateDtype};
 use crate::error::{check, check_lr, Error, Result};
 use crate::rules::{DynRule, Elementwise, Kernel, Rule, Target, Whole, WholeRule};
 use crate::schedule::Schedule;
@@ -107,8 +108,8 @@ pub struct ParamState<E: Float = f32> {
     pub t: u64,
     /// State tensors, flat: the parameter's length each for elementwise
     /// rules; a [`WholeRule`] says its own lengths (Adafactor's factored
-    /// moments are shorter).
-    pub slots: Vec<Vec<E>>,
+    /// moments are shorter). Each in the optimizer's [`StateDtype`].
+    pub slots: Vec<Slot<E>>,
     /// Scalar state.
     pub scalars: Vec<f64>,
     /// The parameter's shape.
@@ -164,6 +165,8 @@ pub struct Optimizer<E: Float = f32> {
     /// Whether the parameters sit at the evaluation point
     /// ([`Optimizer::eval`]).
     eval: bool,
+    /// The number type of the per-element state.
+    dtype: StateDtype,
 }
 
 impl<E: Float> std::fmt::Debug for Optimizer<E> {
@@ -218,7 +221,41 @@ impl<E: Float> Optimizer<E> {
             step: 0,
             skipped: 0,
             eval: false,
+            dtype: StateDtype::Full,
         })
+    }
+
+    /// Keeps the per-element state (moments, momentum buffers) in `dtype`:
+    /// [`StateDtype::Bf16`] halves an f32 optimizer's state memory. Each
+    /// step widens the state into the element type, runs the update there
+    /// (the parameter moves by the new moments at full precision), and
+    /// rounds the new state back to bf16, to nearest or stochastically
+    /// ([`crate::Rounding`]). Meant for the Adam family, whose moments
+    /// tolerate 8 bits of mantissa (their configs have a `state_dtype`
+    /// setter); any elementwise rule accepts it, but a slot that holds a
+    /// copy of the parameters (schedule-free's z, ASGD's average) loses
+    /// their precision. State made earlier is converted on its next use,
+    /// and [`Optimizer::load_state`] converts saved state.
+    ///
+    /// # Errors
+    /// [`Error::StateDtype`] for bf16 on a rule that needs each
+    /// parameter whole (LAMB, LARS, Adafactor, Muon).
+    pub fn with_state_dtype(mut self, dtype: StateDtype) -> Result<Self> {
+        if dtype != StateDtype::Full && !self.rule.bf16_ok() {
+            return Err(Error::StateDtype {
+                optimizer: self.rule.name(),
+            });
+        }
+        self.dtype = dtype;
+        for (_, st) in self.state.values_mut() {
+            convert_slots(&mut st.slots, dtype);
+        }
+        Ok(self)
+    }
+
+    /// The number type of the per-element state.
+    pub fn state_dtype(&self) -> StateDtype {
+        self.dtype
     }
 
     /// Drives the learning rate by a schedule, after checking it with
@@ -373,6 +410,7 @@ impl<E: Float> Optimizer<E> {
                 ClipMode::Wait => return Ok(report),
             }
         }
+        let dtype = self.dtype;
         for ((p, g), (plr, wd)) in pairs.into_iter().zip(plan) {
             let rule = &*self.rule;
             let (pname, st) = self.state.entry(p.id()).or_insert_with(|| {
@@ -384,7 +422,9 @@ impl<E: Float> Optimizer<E> {
                         slots: rule
                             .slot_layout(&p.name(), &shape)
                             .into_iter()
-                            .map(|(len, init)| vec![E::from_f64(init); len])
+                            .map(|(len, init)| {
+                                Slot::Full(vec![E::from_f64(init); len]).converted(dtype)
+                            })
                             .collect(),
                         scalars: rule.scalars(),
                         shape: p.shape(),
@@ -416,7 +456,7 @@ impl<E: Float> Optimizer<E> {
                     return false;
                 }
                 if let Some(ps) = v.try_as_mut_slice() {
-                    rule.step(pname, st, plr, &k, Target::InPlace(ps), gs);
+                    rule.step(pname, st, plr, &k, Target::InPlace(ps), gs, dtype);
                     return true;
                 }
                 // Shared (a tape that recorded this parameter is still
@@ -435,6 +475,7 @@ impl<E: Float> Optimizer<E> {
                         dst: &mut out.spare_capacity_mut()[..n],
                     },
                     gs,
+                    dtype,
                 );
                 // SAFETY: the step wrote all n elements of the spare
                 // capacity (Target::Copy copies every chunk before its
@@ -624,7 +665,7 @@ impl<E: Float> Optimizer<E> {
                 .into_iter()
                 .map(|(n, _)| n)
                 .collect();
-            let got: Vec<usize> = st.slots.iter().map(Vec::len).collect();
+            let got: Vec<usize> = st.slots.iter().map(Slot::len).collect();
             if got != want {
                 return Err(Error::State(format!(
                     "'{name}': the state's slots do not fit {rule}: {} slots of lengths {got:?}, \
@@ -645,7 +686,9 @@ impl<E: Float> Optimizer<E> {
                     "'{name}': the state's scalar {v} is not finite"
                 )));
             }
-            new.insert(p.id(), (name.clone(), st.clone()));
+            let mut st = st.clone();
+            convert_slots(&mut st.slots, self.dtype);
+            new.insert(p.id(), (name.clone(), st));
         }
         let have = self.accumulators().count();
         if state.accumulators.len() != have {
@@ -699,7 +742,7 @@ impl<E: Float> Optimizer<E> {
         } else {
             vec![s.len()]
         };
-        Tensor::from_vec(s.clone(), shape).ok()
+        Tensor::from_vec(s.to_vec(), shape).ok()
     }
 
     /// Moves `params` to the point to evaluate, for optimizers that train
@@ -759,11 +802,18 @@ impl<E: Float> Optimizer<E> {
         }
         for (id, est) in work {
             let (_, st) = self.state.get_mut(&id).expect("checked above");
-            let mut s: Vec<&mut [E]> = st.slots.iter_mut().map(Vec::as_mut_slice).collect();
+            // bf16 state is widened for the rule and rounded back to
+            // nearest (an estimate taken in is no per-step update to keep
+            // unbiased).
+            let mut wide: Vec<Vec<E>> = st.slots.iter().map(Slot::to_vec).collect();
+            let mut s: Vec<&mut [E]> = wide.iter_mut().map(Vec::as_mut_slice).collect();
             if !self.rule.curvature(&mut s, &est) {
                 return Err(Error::State(format!(
                     "observe_hessian: {rule} keeps no Hessian estimate"
                 )));
+            }
+            for (slot, w) in st.slots.iter_mut().zip(wide) {
+                *slot = Slot::Full(w).converted(self.dtype);
             }
         }
         Ok(())
@@ -779,7 +829,8 @@ impl<E: Float> Optimizer<E> {
             let Some((_, st)) = self.state.get(&p.id()) else {
                 continue;
             };
-            let s: Vec<&[E]> = st.slots.iter().map(Vec::as_slice).collect();
+            let wide: Vec<Vec<E>> = st.slots.iter().map(Slot::to_vec).collect();
+            let s: Vec<&[E]> = wide.iter().map(Vec::as_slice).collect();
             p.update(|v| {
                 let mut vals = v.to_vec();
                 if vals.len() == st.shape.iter().product::<usize>()
@@ -789,5 +840,13 @@ impl<E: Float> Optimizer<E> {
                 }
             });
         }
+    }
+}
+
+/// Converts every slot to `dtype` (see [`Slot::converted`]).
+fn convert_slots<E: Float>(slots: &mut [Slot<E>], dtype: StateDtype) {
+    for s in slots {
+        let old = std::mem::replace(s, Slot::Full(Vec::new()));
+        *s = old.converted(dtype);
     }
 }

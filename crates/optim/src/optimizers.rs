@@ -13,6 +13,7 @@
 
 use tapir_tensor::Float;
 
+use crate::bf16::StateDtype;
 use crate::error::{check, check_lr, Result};
 use crate::optimizer::{Optimizer, WeightDecay};
 use crate::rules::*;
@@ -307,6 +308,9 @@ config! {
         eps: f64 = 1e-8,
         /// AMSGrad (Reddi et al. 2018; `amsgrad=True`).
         amsgrad: bool = false,
+        /// The number type of the moments: `StateDtype::Bf16(rounding)`
+        /// halves their memory (see [`Optimizer::with_state_dtype`]).
+        state_dtype: StateDtype = StateDtype::Full,
     }
     /// Weight decay: `weight_decay(λ)` is L2, as PyTorch's `Adam`; for the
     /// decoupled form use [`AdamW`].
@@ -328,7 +332,7 @@ impl Adam {
             self.eps,
             self.amsgrad,
         )?;
-        Optimizer::new(rule, self.lr, self.weight_decay)
+        Optimizer::new(rule, self.lr, self.weight_decay)?.with_state_dtype(self.state_dtype)
     }
 }
 
@@ -350,6 +354,9 @@ config! {
         eps: f64 = 1e-8,
         /// AMSGrad (Reddi et al. 2018; `amsgrad=True`).
         amsgrad: bool = false,
+        /// The number type of the moments: `StateDtype::Bf16(rounding)`
+        /// halves their memory (see [`Optimizer::with_state_dtype`]).
+        state_dtype: StateDtype = StateDtype::Full,
     }
     /// Weight decay: `weight_decay(λ)` is decoupled, as PyTorch's `AdamW`.
     weight_decay = WeightDecay::Decoupled(0.01), as Decoupled;
@@ -370,7 +377,7 @@ impl AdamW {
             self.eps,
             self.amsgrad,
         )?;
-        Optimizer::new(rule, self.lr, self.weight_decay)
+        Optimizer::new(rule, self.lr, self.weight_decay)?.with_state_dtype(self.state_dtype)
     }
 }
 
@@ -387,6 +394,9 @@ config! {
         beta2: f64 = 0.999,
         /// ε.
         eps: f64 = 1e-8,
+        /// The number type of the moments: `StateDtype::Bf16(rounding)`
+        /// halves their memory (see [`Optimizer::with_state_dtype`]).
+        state_dtype: StateDtype = StateDtype::Full,
     }
     /// Weight decay (PyTorch's `weight_decay` is L2).
     weight_decay = WeightDecay::None, as L2;
@@ -405,7 +415,7 @@ impl Adamax {
             beta2: self.beta2,
             eps: self.eps,
         };
-        Optimizer::new(rule, self.lr, self.weight_decay)
+        Optimizer::new(rule, self.lr, self.weight_decay)?.with_state_dtype(self.state_dtype)
     }
 }
 
@@ -427,6 +437,9 @@ config! {
         eps: f64 = 1e-8,
         /// ψ, the momentum decay.
         momentum_decay: f64 = 4e-3,
+        /// The number type of the moments: `StateDtype::Bf16(rounding)`
+        /// halves their memory (see [`Optimizer::with_state_dtype`]).
+        state_dtype: StateDtype = StateDtype::Full,
     }
     /// Weight decay (PyTorch's `weight_decay` is L2).
     weight_decay = WeightDecay::None, as L2;
@@ -453,7 +466,7 @@ impl Nadam {
             eps: self.eps,
             momentum_decay: self.momentum_decay,
         };
-        Optimizer::new(rule, self.lr, self.weight_decay)
+        Optimizer::new(rule, self.lr, self.weight_decay)?.with_state_dtype(self.state_dtype)
     }
 }
 
@@ -473,6 +486,9 @@ config! {
         beta2: f64 = 0.999,
         /// ε.
         eps: f64 = 1e-8,
+        /// The number type of the moments: `StateDtype::Bf16(rounding)`
+        /// halves their memory (see [`Optimizer::with_state_dtype`]).
+        state_dtype: StateDtype = StateDtype::Full,
     }
     /// Weight decay (PyTorch's `weight_decay` is L2).
     weight_decay = WeightDecay::None, as L2;
@@ -491,7 +507,7 @@ impl Radam {
             beta2: self.beta2,
             eps: self.eps,
         };
-        Optimizer::new(rule, self.lr, self.weight_decay)
+        Optimizer::new(rule, self.lr, self.weight_decay)?.with_state_dtype(self.state_dtype)
     }
 }
 

@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use smallvec::SmallVec;
 use tapir_tensor::Float;
 
+use crate::bf16::{self, Rounding, Slot, StateDtype};
 use crate::optimizer::ParamState;
 use crate::pieces::*;
 
@@ -121,7 +122,8 @@ pub(crate) trait DynRule<E: Float>: Send + Sync {
     fn slot_layout(&self, name: &str, shape: &[usize]) -> Vec<(usize, f64)>;
     fn scalars(&self) -> Vec<f64>;
     /// One step of one parameter: the coefficients for `st.t`, then the
-    /// fused pass over `p`, `g` and `st.slots`.
+    /// fused pass over `p`, `g` and `st.slots` (kept in `dtype`).
+    #[allow(clippy::too_many_arguments)]
     fn step(
         &self,
         name: &str,
@@ -130,7 +132,10 @@ pub(crate) trait DynRule<E: Float>: Send + Sync {
         k: &Kernel<E>,
         p: Target<'_, E>,
         g: &[E],
+        dtype: StateDtype,
     );
+    /// Whether the rule can keep its state in bf16 (elementwise rules).
+    fn bf16_ok(&self) -> bool;
     /// See [`Rule::switch`].
     fn switch(&self, p: &mut [E], s: &[&[E]], to_eval: bool) -> bool;
     /// See [`Rule::curvature`].
@@ -155,15 +160,30 @@ impl<E: Float, R: Rule<E>> DynRule<E> for Elementwise<R> {
     }
     fn step(
         &self,
-        _name: &str,
+        name: &str,
         st: &mut ParamState<E>,
         lr: f64,
         k: &Kernel<E>,
         p: Target<'_, E>,
         g: &[E],
+        dtype: StateDtype,
     ) {
         let c = self.0.coeffs(st.t, lr, &mut st.scalars);
-        run_chunks(&self.0, p, g, &mut st.slots, k, &c);
+        let rule = &self.0;
+        match dtype {
+            StateDtype::Full => run_chunks(p, g, full_slots(&mut st.slots), |p, g, s, _| {
+                fused(rule, p, g, s, k, &c)
+            }),
+            StateDtype::Bf16(rounding) => {
+                let seed = bf16::stream(name, st.t);
+                run_chunks(p, g, bf16_slots(&mut st.slots), |p, g, s, at| {
+                    fused_bf16(rule, p, g, s, k, &c, rounding, seed, at)
+                })
+            }
+        }
+    }
+    fn bf16_ok(&self) -> bool {
+        true
     }
     fn switch(&self, p: &mut [E], s: &[&[E]], to_eval: bool) -> bool {
         Rule::switch(&self.0, p, s, to_eval)
@@ -199,9 +219,9 @@ impl<E: Float, R: WholeRule<E>> DynRule<E> for Whole<R> {
         k: &Kernel<E>,
         p: Target<'_, E>,
         g: &[E],
+        _dtype: StateDtype,
     ) {
-        let mut s: SmallVec<[&mut [E]; 3]> =
-            st.slots.iter_mut().map(|s| s.as_mut_slice()).collect();
+        let mut s = full_slots(&mut st.slots);
         self.0.step(
             name,
             p.values(),
@@ -213,12 +233,42 @@ impl<E: Float, R: WholeRule<E>> DynRule<E> for Whole<R> {
             k,
         );
     }
+    fn bf16_ok(&self) -> bool {
+        false
+    }
     fn switch(&self, _p: &mut [E], _s: &[&[E]], _to_eval: bool) -> bool {
         false
     }
     fn curvature(&self, _s: &mut [&mut [E]], _h: &[E]) -> bool {
         false
     }
+}
+
+/// The slots as slices of the element type.
+///
+/// # Panics
+/// On a bf16 slot: the optimizer keeps every slot of a parameter in its
+/// one state dtype, and only elementwise rules (which dispatch on it) may
+/// have bf16 state.
+fn full_slots<E: Float>(slots: &mut [Slot<E>]) -> SmallVec<[&mut [E]; 3]> {
+    slots
+        .iter_mut()
+        .map(|s| match s {
+            Slot::Full(v) => v.as_mut_slice(),
+            Slot::Bf16(_) => unreachable!("a bf16 slot in full-precision state"),
+        })
+        .collect()
+}
+
+/// The slots as bf16 bit slices (panics as [`full_slots`] the other way).
+fn bf16_slots<E: Float>(slots: &mut [Slot<E>]) -> SmallVec<[&mut [u16]; 3]> {
+    slots
+        .iter_mut()
+        .map(|s| match s {
+            Slot::Bf16(v) => v.as_mut_slice(),
+            Slot::Full(_) => unreachable!("a full-precision slot in bf16 state"),
+        })
+        .collect()
 }
 
 /// Elements per parallel chunk of an update.
@@ -275,38 +325,76 @@ impl<'a, E: Float> Target<'a, E> {
 }
 
 /// One parallel work item: a chunk of the parameter, of the gradient and of
-/// each state slot, at the same offsets.
-type Chunk<'a, E> = (Target<'a, E>, &'a [E], SmallVec<[&'a mut [E]; 3]>);
+/// each state slot, at the same offsets, and the chunk's offset.
+type Chunk<'a, E, S> = (Target<'a, E>, &'a [E], SmallVec<[&'a mut [S]; 3]>, usize);
 
-/// Runs the rule over the flat tensors, in parallel chunks for big ones.
-fn run_chunks<E: Float, R: Rule<E>>(
-    rule: &R,
+/// Runs `pass(p, g, slots, offset)` over the flat tensors, in parallel
+/// chunks for big ones; the slots hold `S` (the element type, or bf16
+/// bits).
+fn run_chunks<E: Float, S: Send>(
     p: Target<'_, E>,
     g: &[E],
-    slots: &mut [Vec<E>],
-    k: &Kernel<E>,
-    c: &R::Coeffs,
+    mut slots: SmallVec<[&mut [S]; 3]>,
+    pass: impl Fn(&mut [E], &[E], &mut [&mut [S]], usize) + Sync,
 ) {
     if p.len() < 2 * CHUNK {
-        let mut s: SmallVec<[&mut [E]; 3]> = slots.iter_mut().map(|s| s.as_mut_slice()).collect();
-        fused(rule, p.values(), g, &mut s, k, c);
+        pass(p.values(), g, &mut slots, 0);
         return;
     }
     let mut slot_chunks: Vec<_> = slots.iter_mut().map(|s| s.chunks_mut(CHUNK)).collect();
-    let work: Vec<Chunk<'_, E>> = p
+    let work: Vec<Chunk<'_, E, S>> = p
         .chunks(CHUNK)
         .into_iter()
         .zip(g.chunks(CHUNK))
-        .map(|(pc, gc)| {
+        .enumerate()
+        .map(|(i, (pc, gc))| {
             let sc = slot_chunks
                 .iter_mut()
                 .map(|it| it.next().expect("slots have the parameter's length"))
                 .collect();
-            (pc, gc, sc)
+            (pc, gc, sc, i * CHUNK)
         })
         .collect();
     work.into_par_iter()
-        .for_each(|(pc, gc, mut sc)| fused(rule, pc.values(), gc, &mut sc, k, c));
+        .for_each(|(pc, gc, mut sc, at)| pass(pc.values(), gc, &mut sc, at));
+}
+
+/// The rule's pass on state kept in bf16: block by block, the state is
+/// widened into the element type, the rule's fused pass runs on it (the
+/// parameter's update uses the new moments at full precision), and the
+/// new state is rounded back. `at` is the chunk's offset in the
+/// parameter, which with `seed` picks the stochastic rounding's bits.
+#[allow(clippy::too_many_arguments)]
+fn fused_bf16<E: Float, R: Rule<E>>(
+    rule: &R,
+    p: &mut [E],
+    g: &[E],
+    s: &mut [&mut [u16]],
+    k: &Kernel<E>,
+    c: &R::Coeffs,
+    rounding: Rounding,
+    seed: u64,
+    at: usize,
+) {
+    let n = s.len();
+    let mut buf = vec![E::ZERO; n * bf16::BLOCK];
+    let mut start = 0;
+    while start < p.len() {
+        let end = (start + bf16::BLOCK).min(p.len());
+        let len = end - start;
+        let mut wide: SmallVec<[&mut [E]; 3]> =
+            buf.chunks_mut(bf16::BLOCK).map(|b| &mut b[..len]).collect();
+        for (w, h) in wide.iter_mut().zip(s.iter()) {
+            for (w, &h) in w.iter_mut().zip(&h[start..end]) {
+                *w = bf16::from_bf16(h);
+            }
+        }
+        fused(rule, &mut p[start..end], &g[start..end], &mut wide, k, c);
+        for (j, (w, h)) in wide.iter().zip(s.iter_mut()).enumerate() {
+            bf16::store(&mut h[start..end], w, rounding, seed, j, at + start);
+        }
+        start = end;
+    }
 }
 
 /// The rule's pass, compiled for the widest vector unit found at run time.
