@@ -57,7 +57,7 @@ pub mod prelude {
         Cyclic, Exponential, FnSchedule, GradTransform, GroupOptions, InverseTime, Lamb, Lars,
         Lion, Momentum, MultiStep, Muon, Nadam, OneCycle, Optimizer, Polynomial, Radam,
         ReduceOnPlateau, Rmsprop, Rounding, Rprop, Schedule, ScheduleFreeAdamW, ScheduleFreeSgd,
-        Sgd, Sophia, StateDtype, StepDecay, WeightDecay,
+        Sgd, Sophia, SparseAdam, StateDtype, StepDecay, WeightDecay,
     };
     pub use tapir_tensor::{
         Conv1dParams, Conv2dParams, Float, GeluApprox, Pool2dParams, Rng, Tensor,

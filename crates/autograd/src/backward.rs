@@ -9,11 +9,12 @@ use smallvec::SmallVec;
 use tapir_tensor::{Float, Tensor};
 
 use crate::error::{Error, Result};
-use crate::gradients::{GradientOptions, Gradients, Unconnected};
+use crate::gradients::{Gradient, GradientOptions, Gradients, Unconnected};
 use crate::op::Op;
 use crate::param::Parameter;
 use crate::rules::backward;
 use crate::slots::NodeGrads;
+use crate::sparse::RowSparse;
 use crate::tape::Tape;
 use crate::var::Var;
 
@@ -51,11 +52,11 @@ impl<E: Float> Tape<E> {
             leaves.push(self.param_leaves(p)?);
         }
         let all: Vec<usize> = leaves.iter().flatten().copied().collect();
-        let grads = self.backward(target, &all, opts.output_grad.as_ref())?;
+        let (grads, rows) = self.backward(target, &all, opts.output_grad.as_ref(), true)?;
         let mut out = Vec::with_capacity(params.len());
         for (p, ids) in params.into_iter().zip(leaves) {
             let mut acc: Option<Tensor<E>> = None;
-            for id in ids {
+            for &id in &ids {
                 if let Some(g) = grads.get(id) {
                     acc = Some(match acc {
                         None => g.clone(),
@@ -63,9 +64,30 @@ impl<E: Float> Tape<E> {
                     });
                 }
             }
-            let acc =
-                self.unconnected(acc, opts.unconnected, &p.name(), || p.value().zeros_like())?;
-            out.push((p, acc));
+            // Rows from embedding lookups stay rows, unless the parameter
+            // also has a dense gradient (tied weights): then they are added
+            // into it.
+            let mine: Vec<(&[usize], &Tensor<E>)> = rows
+                .iter()
+                .filter(|(j, _, _)| ids.contains(j))
+                .map(|(_, idx, g)| (&idx[..], g))
+                .collect();
+            let grad = if mine.is_empty() {
+                acc.map(Gradient::Dense)
+            } else {
+                let r = RowSparse::from_parts(&mine, &p.shape())?;
+                Some(match acc {
+                    None => Gradient::Rows(r),
+                    Some(d) => Gradient::Dense(r.add_to(&d)?),
+                })
+            };
+            let grad = match grad {
+                Some(g) => Some(g),
+                None => self
+                    .unconnected(None, opts.unconnected, &p.name(), || p.value().zeros_like())?
+                    .map(Gradient::Dense),
+            };
+            out.push((p, grad));
         }
         Ok(Gradients::new(out))
     }
@@ -106,7 +128,7 @@ impl<E: Float> Tape<E> {
             })
             .collect::<Result<_>>()?;
         let all: Vec<usize> = ids.iter().flatten().copied().collect();
-        let grads = self.backward(target, &all, opts.output_grad.as_ref())?;
+        let (grads, _) = self.backward(target, &all, opts.output_grad.as_ref(), false)?;
         ids.iter()
             .zip(sources)
             .map(|(id, s)| {
@@ -265,6 +287,9 @@ impl<E: Float> Tape<E> {
 
     /// The first-order reverse pass. Returns the gradients of the `sources`
     /// (by node id); the gradients of other nodes are consumed on the way.
+    /// With `sparse`, the gradient of an `embedding` lookup into a source
+    /// leaf is not scattered into that leaf's gradient but returned apart,
+    /// as (leaf, indices, rows).
     ///
     /// Rules compute on plain tensors and never touch the tape, so the
     /// nodes stay borrowed and nothing is cloned but tensor handles; the
@@ -274,10 +299,12 @@ impl<E: Float> Tape<E> {
         target: &Var<'_, E>,
         sources: &[usize],
         output_grad: Option<&Tensor<E>>,
-    ) -> Result<NodeGrads<E>> {
+        sparse: bool,
+    ) -> Result<(NodeGrads<E>, Vec<SparseRows<E>>)> {
         let mut grads = NodeGrads::new(self.len());
+        let mut rows = Vec::new();
         let Some((seed, tid, needed)) = self.prepare(target, sources, output_grad)? else {
-            return Ok(grads);
+            return Ok((grads, rows));
         };
         grads.set(tid, seed);
         let mut keep = vec![false; self.len()];
@@ -301,6 +328,20 @@ impl<E: Float> Tape<E> {
             };
             let Some(g) = g else { continue };
             let inputs = &node.inputs[..];
+            if sparse {
+                if let Op::IndexSelect {
+                    axis: 0,
+                    idx,
+                    sparse: true,
+                } = &node.op
+                {
+                    let j = inputs[0];
+                    if keep[j] && nodes[j].inputs.is_empty() {
+                        rows.push((j, idx.clone(), g));
+                        continue;
+                    }
+                }
+            }
             // One or two inputs (nearly every op): plain arrays for the fast
             // rules, no vectors built.
             let g = if inputs.len() <= 2 {
@@ -353,7 +394,7 @@ impl<E: Float> Tape<E> {
                 }
             }
         }
-        Ok(grads)
+        Ok((grads, rows))
     }
 
     /// The reverse pass recorded on this tape (`create_graph`): rules run
@@ -492,6 +533,10 @@ fn in_rule<E: Float>(op: &Op<E>) -> impl FnOnce(Error) -> Error + '_ {
 /// What a reverse pass starts from: the seed gradient, the target's node,
 /// and which nodes need gradients.
 type Pass<E> = (Tensor<E>, usize, Vec<bool>);
+
+/// An embedding lookup's gradient kept apart: (the table's leaf node, the
+/// rows looked up, their gradients).
+type SparseRows<E> = (usize, std::sync::Arc<[usize]>, Tensor<E>);
 
 /// Adds each input's gradient into its slot (fan-out sums).
 fn accumulate<'t, E: Float>(

@@ -1,11 +1,13 @@
 //! The result of `Tape::gradient` and the options that shape it.
 
 use std::ops::Index;
+use std::sync::OnceLock;
 
 use tapir_tensor::{Float, Tensor};
 
 use crate::error::Result;
 use crate::param::Parameter;
+use crate::sparse::RowSparse;
 
 /// What a source that does not reach the target gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -31,37 +33,132 @@ pub struct GradientOptions<E: Float = f32> {
     pub unconnected: Unconnected,
 }
 
+/// One parameter's gradient: a dense tensor, or the rows an embedding
+/// lookup touched ([`RowSparse`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Gradient<E: Float = f32> {
+    /// Dense, of the parameter's shape.
+    Dense(Tensor<E>),
+    /// Zero but in some rows.
+    Rows(RowSparse<E>),
+}
+
+impl<E: Float> Gradient<E> {
+    /// The shape of the (dense) gradient.
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            Gradient::Dense(t) => t.shape(),
+            Gradient::Rows(r) => r.shape(),
+        }
+    }
+
+    /// The values present: the tensor, or the rows' values. Its squared
+    /// norm is the gradient's (the rows are distinct).
+    pub fn values(&self) -> &Tensor<E> {
+        match self {
+            Gradient::Dense(t) => t,
+            Gradient::Rows(r) => r.values(),
+        }
+    }
+
+    /// The dense tensor.
+    pub fn to_dense(&self) -> Tensor<E> {
+        match self {
+            Gradient::Dense(t) => t.clone(),
+            Gradient::Rows(r) => r.to_dense(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Entry<E: Float> {
+    param: Parameter<E>,
+    grad: Option<Gradient<E>>,
+    /// A row-sparse gradient made dense, on the first request for a dense
+    /// view ([`Gradients::get`], [`Gradients::iter`]).
+    dense: OnceLock<Tensor<E>>,
+}
+
+impl<E: Float> Entry<E> {
+    fn new(param: Parameter<E>, grad: Option<Gradient<E>>) -> Self {
+        Entry {
+            param,
+            grad,
+            dense: OnceLock::new(),
+        }
+    }
+
+    fn dense(&self) -> Option<&Tensor<E>> {
+        match self.grad.as_ref()? {
+            Gradient::Dense(t) => Some(t),
+            Gradient::Rows(r) => Some(self.dense.get_or_init(|| r.to_dense())),
+        }
+    }
+}
+
 /// Gradients keyed by parameter, in the order the parameters were given.
 ///
 /// `grads[&w]` panics if `w` has no gradient; `grads.get(&w)` returns an
-/// `Option`.
+/// `Option`. A parameter reached only through [`crate::Var::embedding`]
+/// has a row-sparse gradient ([`Gradients::gradient`],
+/// [`Gradients::iter_grads`]); the dense views (`get`, `iter`, indexing)
+/// make it dense on first use, so code written for dense gradients works
+/// unchanged.
 #[derive(Debug, Clone)]
 pub struct Gradients<E: Float = f32> {
-    entries: Vec<(Parameter<E>, Option<Tensor<E>>)>,
+    entries: Vec<Entry<E>>,
 }
 
 impl<E: Float> Gradients<E> {
-    pub(crate) fn new(entries: Vec<(Parameter<E>, Option<Tensor<E>>)>) -> Self {
-        Gradients { entries }
+    pub(crate) fn new(entries: Vec<(Parameter<E>, Option<Gradient<E>>)>) -> Self {
+        Self::from_grads(entries)
     }
 
     /// Builds gradients by hand (tests, custom training loops, gradient
     /// accumulation).
     pub fn from_pairs(entries: Vec<(Parameter<E>, Option<Tensor<E>>)>) -> Self {
-        Gradients { entries }
+        Gradients {
+            entries: entries
+                .into_iter()
+                .map(|(p, g)| Entry::new(p, g.map(Gradient::Dense)))
+                .collect(),
+        }
     }
 
-    /// The gradient of `p`, if it has one.
+    /// Builds gradients by hand, dense or row-sparse.
+    pub fn from_grads(entries: Vec<(Parameter<E>, Option<Gradient<E>>)>) -> Self {
+        Gradients {
+            entries: entries.into_iter().map(|(p, g)| Entry::new(p, g)).collect(),
+        }
+    }
+
+    /// The gradient of `p`, if it has one, as a dense tensor (a row-sparse
+    /// one is made dense once and kept).
     pub fn get(&self, p: &Parameter<E>) -> Option<&Tensor<E>> {
         self.entries
             .iter()
-            .find(|(q, _)| q == p)
-            .and_then(|(_, g)| g.as_ref())
+            .find(|e| &e.param == p)
+            .and_then(Entry::dense)
     }
 
-    /// (parameter, gradient) pairs in source order.
+    /// The gradient of `p` as the tape made it: dense or row-sparse.
+    pub fn gradient(&self, p: &Parameter<E>) -> Option<&Gradient<E>> {
+        self.entries
+            .iter()
+            .find(|e| &e.param == p)
+            .and_then(|e| e.grad.as_ref())
+    }
+
+    /// (parameter, gradient) pairs in source order, gradients dense (see
+    /// [`Gradients::get`]).
     pub fn iter(&self) -> impl Iterator<Item = (&Parameter<E>, Option<&Tensor<E>>)> {
-        self.entries.iter().map(|(p, g)| (p, g.as_ref()))
+        self.entries.iter().map(|e| (&e.param, e.dense()))
+    }
+
+    /// (parameter, gradient) pairs in source order, as the tape made them:
+    /// what an optimizer that updates only the rows present reads.
+    pub fn iter_grads(&self) -> impl Iterator<Item = (&Parameter<E>, Option<&Gradient<E>>)> {
+        self.entries.iter().map(|e| (&e.param, e.grad.as_ref()))
     }
 
     /// Number of parameters (with or without a gradient).
@@ -89,8 +186,8 @@ impl<E: Float> Gradients<E> {
     pub fn global_norm(&self) -> f64 {
         self.entries
             .iter()
-            .filter_map(|(_, g)| g.as_ref())
-            .map(|g| g.norm_sq())
+            .filter_map(|e| e.grad.as_ref())
+            .map(|g| g.values().norm_sq())
             .sum::<f64>()
             .sqrt()
     }
@@ -114,10 +211,15 @@ impl<E: Float> Gradients<E> {
         let total = self.global_norm();
         if total > max {
             let s = E::from_f64(max / (total + 1e-6));
-            for (_, g) in &mut self.entries {
-                if let Some(g) = g {
-                    *g = g.mul_scalar(s);
-                }
+            for e in &mut self.entries {
+                let scaled = match &e.grad {
+                    None => continue,
+                    Some(Gradient::Dense(t)) => Gradient::Dense(t.mul_scalar(s)),
+                    Some(Gradient::Rows(r)) => {
+                        Gradient::Rows(r.with_values(r.values().mul_scalar(s))?)
+                    }
+                };
+                *e = Entry::new(e.param.clone(), Some(scaled));
             }
         }
         Ok(total)
@@ -125,12 +227,17 @@ impl<E: Float> Gradients<E> {
 
     /// A new set of gradients with `f(parameter, gradient)` applied to
     /// every gradient present (optax's `tree_map` over updates): custom
-    /// clipping, noise, masking. Entries without a gradient stay `None`.
+    /// clipping, noise, masking. Entries without a gradient stay `None`;
+    /// `f` sees and returns dense tensors, so row-sparse gradients come
+    /// out dense.
     pub fn map(&self, mut f: impl FnMut(&Parameter<E>, &Tensor<E>) -> Tensor<E>) -> Self {
         let entries = self
             .entries
             .iter()
-            .map(|(p, g)| (p.clone(), g.as_ref().map(|g| f(p, g))))
+            .map(|e| {
+                let g = e.dense().map(|g| Gradient::Dense(f(&e.param, g)));
+                Entry::new(e.param.clone(), g)
+            })
             .collect();
         Gradients { entries }
     }

@@ -37,6 +37,7 @@ mod op;
 mod param;
 mod rules;
 mod slots;
+mod sparse;
 mod tape;
 mod var;
 
@@ -45,8 +46,9 @@ pub use custom::CustomOp;
 pub use error::{Error, Result};
 pub use functional::{hvp, jacobian};
 pub use gradcheck::{gradcheck, gradcheck_directional, CheckFn, GradcheckOptions};
-pub use gradients::{GradientOptions, Gradients, Unconnected};
+pub use gradients::{Gradient, GradientOptions, Gradients, Unconnected};
 pub use param::Parameter;
+pub use sparse::RowSparse;
 pub use tape::Tape;
 pub use var::Var;
 

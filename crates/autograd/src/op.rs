@@ -155,8 +155,11 @@ primitives! {
     /// Kept: its rule is the `sum_to` every broadcast needs.
     BroadcastTo = "broadcast_to",
     /// Slices, narrow, split, chunk and embedding lookups. Kept: picks
-    /// without copying the rest.
-    IndexSelect { axis: usize, idx: Arc<[usize]> } = "index_select",
+    /// without copying the rest. `sparse` (from `Var::embedding`): the
+    /// first-order pass hands a watched parameter's gradient on as the
+    /// rows picked ([`crate::RowSparse`]) instead of scattering it into
+    /// zeros; the rule itself is the same.
+    IndexSelect { axis: usize, idx: Arc<[usize]>, sparse: bool } = "index_select",
     /// Zeros of the output's shape with the input added at `idx` along
     /// `axis`: the adjoint of `IndexSelect`, kept so that rule is
     /// differentiable again.

@@ -237,7 +237,7 @@ pub(crate) fn backward<'t, E: Float>(
             one(g.permute(&inv)?)
         }
         Op::BroadcastTo => one(g.sum_to(x[0].shape())?),
-        Op::IndexSelect { axis, idx } => {
+        Op::IndexSelect { axis, idx, .. } => {
             let shape = x[0].shape().to_vec();
             one(index_add_zeros(g, *axis, idx, &shape)?)
         }

@@ -185,3 +185,57 @@ fn each_model_kind_learns_its_task() {
         );
     }
 }
+
+/// A bag-of-embeddings classifier with a sparse embedding (PyTorch's
+/// `nn.Embedding(sparse=True)` with `SparseAdam`): one optimizer serves
+/// the row-sparse table and the dense head, the loss halves, and rows no
+/// batch looks up never change.
+#[test]
+fn a_sparse_embedding_trains_with_sparse_adam() {
+    use tapir_autograd::Gradient;
+    use tapir_nn::Embedding;
+    #[derive(tapir_nn::Module)]
+    struct Bag {
+        emb: Embedding,
+        head: Linear,
+    }
+    let mut rng = Rng::seed(3);
+    let bag = Bag {
+        emb: Embedding::new(50, 8, &mut rng).sparse(true),
+        head: Linear::new(8, 2, &mut rng),
+    };
+    let (emb, head) = (&bag.emb, &bag.head);
+    // Tokens 0..40 only; the label is whether the first token is even.
+    let seqs: Vec<Vec<usize>> = (0..16)
+        .map(|i| (0..4).map(|k| (i * 7 + k * 13) % 40).collect())
+        .collect();
+    let labels: Vec<usize> = seqs.iter().map(|s| s[0] % 2).collect();
+    let ids: Vec<usize> = seqs.concat();
+    let mut opt = tapir_optim::SparseAdam::new(0.05).build().unwrap();
+    let unused = emb.weight.value().narrow(0, 40, 10).unwrap().to_vec();
+    let mut losses = Vec::new();
+    for _ in 0..40 {
+        let tape = Tape::new();
+        let x = emb.forward(Some(&tape), &ids, &[16, 4]).unwrap(); // [16, 4, 8]
+        let pooled = x.mean_axes(&[1], false).unwrap();
+        let loss = head
+            .forward(&pooled)
+            .unwrap()
+            .cross_entropy(&labels)
+            .unwrap();
+        losses.push(loss.value().item().unwrap());
+        let params = bag.parameters();
+        let grads = tape.gradient(&loss, &params).unwrap();
+        assert!(matches!(
+            grads.gradient(&emb.weight),
+            Some(Gradient::Rows(_))
+        ));
+        opt.apply_gradients(&grads).unwrap();
+    }
+    let (first, last) = (losses[0], *losses.last().unwrap());
+    assert!(last < 0.5 * first, "loss {first} -> {last}");
+    assert_eq!(
+        emb.weight.value().narrow(0, 40, 10).unwrap().to_vec(),
+        unused
+    );
+}

@@ -191,12 +191,9 @@ pub(crate) fn store<E: Float>(
         }
         Rounding::Stochastic => {
             let base = seed ^ (k as u64).wrapping_mul(0xd6e8_feb8_6659_fd93);
-            // One hash gives the bits of four elements.
-            for (j, (o4, v4)) in out.chunks_mut(4).zip(vals.chunks(4)).enumerate() {
-                let r = mix(base.wrapping_add((offset / 4 + j) as u64));
-                for (i, (o, &v)) in o4.iter_mut().zip(v4).enumerate() {
-                    *o = to_bf16_stochastic(v, r >> (16 * i));
-                }
+            for (i, (o, &v)) in out.iter_mut().zip(vals).enumerate() {
+                let r = mix(base.wrapping_add((offset + i) as u64));
+                *o = to_bf16_stochastic(v, r);
             }
         }
     }
@@ -259,8 +256,8 @@ mod tests {
         let mut one = vec![0u16; 64];
         store(&mut one, &vals, Rounding::Stochastic, 42, 1, 0);
         let mut two = vec![0u16; 64];
-        store(&mut two[..32], &vals[..32], Rounding::Stochastic, 42, 1, 0);
-        store(&mut two[32..], &vals[32..], Rounding::Stochastic, 42, 1, 32);
+        store(&mut two[..29], &vals[..29], Rounding::Stochastic, 42, 1, 0);
+        store(&mut two[29..], &vals[29..], Rounding::Stochastic, 42, 1, 29);
         assert_eq!(one, two);
         let mut other = vec![0u16; 64];
         store(&mut other, &vals, Rounding::Stochastic, 42, 2, 0);

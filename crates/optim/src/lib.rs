@@ -47,6 +47,7 @@ mod modern;
 mod pieces;
 mod rules;
 mod schedule;
+mod sparse;
 mod transform;
 
 pub use bf16::{Rounding, Slot, StateDtype};
@@ -66,4 +67,5 @@ pub use schedule::{
     Constant, Cosine, CosineRestarts, Cyclic, Exponential, FnSchedule, InverseTime, Linear,
     MultiStep, OneCycle, Polynomial, ReduceOnPlateau, Schedule, Scheduled, Sequential, StepDecay,
 };
+pub use sparse::SparseAdam;
 pub use transform::{Accumulator, AccumulatorState, EmaState, GradTransform, ParamEma};

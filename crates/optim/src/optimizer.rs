@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
-use tapir_autograd::{Gradients, Parameter};
+use tapir_autograd::{Gradient, Gradients, Parameter};
 use tapir_tensor::{Float, Tensor};
 
 use crate::bf16::{Slot, StateDtype};
@@ -337,6 +337,14 @@ impl<E: Float> Optimizer<E> {
     /// Updates every parameter of `grads` that has a gradient; parameters
     /// without one are skipped (as PyTorch and Keras).
     ///
+    /// A row-sparse gradient (from [`tapir_autograd::Var::embedding`])
+    /// updates only its rows and their state when the rule updates lazily
+    /// ([`crate::SparseAdam`]); every other rule gets it dense (Keras's
+    /// optimizers do the same with `IndexedSlices`; PyTorch's dense
+    /// optimizers refuse sparse gradients). Clipping and the non-finite
+    /// check read the rows' values; with an L1 or accumulation transform
+    /// the gradient is made dense first.
+    ///
     /// Everything is checked before anything changes, so a refused step
     /// leaves parameters, state, transforms and the step count as they were:
     /// each parameter appears once, its gradient has its shape, the rate
@@ -373,7 +381,15 @@ impl<E: Float> Optimizer<E> {
             return Err(Error::DuplicateParameter { optimizer, name });
         }
         let mut pairs: Vec<(&Parameter<E>, Tensor<E>)> = Vec::with_capacity(grads.len());
-        for (p, g) in grads.iter() {
+        // Per pair, the rows of a row-sparse gradient kept sparse (the
+        // pair's tensor then holds their values).
+        let mut rows: Vec<Option<&[usize]>> = Vec::with_capacity(grads.len());
+        let lazy = self.rule.rows_ok()
+            && !self
+                .transforms
+                .iter()
+                .any(|t| matches!(t, GradTransform::L1(_) | GradTransform::Accumulate(_)));
+        for (p, g) in grads.iter_grads() {
             let Some(g) = g else { continue };
             let shape = p.shape();
             if g.shape() != shape.as_slice() {
@@ -383,7 +399,20 @@ impl<E: Float> Optimizer<E> {
                     param: shape,
                 });
             }
-            pairs.push((p, g.clone()));
+            match g {
+                Gradient::Dense(t) => {
+                    pairs.push((p, t.clone()));
+                    rows.push(None);
+                }
+                Gradient::Rows(r) if lazy => {
+                    pairs.push((p, r.values().clone()));
+                    rows.push(Some(r.indices()));
+                }
+                Gradient::Rows(r) => {
+                    pairs.push((p, r.to_dense()));
+                    rows.push(None);
+                }
+            }
         }
         if pairs.is_empty() {
             return Err(Error::NoGradients);
@@ -411,7 +440,7 @@ impl<E: Float> Optimizer<E> {
             }
         }
         let dtype = self.dtype;
-        for ((p, g), (plr, wd)) in pairs.into_iter().zip(plan) {
+        for (((p, g), (plr, wd)), rows) in pairs.into_iter().zip(plan).zip(rows) {
             let rule = &*self.rule;
             let (pname, st) = self.state.entry(p.id()).or_insert_with(|| {
                 let shape = p.shape();
@@ -446,6 +475,32 @@ impl<E: Float> Optimizer<E> {
             };
             let g = g.contiguous();
             let gs = g.as_slice().expect("contiguous");
+            if let Some(rows) = rows {
+                let fits = p.update(|v| {
+                    if v.shape() != st.shape.as_slice() {
+                        return false;
+                    }
+                    match v.try_as_mut_slice() {
+                        Some(ps) => rule.step_rows(pname, st, plr, &k, ps, rows, gs, dtype),
+                        None => {
+                            // Shared with a live tape: a new buffer.
+                            let mut vals = v.to_vec();
+                            rule.step_rows(pname, st, plr, &k, &mut vals, rows, gs, dtype);
+                            *v = Tensor::from_vec(vals, v.shape()).expect("same length");
+                        }
+                    }
+                    true
+                });
+                if !fits {
+                    return Err(Error::StateShape {
+                        optimizer,
+                        name: p.name().to_string(),
+                        param: p.shape(),
+                        state: st.shape.clone(),
+                    });
+                }
+                continue;
+            }
             let fits = p.update(|v| {
                 // Checked above; this guards against a resize from another
                 // thread in between, which would otherwise update a prefix.
@@ -508,7 +563,7 @@ impl<E: Float> Optimizer<E> {
         // Names taken, built only on a step that meets a new parameter.
         let mut taken: Option<HashMap<String, u64>> = None;
         let mut plan = Vec::with_capacity(pairs.len());
-        for (p, g) in pairs {
+        for (p, _) in pairs {
             let group = self.groups.iter().position(|gr| (gr.matches)(&p.name()));
             let opts = group.map(|i| self.groups[i].options).unwrap_or_default();
             let scale = opts.lr_scale.unwrap_or(1.0);
@@ -526,12 +581,15 @@ impl<E: Float> Optimizer<E> {
             }
             match self.state.get(&p.id()) {
                 Some((_, st)) => {
-                    // g has the parameter's shape (checked by the caller).
-                    if st.shape.as_slice() != g.shape() {
+                    // The gradient has the parameter's shape (checked by
+                    // the caller; `g` holds only the rows' values when
+                    // row-sparse).
+                    let shape = p.shape();
+                    if st.shape != shape {
                         return Err(Error::StateShape {
                             optimizer,
                             name: p.name().to_string(),
-                            param: g.shape().to_vec(),
+                            param: shape,
                             state: st.shape.clone(),
                         });
                     }

@@ -262,7 +262,13 @@ impl Sgd {
 }
 
 /// The checks every Adam-family optimizer shares: α, β₁, β₂ and ε.
-fn adam_family_ok(name: &'static str, lr: f64, beta1: f64, beta2: f64, eps: f64) -> Result<()> {
+pub(crate) fn adam_family_ok(
+    name: &'static str,
+    lr: f64,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+) -> Result<()> {
     check_lr(name, lr)?;
     beta_ok(name, "beta1", beta1)?;
     beta_ok(name, "beta2", beta2)?;

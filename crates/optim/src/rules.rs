@@ -79,6 +79,14 @@ pub trait Rule<E: Float>: Send + Sync {
     fn curvature(&self, _s: &mut [&mut [E]], _h: &[E]) -> bool {
         false
     }
+    /// Whether a row-sparse gradient ([`tapir_autograd::RowSparse`])
+    /// updates only its rows (and their state), as SparseAdam's lazy
+    /// update; the default makes it dense first, which for most rules is
+    /// the same step (a zero gradient still decays moments and moves the
+    /// parameter by its momentum).
+    fn sparse(&self) -> bool {
+        false
+    }
 }
 
 /// An update rule that needs the whole parameter at once: its norm (LAMB,
@@ -136,6 +144,23 @@ pub(crate) trait DynRule<E: Float>: Send + Sync {
     );
     /// Whether the rule can keep its state in bf16 (elementwise rules).
     fn bf16_ok(&self) -> bool;
+    /// See [`Rule::sparse`].
+    fn rows_ok(&self) -> bool;
+    /// One step of one parameter from a row-sparse gradient: the rule's
+    /// pass over each row in `rows` of `p` and of the state, with that
+    /// row's gradient from `vals` (rows × width, in order).
+    #[allow(clippy::too_many_arguments)]
+    fn step_rows(
+        &self,
+        name: &str,
+        st: &mut ParamState<E>,
+        lr: f64,
+        k: &Kernel<E>,
+        p: &mut [E],
+        rows: &[usize],
+        vals: &[E],
+        dtype: StateDtype,
+    );
     /// See [`Rule::switch`].
     fn switch(&self, p: &mut [E], s: &[&[E]], to_eval: bool) -> bool;
     /// See [`Rule::curvature`].
@@ -184,6 +209,55 @@ impl<E: Float, R: Rule<E>> DynRule<E> for Elementwise<R> {
     }
     fn bf16_ok(&self) -> bool {
         true
+    }
+    fn rows_ok(&self) -> bool {
+        Rule::sparse(&self.0)
+    }
+    fn step_rows(
+        &self,
+        name: &str,
+        st: &mut ParamState<E>,
+        lr: f64,
+        k: &Kernel<E>,
+        p: &mut [E],
+        rows: &[usize],
+        vals: &[E],
+        dtype: StateDtype,
+    ) {
+        let c = self.0.coeffs(st.t, lr, &mut st.scalars);
+        let Some(w) = p.len().checked_div(st.shape[0]) else {
+            return;
+        };
+        let rule = &self.0;
+        match dtype {
+            StateDtype::Full => {
+                let mut s = full_slots(&mut st.slots);
+                for (i, &r) in rows.iter().enumerate() {
+                    let a = r * w;
+                    let mut sr: SmallVec<[&mut [E]; 3]> =
+                        s.iter_mut().map(|x| &mut x[a..a + w]).collect();
+                    fused(
+                        rule,
+                        &mut p[a..a + w],
+                        &vals[i * w..(i + 1) * w],
+                        &mut sr,
+                        k,
+                        &c,
+                    );
+                }
+            }
+            StateDtype::Bf16(rounding) => {
+                let seed = bf16::stream(name, st.t);
+                let mut s = bf16_slots(&mut st.slots);
+                for (i, &r) in rows.iter().enumerate() {
+                    let a = r * w;
+                    let mut sr: SmallVec<[&mut [u16]; 3]> =
+                        s.iter_mut().map(|x| &mut x[a..a + w]).collect();
+                    let (pr, gr) = (&mut p[a..a + w], &vals[i * w..(i + 1) * w]);
+                    fused_bf16(rule, pr, gr, &mut sr, k, &c, rounding, seed, a);
+                }
+            }
+        }
     }
     fn switch(&self, p: &mut [E], s: &[&[E]], to_eval: bool) -> bool {
         Rule::switch(&self.0, p, s, to_eval)
@@ -235,6 +309,25 @@ impl<E: Float, R: WholeRule<E>> DynRule<E> for Whole<R> {
     }
     fn bf16_ok(&self) -> bool {
         false
+    }
+    fn rows_ok(&self) -> bool {
+        false
+    }
+    fn step_rows(
+        &self,
+        _name: &str,
+        _st: &mut ParamState<E>,
+        _lr: f64,
+        _k: &Kernel<E>,
+        _p: &mut [E],
+        _rows: &[usize],
+        _vals: &[E],
+        _dtype: StateDtype,
+    ) {
+        unreachable!(
+            "{}: row-sparse gradients are made dense for this rule",
+            self.0.name()
+        )
     }
     fn switch(&self, _p: &mut [E], _s: &[&[E]], _to_eval: bool) -> bool {
         false

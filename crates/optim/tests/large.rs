@@ -341,6 +341,12 @@ fn bad_hyperparameters_are_refused_naming_the_optimizer_and_field() {
             "ScheduleFreeSGD",
             "momentum",
         ),
+        (
+            SparseAdam::new(1e-3).betas(0.9, 1.0).build(),
+            "SparseAdam",
+            "beta2",
+        ),
+        (SparseAdam::new(1e-3).eps(-1.0).build(), "SparseAdam", "eps"),
     ];
     for (r, opt, field) in cases {
         let e = r.expect_err(field);

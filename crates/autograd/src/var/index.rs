@@ -34,8 +34,49 @@ impl<'t, E: Float> Var<'t, E> {
         let op = Op::IndexSelect {
             axis,
             idx: idx.into(),
+            sparse: false,
         };
         Tape::record("index_select", op, &[self], v)
+    }
+
+    /// The rows `idx` of a table (axis 0, in that order, with repeats), as
+    /// [`Var::index_select`], but a watched parameter's gradient comes out
+    /// of [`Tape::gradient`] as the rows looked up
+    /// ([`crate::RowSparse`], coalesced), not as a dense tensor of the
+    /// table's size: PyTorch's `F.embedding(.., sparse=True)`,
+    /// TensorFlow's `IndexedSlices` from `tf.gather`. An optimizer that
+    /// updates only those rows ([`SparseAdam`]) then costs in proportion
+    /// to the batch, not to the vocabulary; the others make it dense.
+    /// The gradient is dense when the table is also used densely (a tied
+    /// output layer), with respect to a Var rather than a parameter, and
+    /// in recorded passes (`gradient_graph`).
+    ///
+    /// [`SparseAdam`]: https://docs.rs/tapir-optim
+    ///
+    /// ```
+    /// use tapir_autograd::{Gradient, Parameter, Tape};
+    /// use tapir_tensor::Tensor;
+    /// let w = Parameter::new("w", Tensor::<f64>::ones([1000, 4]));
+    /// let tape = Tape::new();
+    /// let rows = tape.watch(&w).embedding(&[7, 3, 7])?;
+    /// let grads = tape.gradient(&rows.sum(), [&w])?;
+    /// let Some(Gradient::Rows(g)) = grads.gradient(&w) else { panic!() };
+    /// assert_eq!(g.indices(), &[3, 7]);
+    /// assert_eq!(g.values().to_vec(), [1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0]);
+    /// assert_eq!(grads[&w].shape(), &[1000, 4]); // a dense view on request
+    /// # Ok::<(), tapir_autograd::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// A table with no axis, or an index out of range.
+    pub fn embedding(&self, idx: &[usize]) -> Result<Self> {
+        let v = self.value.index_select(0, idx)?;
+        let op = Op::IndexSelect {
+            axis: 0,
+            idx: idx.into(),
+            sparse: true,
+        };
+        Tape::record("embedding", op, &[self], v)
     }
 
     /// `self` with slice i of `src` added at slice `idx[i]` along `axis`,

@@ -213,6 +213,7 @@ impl<'t, E: Float> Var<'t, E> {
         let op = Op::IndexSelect {
             axis: a,
             idx: idx.into(),
+            sparse: false,
         };
         Tape::record("slice", op, &[self], v)
     }

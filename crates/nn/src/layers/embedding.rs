@@ -10,7 +10,10 @@ use crate::Module;
 /// (`torch.nn.Embedding`, Keras `Embedding`). Weight `[num, dim]`, drawn
 /// from N(0, 1) as PyTorch does (Keras draws U(−0.05, 0.05)). With a
 /// padding index, that row starts at zero and gets no gradient, so it
-/// stays zero (`padding_idx`).
+/// stays zero (`padding_idx`). With `.sparse(true)` (PyTorch's
+/// `sparse=True`) the weight's gradient is row-sparse: only the rows a
+/// batch looked up ([`Var::embedding`]), for [`tapir_optim::SparseAdam`]
+/// or any other optimizer (which makes it dense).
 ///
 /// ```
 /// use tapir_nn::Embedding;
@@ -29,6 +32,8 @@ pub struct Embedding<E: Float = f32> {
     pub weight: Parameter<E>,
     #[module(skip)]
     padding_idx: Option<usize>,
+    #[module(skip)]
+    sparse: bool,
 }
 
 impl<E: Float> Embedding<E> {
@@ -37,7 +42,16 @@ impl<E: Float> Embedding<E> {
         Embedding {
             weight: Parameter::new("weight", Tensor::randn([num, dim], rng)),
             padding_idx: None,
+            sparse: false,
         }
+    }
+
+    /// Whether the weight's gradient is row-sparse (default `false`, as
+    /// PyTorch). A padding row, if any, is among the rows with a zero
+    /// gradient, which leaves it at zero under SparseAdam too.
+    pub fn sparse(mut self, sparse: bool) -> Self {
+        self.sparse = sparse;
+        self
     }
 
     /// Makes row `idx` the padding row: zeroed now, never updated.
@@ -90,7 +104,11 @@ impl<E: Float> Embedding<E> {
             Some(t) => t.param(&self.weight),
             None => Var::untracked(self.weight.value()),
         };
-        let mut rows = w.index_select(0, ids)?;
+        let mut rows = if self.sparse {
+            w.embedding(ids)?
+        } else {
+            w.index_select(0, ids)?
+        };
         if let Some(p) = self.padding_idx {
             if ids.contains(&p) {
                 // Zero the padding rows' output, so their gradient is zero.
