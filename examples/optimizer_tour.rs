@@ -353,8 +353,9 @@ struct Run {
     hit: Option<usize>,
     /// f − f* at the end (infinite when the run diverged).
     last_gap: f64,
-    /// Evaluations of f and its gradient (one per step but for L-BFGS,
-    /// whose line search may evaluate several times per step).
+    /// Evaluations of f and its gradient up to convergence, or in all
+    /// when the run did not converge: one per step, but L-BFGS's line
+    /// search may evaluate several times per step.
     evals: usize,
 }
 
@@ -429,6 +430,8 @@ fn run_lbfgs(
     let mut path = vec![p.start];
     let mut gaps = Vec::with_capacity(steps);
     let mut evals = 0usize;
+    // Evaluations after each step.
+    let mut used = Vec::with_capacity(steps);
     for _ in 0..steps {
         // torch's L-BFGS returns the loss from before the step.
         let before = opt.step(&[&px, &py], || {
@@ -438,20 +441,24 @@ fn run_lbfgs(
             Ok((f.value().item()?, tape.gradient(&f, [&px, &py])?))
         })?;
         gaps.push(before - p.f_min);
+        used.push(evals);
         let (x, y) = (px.value().item()?, py.value().item()?);
         path.push((x, y));
-        if !(x.abs() < 1e6 && y.abs() < 1e6) || !before.is_finite() {
+        if !(x.abs() < 1e6 && y.abs() < 1e6 && before.is_finite()) {
             break;
         }
     }
     let mut run = finish(p, kind, lr, path, gaps);
-    run.evals = evals;
+    run.evals = match run.hit {
+        Some(0) => 0,
+        Some(k) => used[k - 1],
+        None => evals,
+    };
     Ok(run)
 }
 
 /// The run's convergence step and final gap from its path and gaps.
 fn finish(p: &Problem, kind: Kind, lr: f64, path: Vec<(f64, f64)>, gaps: Vec<f64>) -> Run {
-    let evals = gaps.len();
     let (x, y) = *path.last().unwrap_or(&p.start);
     let last = f_at(p, x, y) - p.f_min;
     // A run that touched the tolerance and left again has not converged.
@@ -460,6 +467,7 @@ fn finish(p: &Problem, kind: Kind, lr: f64, path: Vec<(f64, f64)>, gaps: Vec<f64
         Some(k) => Some(k + 1),
         None => Some(0),
     };
+    let evals = hit.unwrap_or(gaps.len());
     Run {
         kind,
         lr,
@@ -507,7 +515,7 @@ fn print_table(p: &Problem, runs: &[Run], steps: usize) {
     );
     println!(
         "  {:<20} {:>8} {:>14} {:>14} {:>8}",
-        "optimizer", "best lr", "steps to tol", "final f - f*", "evals"
+        "optimizer", "best lr", "steps to tol", "final f - f*", "f evals"
     );
     for r in runs {
         let hit = r.hit.map_or("-".to_string(), |s| s.to_string());

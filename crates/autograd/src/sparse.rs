@@ -81,7 +81,7 @@ impl<E: Float> RowSparse<E> {
             if indices.last() == Some(&i) {
                 let start = out.len() - width;
                 for (o, &s) in out[start..].iter_mut().zip(src) {
-                    *o = *o + s;
+                    *o += s;
                 }
             } else {
                 indices.push(i);

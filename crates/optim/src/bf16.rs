@@ -159,6 +159,17 @@ pub(crate) fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// A 32-bit mix (murmur3's finaliser): cheap enough to vectorise with
+/// 32-bit lanes, and each output bit depends on every input bit.
+#[inline(always)]
+fn mix32(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
+}
+
 /// The stream of random bits for one parameter's step: FNV-1a of its name,
 /// mixed with the step count.
 pub(crate) fn stream(name: &str, t: u64) -> u64 {
@@ -174,7 +185,7 @@ pub(crate) const BLOCK: usize = 1024;
 
 /// Rounds `vals` into the bf16 slot `out` (same length); element i of the
 /// block is element `offset + i` of slot `k`, which picks its random bits.
-#[inline]
+#[inline(always)]
 pub(crate) fn store<E: Float>(
     out: &mut [u16],
     vals: &[E],
@@ -190,10 +201,15 @@ pub(crate) fn store<E: Float>(
             }
         }
         Rounding::Stochastic => {
-            let base = seed ^ (k as u64).wrapping_mul(0xd6e8_feb8_6659_fd93);
+            let base = mix(seed ^ (k as u64).wrapping_mul(0xd6e8_feb8_6659_fd93));
+            // The element's index in 32 bits: the low half, the high half
+            // folded into the seed.
+            let off = offset as u64;
+            let key = (base as u32) ^ ((off >> 32) as u32).wrapping_mul(0x9e37_79b1);
+            let low = off as u32;
             for (i, (o, &v)) in out.iter_mut().zip(vals).enumerate() {
-                let r = mix(base.wrapping_add((offset + i) as u64));
-                *o = to_bf16_stochastic(v, r);
+                let r = mix32(key ^ low.wrapping_add(i as u32));
+                *o = to_bf16_stochastic(v, u64::from(r >> 16));
             }
         }
     }

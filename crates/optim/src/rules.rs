@@ -457,6 +457,8 @@ fn run_chunks<E: Float, S: Send>(
 /// parameter's update uses the new moments at full precision), and the
 /// new state is rounded back. `at` is the chunk's offset in the
 /// parameter, which with `seed` picks the stochastic rounding's bits.
+/// Compiled for the widest vector unit found, as [`fused`] (the widening,
+/// the rule and the rounding all inside one `target_feature` copy).
 #[allow(clippy::too_many_arguments)]
 fn fused_bf16<E: Float, R: Rule<E>>(
     rule: &R,
@@ -469,8 +471,77 @@ fn fused_bf16<E: Float, R: Rule<E>>(
     seed: u64,
     at: usize,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { bf16_avx512(rule, p, g, s, k, c, rounding, seed, at) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+            return unsafe { bf16_avx2(rule, p, g, s, k, c, rounding, seed, at) };
+        }
+    }
+    bf16_pass(rule, p, g, s, k, c, rounding, seed, at)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn bf16_avx512<E: Float, R: Rule<E>>(
+    rule: &R,
+    p: &mut [E],
+    g: &[E],
+    s: &mut [&mut [u16]],
+    k: &Kernel<E>,
+    c: &R::Coeffs,
+    rounding: Rounding,
+    seed: u64,
+    at: usize,
+) {
+    bf16_pass(rule, p, g, s, k, c, rounding, seed, at)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn bf16_avx2<E: Float, R: Rule<E>>(
+    rule: &R,
+    p: &mut [E],
+    g: &[E],
+    s: &mut [&mut [u16]],
+    k: &Kernel<E>,
+    c: &R::Coeffs,
+    rounding: Rounding,
+    seed: u64,
+    at: usize,
+) {
+    bf16_pass(rule, p, g, s, k, c, rounding, seed, at)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn bf16_pass<E: Float, R: Rule<E>>(
+    rule: &R,
+    p: &mut [E],
+    g: &[E],
+    s: &mut [&mut [u16]],
+    k: &Kernel<E>,
+    c: &R::Coeffs,
+    rounding: Rounding,
+    seed: u64,
+    at: usize,
+) {
     let n = s.len();
-    let mut buf = vec![E::ZERO; n * bf16::BLOCK];
+    let mut buf = [E::ZERO; 3 * bf16::BLOCK];
+    let mut heap;
+    let buf: &mut [E] = if n <= 3 {
+        &mut buf[..n * bf16::BLOCK]
+    } else {
+        heap = vec![E::ZERO; n * bf16::BLOCK];
+        &mut heap
+    };
     let mut start = 0;
     while start < p.len() {
         let end = (start + bf16::BLOCK).min(p.len());
@@ -482,7 +553,7 @@ fn fused_bf16<E: Float, R: Rule<E>>(
                 *w = bf16::from_bf16(h);
             }
         }
-        fused(rule, &mut p[start..end], &g[start..end], &mut wide, k, c);
+        rule.apply(&mut p[start..end], &g[start..end], &mut wide, k, c);
         for (j, (w, h)) in wide.iter().zip(s.iter_mut()).enumerate() {
             bf16::store(&mut h[start..end], w, rounding, seed, j, at + start);
         }

@@ -378,6 +378,7 @@ fn builders_set_every_option_and_defaults_are_pytorchs() {
             .betas(0.8, 0.99)
             .eps(1e-6)
             .amsgrad(true)
+            .state_dtype(StateDtype::Bf16(Rounding::Nearest))
             .weight_decay(0.1),
         Adam {
             lr: 0.01,
@@ -385,9 +386,12 @@ fn builders_set_every_option_and_defaults_are_pytorchs() {
             beta2: 0.99,
             eps: 1e-6,
             amsgrad: true,
+            state_dtype: StateDtype::Bf16(Rounding::Nearest),
             weight_decay: WeightDecay::L2(0.1),
         }
     );
+    assert_eq!(Adam::default().state_dtype, StateDtype::Full);
+    assert_eq!(SparseAdam::new(1e-3), SparseAdam::default());
     // weight_decay means L2 for Adam (torch.optim.Adam) and decoupled for
     // AdamW (torch.optim.AdamW, default 0.01); 0 is none; the enum chooses.
     assert_eq!(AdamW::default().weight_decay, WeightDecay::Decoupled(0.01));
