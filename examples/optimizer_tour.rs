@@ -81,6 +81,7 @@ enum Kind {
     Asgd,
     Sophia,
     Lbfgs,
+    SparseAdam,
     AdamBf16,
     AdamBf16Sr,
 }
@@ -91,7 +92,7 @@ const SOPHIA_EVERY: usize = 10;
 /// The index in [`KINDS`] of the first optimizer of issue 13 (Lion).
 const FIRST_NEWER: usize = 13;
 
-const KINDS: [Kind; 27] = [
+const KINDS: [Kind; 28] = [
     Kind::Gd,
     Kind::HeavyBall,
     Kind::Nesterov,
@@ -117,6 +118,7 @@ const KINDS: [Kind; 27] = [
     Kind::Asgd,
     Kind::Sophia,
     Kind::Lbfgs,
+    Kind::SparseAdam,
     Kind::AdamBf16,
     Kind::AdamBf16Sr,
 ];
@@ -150,6 +152,8 @@ impl Kind {
             Kind::Asgd => "ASGD",
             Kind::Sophia => "Sophia",
             Kind::Lbfgs => "L-BFGS",
+            // Dense gradients here: its formula on every element.
+            Kind::SparseAdam => "SparseAdam (dense)",
             Kind::AdamBf16 => "Adam, bf16 state",
             Kind::AdamBf16Sr => "Adam, bf16 state SR",
         }
@@ -200,6 +204,7 @@ impl Kind {
             Kind::Rprop => Rprop::new(lr).build(),
             Kind::Asgd => Asgd::new(lr).build(),
             Kind::Sophia => Sophia::new(lr).build(),
+            Kind::SparseAdam => SparseAdam::new(lr).build(),
             Kind::AdamBf16 => Adam::new(lr)
                 .state_dtype(StateDtype::Bf16(Rounding::Nearest))
                 .build(),
@@ -219,7 +224,7 @@ impl Kind {
             Kind::Rmsprop => 1e-3,
             Kind::Adadelta => 1.0,
             Kind::Adam | Kind::Amsgrad | Kind::AdamW | Kind::Radam => 1e-3,
-            Kind::AdamBf16 | Kind::AdamBf16Sr => 1e-3,
+            Kind::AdamBf16 | Kind::AdamBf16Sr | Kind::SparseAdam => 1e-3,
             // torch's default: the line search scales it.
             Kind::Lbfgs => 1.0,
             Kind::Adamax | Kind::Nadam => 2e-3,
