@@ -492,12 +492,7 @@ impl<E: Float> Optimizer<E> {
                     true
                 });
                 if !fits {
-                    return Err(Error::StateShape {
-                        optimizer,
-                        name: p.name().to_string(),
-                        param: p.shape(),
-                        state: st.shape.clone(),
-                    });
+                    return Err(state_shape(optimizer, p, st));
                 }
                 continue;
             }
@@ -540,12 +535,7 @@ impl<E: Float> Optimizer<E> {
                 true
             });
             if !fits {
-                return Err(Error::StateShape {
-                    optimizer,
-                    name: p.name().to_string(),
-                    param: p.shape(),
-                    state: st.shape.clone(),
-                });
+                return Err(state_shape(optimizer, p, st));
             }
         }
         self.step = self.step.saturating_add(1);
@@ -906,5 +896,15 @@ fn convert_slots<E: Float>(slots: &mut [Slot<E>], dtype: StateDtype) {
     for s in slots {
         let old = std::mem::replace(s, Slot::Full(Vec::new()));
         *s = old.converted(dtype);
+    }
+}
+
+/// The error for a parameter resized since its state was made.
+fn state_shape<E: Float>(optimizer: &'static str, p: &Parameter<E>, st: &ParamState<E>) -> Error {
+    Error::StateShape {
+        optimizer,
+        name: p.name().to_string(),
+        param: p.shape(),
+        state: st.shape.clone(),
     }
 }

@@ -9,7 +9,9 @@
 
 mod common;
 
-use tapir_autograd::{Gradients, Parameter, Tape, Var};
+use common::step;
+
+use tapir_autograd::{Gradients, Parameter, Tape};
 use tapir_optim::*;
 use tapir_tensor::{Float, Rng, Tensor};
 use tapir_testutil::{parse_fixtures, Case};
@@ -55,14 +57,6 @@ fn nearest_rounding_matches_torch_bit_for_bit() {
     // And from f64 holding the same values (exact f32s: same bits).
     let got64 = bits(&Slot::Full(xs).converted(StateDtype::Bf16(Rounding::Nearest)));
     assert_eq!(got64, got);
-}
-
-fn step<E: Float>(problem: &str, c: &Case, params: &[Parameter<E>], opt: &mut Optimizer<E>) {
-    let tape = Tape::new();
-    let vars: Vec<Var<'_, E>> = params.iter().map(|p| tape.watch(p)).collect();
-    let l = common::loss(problem, c, &tape, &vars);
-    let grads = tape.gradient(&l, params).unwrap();
-    opt.apply_gradients(&grads).unwrap();
 }
 
 /// The largest |got − want| over step `s`, in units of the f32 fixture

@@ -9,10 +9,10 @@
 
 mod common;
 
-use tapir_autograd::{Parameter, Tape, Var};
-use tapir_optim::{Adafactor, Error, Optimizer, ScheduleFreeAdamW, Slot};
+use tapir_autograd::{Parameter, Tape};
+use tapir_optim::{Adafactor, Error, ScheduleFreeAdamW, Slot};
 use tapir_tensor::{Float, Tensor};
-use tapir_testutil::{parse_fixtures, Case};
+use tapir_testutil::parse_fixtures;
 
 const FIXTURES: &str = include_str!("fixtures/large_trajectories.txt");
 const STEPS: usize = 30;
@@ -24,15 +24,7 @@ fn row(config: &str) -> common::Row {
         .unwrap_or_else(|| panic!("no optimizer for fixture config {config}"))
 }
 
-use common::start;
-
-fn step<E: Float>(problem: &str, c: &Case, params: &[Parameter<E>], opt: &mut Optimizer<E>) {
-    let tape = Tape::new();
-    let vars: Vec<Var<'_, E>> = params.iter().map(|p| tape.watch(p)).collect();
-    let l = common::loss(problem, c, &tape, &vars);
-    let grads = tape.gradient(&l, params).unwrap();
-    opt.apply_gradients(&grads).unwrap();
-}
+use common::{start, step};
 
 fn close(got: &[f64], want: &[f64], rtol: f64, floor: f64) -> Option<(usize, f64, f64)> {
     got.iter()

@@ -324,3 +324,12 @@ pub fn start<E: Float>(c: &Case) -> (Vec<Parameter<E>>, Vec<Tensor<f64>>) {
         .collect();
     (params, traj)
 }
+
+/// One step of `opt` on `problem` at the parameters' current values.
+pub fn step<E: Float>(problem: &str, c: &Case, params: &[Parameter<E>], opt: &mut Optimizer<E>) {
+    let tape = Tape::new();
+    let vars: Vec<Var<'_, E>> = params.iter().map(|p| tape.watch(p)).collect();
+    let l = loss(problem, c, &tape, &vars);
+    let grads = tape.gradient(&l, params).unwrap();
+    opt.apply_gradients(&grads).unwrap();
+}
