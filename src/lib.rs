@@ -18,6 +18,10 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub use tapir_autograd as autograd;
+/// Data-parallel training: `DataParallel`, `ShardedOptimizer`, the
+/// in-process `LocalGroup`, and with the cargo feature `mpi` the MPI
+/// backend `MpiComm`.
+pub use tapir_distributed as distributed;
 pub use tapir_nn as nn;
 pub use tapir_optim as optim;
 pub use tapir_tensor as tensor;

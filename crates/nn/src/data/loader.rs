@@ -115,6 +115,8 @@ pub struct DataLoader<D: Dataset + 'static> {
     drop_last: bool,
     transforms: Arc<Vec<Transform>>,
     prefetch: bool,
+    /// (rank, ranks): this process's share of every epoch.
+    shard: (usize, usize),
 }
 
 impl<D: Dataset + 'static> DataLoader<D> {
@@ -131,7 +133,50 @@ impl<D: Dataset + 'static> DataLoader<D> {
             drop_last: false,
             transforms: Arc::new(Vec::new()),
             prefetch: true,
+            shard: (0, 1),
         }
+    }
+
+    /// Makes this loader rank `rank`'s of `ranks` for data-parallel
+    /// training (PyTorch's `DistributedSampler`): every rank shuffles the
+    /// epoch alike (same seed), the order is padded by repeating its start
+    /// to a multiple of `ranks`, and rank r takes positions r, r + ranks,
+    /// r + 2·ranks, …: disjoint shares of equal size that together cover
+    /// the epoch. With a batch of B on each of R ranks, step k's R batches
+    /// together are the single-process loader's step k with batch R·B
+    /// (when the dataset divides evenly).
+    ///
+    /// ```
+    /// use tapir_nn::data::{DataLoader, InMemory};
+    /// let data = || InMemory::new(vec![0.0; 8], (0..8).collect(), &[1]);
+    /// let whole: Vec<usize> = DataLoader::new(data(), 4).shuffle(3).epoch(0).next().unwrap().labels;
+    /// let a = DataLoader::new(data(), 2).shuffle(3).shard(0, 2).epoch(0).next().unwrap().labels;
+    /// let b = DataLoader::new(data(), 2).shuffle(3).shard(1, 2).epoch(0).next().unwrap().labels;
+    /// assert_eq!(vec![a[0], b[0], a[1], b[1]], whole);
+    /// ```
+    ///
+    /// # Panics
+    /// If `ranks` is 0 or `rank ≥ ranks`.
+    pub fn shard(mut self, rank: usize, ranks: usize) -> Self {
+        assert!(
+            rank < ranks,
+            "DataLoader::shard: rank {rank} is not below the number of ranks {ranks}"
+        );
+        self.shard = (rank, ranks);
+        self
+    }
+
+    /// This rank's share of the dataset's indices, in epoch order.
+    fn share(&self, order: Vec<usize>) -> Vec<usize> {
+        let (rank, ranks) = self.shard;
+        if ranks == 1 || order.is_empty() {
+            return order;
+        }
+        let total = order.len().div_ceil(ranks) * ranks;
+        (rank..total)
+            .step_by(ranks)
+            .map(|i| order[i % order.len()])
+            .collect()
     }
 
     /// Shuffles every epoch, the order fixed by `seed` and the epoch.
@@ -165,7 +210,11 @@ impl<D: Dataset + 'static> DataLoader<D> {
 
     /// Batches per epoch.
     pub fn batches(&self) -> usize {
-        let n = self.data.len();
+        let (_, ranks) = self.shard;
+        let n = match self.data.len() {
+            0 => 0,
+            n => n.div_ceil(ranks),
+        };
         if self.drop_last {
             n / self.batch
         } else {
@@ -180,13 +229,17 @@ impl<D: Dataset + 'static> DataLoader<D> {
         if let Some(s) = self.seed {
             Rng::seed(mix(s, epoch, u64::MAX)).shuffle(&mut order);
         }
+        let order = self.share(order);
         let job = Job {
             data: Arc::clone(&self.data) as Arc<dyn Dataset>,
             order,
             batch: self.batch,
             batches: self.batches(),
             transforms: Arc::clone(&self.transforms),
-            seed: mix(self.seed.unwrap_or(0), epoch, 0),
+            // Each rank draws its own augmentations (rank 0 those of an
+            // unsharded loader).
+            seed: mix(self.seed.unwrap_or(0), epoch, 0)
+                ^ (self.shard.0 as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
         };
         if self.prefetch {
             let (tx, rx) = sync_channel(2);

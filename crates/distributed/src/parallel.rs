@@ -1,0 +1,379 @@
+//! Data parallelism: the same model on every rank, gradients averaged in
+//! buckets (`DataParallel`), or optimizer state sharded across the ranks
+//! (`ShardedOptimizer`, ZeRO stage 1).
+
+use tapir_autograd::{Gradients, Parameter};
+use tapir_optim::{Optimizer, StepReport};
+use tapir_tensor::Tensor;
+
+use crate::comm::{CommFloat, Communicator};
+use crate::error::{Error, Result};
+
+/// Gradient bucket size, as PyTorch DDP's default `bucket_cap_mb = 25`.
+pub const BUCKET_BYTES: usize = 25 << 20;
+
+/// Checks that every rank has the same parameters (count, names, shapes,
+/// in order) and gives every rank rank 0's values.
+fn start<C: Communicator, E: CommFloat>(comm: &C, params: &[Parameter<E>]) -> Result<()> {
+    // A description every rank can compare with rank 0's: the count, then
+    // per parameter a hash of its name (two 32-bit halves, exact in any
+    // float), its rank and its dims.
+    let mut desc = vec![params.len() as f64];
+    for p in params {
+        let h = fnv(p.name().as_bytes());
+        desc.push((h >> 32) as f64);
+        desc.push((h & 0xffff_ffff) as f64);
+        let s = p.shape();
+        desc.push(s.len() as f64);
+        desc.extend(s.iter().map(|&d| d as f64));
+    }
+    // Lengths first, so that the broadcast itself cannot mismatch.
+    let mut len = [desc.len() as f64];
+    comm.broadcast(&mut len, 0)?;
+    let mut root = vec![0.0; len[0] as usize];
+    if comm.rank() == 0 {
+        root.copy_from_slice(&desc);
+    }
+    comm.broadcast(&mut root, 0)?;
+    // Every rank reports whether it matches, so that all fail together.
+    let mismatch = describe_mismatch(&root, &desc, params);
+    let mut bad = [if mismatch.is_some() { 1.0 } else { 0.0 }];
+    comm.all_reduce_sum(&mut bad)?;
+    if let Some(what) = mismatch {
+        return Err(Error::Mismatch {
+            rank: comm.rank(),
+            what,
+        });
+    }
+    if bad[0] > 0.0 {
+        return Err(Error::Mismatch {
+            rank: comm.rank(),
+            what: "another rank's parameters differ from rank 0's".into(),
+        });
+    }
+    for p in params {
+        let mut v = p.value().to_vec();
+        comm.broadcast(&mut v, 0)?;
+        p.set(Tensor::from_vec(v, p.shape())?);
+    }
+    Ok(())
+}
+
+fn describe_mismatch<E: CommFloat>(
+    root: &[f64],
+    mine: &[f64],
+    params: &[Parameter<E>],
+) -> Option<String> {
+    if root == mine {
+        return None;
+    }
+    if root.first() != mine.first() {
+        return Some(format!(
+            "{} parameters here, {} on rank 0",
+            params.len(),
+            root.first().copied().unwrap_or(0.0)
+        ));
+    }
+    // Walk both descriptions parameter by parameter.
+    let (mut a, mut b) = (1, 1);
+    for p in params {
+        let nd_a = root.get(a + 2).copied().unwrap_or(0.0) as usize;
+        let nd_b = mine[b + 2] as usize;
+        let ra = root.get(a..(a + 3 + nd_a).min(root.len())).unwrap_or(&[]);
+        let rb = &mine[b..b + 3 + nd_b];
+        if ra != rb {
+            let dims: Vec<usize> = ra.iter().skip(3).map(|&d| d as usize).collect();
+            return Some(if ra.get(..2) != rb.get(..2) {
+                format!("parameter '{}' has another name on rank 0", p.name())
+            } else {
+                format!(
+                    "parameter '{}' has shape {:?} here, {dims:?} on rank 0",
+                    p.name(),
+                    p.shape()
+                )
+            });
+        }
+        a += 3 + nd_a;
+        b += 3 + nd_b;
+    }
+    Some("the parameter lists differ".into())
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Each parameter's gradient flat (zeros where it has none; a row-sparse
+/// gradient made dense).
+fn flat_grad<E: CommFloat>(grads: &Gradients<E>, p: &Parameter<E>, n: usize) -> Vec<E> {
+    match grads.get(p) {
+        Some(g) => g.to_vec(),
+        None => vec![E::ZERO; n],
+    }
+}
+
+/// Data parallelism, as PyTorch's `DistributedDataParallel`: every rank
+/// holds the whole model and optimizer, runs its own shard of the batch,
+/// and before each optimizer step the gradients are averaged over the
+/// ranks, so every rank applies the same step and the parameters stay
+/// equal.
+///
+/// [`DataParallel::new`] checks that the ranks have the same parameters
+/// (names, shapes, order) and copies rank 0's values to every rank.
+/// [`DataParallel::all_reduce`] averages gradients in buckets of about
+/// 25 MB (PyTorch's default), each one all-reduce, not one per tensor.
+///
+/// ```
+/// use tapir_autograd::{Parameter, Tape};
+/// use tapir_distributed::{Communicator, DataParallel, LocalGroup};
+/// use tapir_optim::Sgd;
+/// use tapir_tensor::Tensor;
+/// let out = LocalGroup::run(2, |comm| {
+///     let w = Parameter::new("w", Tensor::<f64>::from_vec(vec![1.0, 2.0], [2])?);
+///     let dp = DataParallel::new(comm, &[w.clone()])?;
+///     let mut opt = Sgd::new(0.1).build()?;
+///     // Each rank's own data: here a different scale per rank.
+///     let tape = Tape::new();
+///     let loss = tape.watch(&w).mul_scalar(comm.rank() as f64 + 1.0).sum();
+///     let grads = dp.all_reduce(&tape.gradient(&loss, [&w])?)?; // mean: 1.5
+///     opt.apply_gradients(&grads)?;
+///     Ok(w.value().to_vec())
+/// });
+/// assert_eq!(out[0].as_ref().unwrap(), &vec![0.85, 1.85]);
+/// assert_eq!(out[1].as_ref().unwrap(), &vec![0.85, 1.85]);
+/// ```
+pub struct DataParallel<'c, C: Communicator, E: CommFloat> {
+    comm: &'c C,
+    params: Vec<Parameter<E>>,
+    /// Parameter index ranges, one all-reduce each.
+    buckets: Vec<std::ops::Range<usize>>,
+}
+
+impl<'c, C: Communicator, E: CommFloat> DataParallel<'c, C, E> {
+    /// Checks the ranks' parameters against rank 0's and broadcasts rank
+    /// 0's values, with the default bucket size.
+    ///
+    /// # Errors
+    /// [`Error::Mismatch`] on every rank when any rank's parameter count,
+    /// names or shapes differ from rank 0's (the message names the first
+    /// difference on the rank that has it); [`Error::PeerFailed`].
+    pub fn new(comm: &'c C, params: &[Parameter<E>]) -> Result<Self> {
+        Self::with_bucket_bytes(comm, params, BUCKET_BYTES)
+    }
+
+    /// As [`DataParallel::new`], with buckets of about `bytes` bytes (a
+    /// parameter larger than that is a bucket of its own).
+    ///
+    /// # Errors
+    /// As [`DataParallel::new`].
+    pub fn with_bucket_bytes(comm: &'c C, params: &[Parameter<E>], bytes: usize) -> Result<Self> {
+        start(comm, params)?;
+        let cap = (bytes / std::mem::size_of::<E>()).max(1);
+        let mut buckets = Vec::new();
+        let (mut first, mut filled) = (0, 0);
+        for (i, p) in params.iter().enumerate() {
+            filled += p.shape().iter().product::<usize>();
+            if filled >= cap {
+                buckets.push(first..i + 1);
+                (first, filled) = (i + 1, 0);
+            }
+        }
+        if first < params.len() {
+            buckets.push(first..params.len());
+        }
+        Ok(DataParallel {
+            comm,
+            params: params.to_vec(),
+            buckets,
+        })
+    }
+
+    /// The number of all-reduce calls per step.
+    pub fn buckets(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// The gradients averaged over the ranks, for every parameter given to
+    /// [`DataParallel::new`] (a parameter without a gradient on a rank
+    /// counts as zero there; row-sparse gradients are made dense). Sums
+    /// run in a fixed order, so every rank gets the same bits.
+    ///
+    /// # Errors
+    /// [`Error::PeerFailed`].
+    pub fn all_reduce(&self, grads: &Gradients<E>) -> Result<Gradients<E>> {
+        let scale = E::from_f64(1.0 / self.comm.size() as f64);
+        let mut out = Vec::with_capacity(self.params.len());
+        for b in &self.buckets {
+            let ps = &self.params[b.clone()];
+            let sizes: Vec<usize> = ps.iter().map(|p| p.shape().iter().product()).collect();
+            let mut flat = Vec::with_capacity(sizes.iter().sum());
+            for (p, &n) in ps.iter().zip(&sizes) {
+                flat.extend(flat_grad(grads, p, n));
+            }
+            self.comm.all_reduce_sum(&mut flat)?;
+            let mut at = 0;
+            for (p, &n) in ps.iter().zip(&sizes) {
+                let g: Vec<E> = flat[at..at + n].iter().map(|&v| v * scale).collect();
+                out.push((p.clone(), Some(Tensor::from_vec(g, p.shape())?)));
+                at += n;
+            }
+        }
+        Ok(Gradients::from_pairs(out))
+    }
+}
+
+/// Optimizer state sharded across the ranks (ZeRO stage 1, PyTorch's
+/// `ZeroRedundancyOptimizer`): each parameter belongs to one rank, which
+/// alone keeps its optimizer state and updates it. A step reduce-scatters
+/// the gradients (each rank receives the sum of its own parameters'
+/// gradients only), updates its parameters, and all-gathers the
+/// parameters, so every rank ends with the same model while holding about
+/// 1/size of the state.
+///
+/// Parameters are assigned largest first to the rank with the fewest
+/// elements so far (ties to the lower rank and the earlier parameter),
+/// which every rank computes alike. Transforms that need every gradient
+/// (global-norm clipping) see only the rank's own parameters here: clip
+/// the gradients before, with [`DataParallel`], or use per-tensor
+/// transforms.
+pub struct ShardedOptimizer<'c, C: Communicator, E: CommFloat> {
+    comm: &'c C,
+    params: Vec<Parameter<E>>,
+    /// The rank that owns each parameter.
+    owner: Vec<usize>,
+    /// Each rank's parameters, in order.
+    shards: Vec<Vec<usize>>,
+    /// The longest shard in elements: every rank's block length.
+    block: usize,
+    opt: Optimizer<E>,
+}
+
+impl<'c, C: Communicator, E: CommFloat> ShardedOptimizer<'c, C, E> {
+    /// Checks and broadcasts the parameters as [`DataParallel::new`], and
+    /// shards them over the ranks; `opt` will update this rank's shard.
+    ///
+    /// # Errors
+    /// As [`DataParallel::new`].
+    pub fn new(comm: &'c C, params: &[Parameter<E>], opt: Optimizer<E>) -> Result<Self> {
+        start(comm, params)?;
+        let size = comm.size();
+        let sizes: Vec<usize> = params.iter().map(|p| p.shape().iter().product()).collect();
+        let mut order: Vec<usize> = (0..params.len()).collect();
+        order.sort_by(|&a, &b| sizes[b].cmp(&sizes[a]).then(a.cmp(&b)));
+        let mut load = vec![0usize; size];
+        let mut owner = vec![0usize; params.len()];
+        for i in order {
+            let r = (0..size).min_by_key(|&r| (load[r], r)).expect("size > 0");
+            owner[i] = r;
+            load[r] += sizes[i];
+        }
+        let shards: Vec<Vec<usize>> = (0..size)
+            .map(|r| (0..params.len()).filter(|&i| owner[i] == r).collect())
+            .collect();
+        let block = load.iter().copied().max().unwrap_or(0);
+        Ok(ShardedOptimizer {
+            comm,
+            params: params.to_vec(),
+            owner,
+            shards,
+            block,
+            opt,
+        })
+    }
+
+    /// The rank that owns each parameter, in the order given.
+    pub fn owners(&self) -> &[usize] {
+        &self.owner
+    }
+
+    /// The optimizer of this rank's shard (its state covers only the
+    /// parameters this rank owns).
+    pub fn optimizer(&self) -> &Optimizer<E> {
+        &self.opt
+    }
+
+    /// Bytes of optimizer state this rank holds (its slots, in their
+    /// dtype, and its scalars as f64).
+    pub fn state_bytes(&self) -> usize {
+        self.opt
+            .state()
+            .params
+            .iter()
+            .map(|(_, p)| p.slots.iter().map(|s| s.bytes()).sum::<usize>() + 8 * p.scalars.len())
+            .sum()
+    }
+
+    /// One step: reduce-scatter the gradients (averaged over the ranks),
+    /// update this rank's parameters, all-gather every parameter. Returns
+    /// this rank's optimizer report (`None` when it owns no parameter).
+    ///
+    /// # Errors
+    /// The optimizer's refusal, [`Error::PeerFailed`].
+    pub fn step(&mut self, grads: &Gradients<E>) -> Result<Option<StepReport>> {
+        let size = self.comm.size();
+        let rank = self.comm.rank();
+        let n = |i: usize| -> usize { self.params[i].shape().iter().product() };
+        // Every rank's block: its parameters' gradients, zero-padded.
+        let mut send = vec![E::ZERO; size * self.block];
+        for (r, shard) in self.shards.iter().enumerate() {
+            let mut at = r * self.block;
+            for &i in shard {
+                let g = flat_grad(grads, &self.params[i], n(i));
+                send[at..at + g.len()].copy_from_slice(&g);
+                at += g.len();
+            }
+        }
+        let mut mine = vec![E::ZERO; self.block];
+        self.comm.reduce_scatter_sum(&send, &mut mine)?;
+        let scale = E::from_f64(1.0 / size as f64);
+        let mut pairs = Vec::with_capacity(self.shards[rank].len());
+        let mut at = 0;
+        for &i in &self.shards[rank] {
+            let g: Vec<E> = mine[at..at + n(i)].iter().map(|&v| v * scale).collect();
+            pairs.push((
+                self.params[i].clone(),
+                Some(Tensor::from_vec(g, self.params[i].shape())?),
+            ));
+            at += n(i);
+        }
+        // A refusal here must stop every rank, not leave them waiting in
+        // the all-gather below.
+        let report = if pairs.is_empty() {
+            None
+        } else {
+            match self.opt.apply_gradients(&Gradients::from_pairs(pairs)) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    self.comm.abort(&e.to_string());
+                    return Err(e.into());
+                }
+            }
+        };
+        let mut block = vec![E::ZERO; self.block];
+        let mut at = 0;
+        for &i in &self.shards[rank] {
+            let v = self.params[i].value().to_vec();
+            block[at..at + v.len()].copy_from_slice(&v);
+            at += v.len();
+        }
+        let mut all = vec![E::ZERO; size * self.block];
+        self.comm.all_gather(&block, &mut all)?;
+        for (r, shard) in self.shards.iter().enumerate() {
+            if r == rank {
+                continue;
+            }
+            let mut at = r * self.block;
+            for &i in shard {
+                let p = &self.params[i];
+                let v = all[at..at + n(i)].to_vec();
+                p.set(Tensor::from_vec(v, p.shape())?);
+                at += n(i);
+            }
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,314 @@
+//! Data parallelism on the in-process backend (two ranks as threads): two
+//! ranks with batch 32 each end where one process with batch 64 ends, for
+//! plain data parallelism and for sharded optimizer state, with Adam and
+//! with SGD momentum; exactly (f64, every bit) against a single process
+//! that averages the two halves' gradients in the all-reduce's order, and
+//! within 1e-10 (f64) and 1e-6 (f32) of a single process with the plain
+//! batch of 64. Also: ZeRO halves each rank's state, a failing rank stops
+//! the other instead of hanging it, and mismatched models are refused at
+//! start. The same checks run over MPI in examples/distributed_check.rs
+//! (`mpirun -n 2`, in .ci/run).
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use tapir_autograd::{Gradients, Parameter, Tape};
+use tapir_distributed::{Communicator, DataParallel, Error, LocalGroup, Result, ShardedOptimizer};
+use tapir_optim::{Adam, Optimizer, Sgd};
+use tapir_tensor::{Float, Rng, Tensor};
+
+const STEPS: usize = 20;
+const BATCH: usize = 64;
+
+/// A 4-16-3 tanh MLP, the same start everywhere.
+fn model<E: Float>() -> Vec<Parameter<E>> {
+    let mut rng = Rng::seed(11);
+    vec![
+        Parameter::new(
+            "fc1.weight",
+            Tensor::randn([4, 16], &mut rng).mul_scalar(E::from_f64(0.5)),
+        ),
+        Parameter::new("fc1.bias", Tensor::zeros([16])),
+        Parameter::new(
+            "fc2.weight",
+            Tensor::randn([16, 3], &mut rng).mul_scalar(E::from_f64(0.5)),
+        ),
+        Parameter::new("fc2.bias", Tensor::zeros([3])),
+    ]
+}
+
+/// Step `s`'s batch of 64: inputs and labels.
+fn batch<E: Float>(s: usize) -> (Tensor<E>, Vec<usize>) {
+    let mut rng = Rng::seed(100 + s as u64);
+    let x: Tensor<E> = Tensor::randn([BATCH, 4], &mut rng);
+    let v = x.to_vec();
+    let labels = (0..BATCH)
+        .map(|i| {
+            let a = v[i * 4].to_f64() + v[i * 4 + 1].to_f64();
+            if a > 0.5 {
+                0
+            } else if a > -0.5 {
+                1
+            } else {
+                2
+            }
+        })
+        .collect();
+    (x, labels)
+}
+
+/// Rows `rank, rank + ranks, …` of a batch: the sharded loader's split.
+fn share<E: Float>(
+    x: &Tensor<E>,
+    labels: &[usize],
+    rank: usize,
+    ranks: usize,
+) -> (Tensor<E>, Vec<usize>) {
+    let rows: Vec<usize> = (rank..labels.len()).step_by(ranks).collect();
+    (
+        x.index_select(0, &rows).unwrap(),
+        rows.iter().map(|&i| labels[i]).collect(),
+    )
+}
+
+fn grads<E: Float>(params: &[Parameter<E>], x: &Tensor<E>, labels: &[usize]) -> Gradients<E> {
+    let tape = Tape::new();
+    let v: Vec<_> = params.iter().map(|p| tape.watch(p)).collect();
+    let h = tape
+        .constant(x.clone())
+        .matmul(&v[0])
+        .unwrap()
+        .add(&v[1])
+        .unwrap()
+        .tanh();
+    let logits = h.matmul(&v[2]).unwrap().add(&v[3]).unwrap();
+    let loss = logits.cross_entropy(labels).unwrap();
+    tape.gradient(&loss, params).unwrap()
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Opt {
+    Adam,
+    Momentum,
+}
+
+fn build<E: Float>(o: Opt) -> Optimizer<E> {
+    match o {
+        Opt::Adam => Adam::new(0.01).build().unwrap(),
+        Opt::Momentum => Sgd::new(0.1).momentum(0.9).build().unwrap(),
+    }
+}
+
+fn values<E: Float>(params: &[Parameter<E>]) -> Vec<E> {
+    params.iter().flat_map(|p| p.value().to_vec()).collect()
+}
+
+/// One process, batch 64; with `halves`, the gradient is the mean of the
+/// two half-batches' gradients, summed as the all-reduce sums them.
+fn single<E: Float>(o: Opt, halves: bool) -> Vec<E> {
+    let params = model::<E>();
+    let mut opt = build::<E>(o);
+    for s in 0..STEPS {
+        let (x, labels) = batch::<E>(s);
+        let g = if halves {
+            let (x0, l0) = share(&x, &labels, 0, 2);
+            let (x1, l1) = share(&x, &labels, 1, 2);
+            let (g0, g1) = (grads(&params, &x0, &l0), grads(&params, &x1, &l1));
+            let half = E::from_f64(0.5);
+            Gradients::from_pairs(
+                params
+                    .iter()
+                    .map(|p| {
+                        let sum = g0[p].zip_map(&g1[p], |a, b| a + b).unwrap();
+                        (p.clone(), Some(sum.map(|v| v * half)))
+                    })
+                    .collect(),
+            )
+        } else {
+            grads(&params, &x, &labels)
+        };
+        opt.apply_gradients(&g).unwrap();
+    }
+    values(&params)
+}
+
+/// Two ranks, batch 32 each; plain data parallelism or ZeRO-1. Returns
+/// each rank's final parameters.
+fn parallel<E: tapir_distributed::CommFloat>(o: Opt, zero: bool) -> Vec<Vec<E>> {
+    run(2, move |comm| {
+        let params = model::<E>();
+        let (rank, ranks) = (comm.rank(), comm.size());
+        if zero {
+            let mut sharded = ShardedOptimizer::new(comm, &params, build::<E>(o))?;
+            for s in 0..STEPS {
+                let (x, labels) = batch::<E>(s);
+                let (x, labels) = share(&x, &labels, rank, ranks);
+                sharded.step(&grads(&params, &x, &labels))?;
+            }
+        } else {
+            let dp = DataParallel::new(comm, &params)?;
+            let mut opt = build::<E>(o);
+            for s in 0..STEPS {
+                let (x, labels) = batch::<E>(s);
+                let (x, labels) = share(&x, &labels, rank, ranks);
+                opt.apply_gradients(&dp.all_reduce(&grads(&params, &x, &labels))?)?;
+            }
+        }
+        Ok(values(&params))
+    })
+    .into_iter()
+    .map(|r| r.unwrap())
+    .collect()
+}
+
+/// `LocalGroup::run` with a watchdog: a hang fails the test after 60 s.
+fn run<T: Send + 'static>(
+    size: usize,
+    f: impl Fn(&tapir_distributed::LocalComm<'_>) -> Result<T> + Sync + Send + 'static,
+) -> Vec<Result<T>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(LocalGroup::run(size, f));
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the ranks did not finish within 60 s: a hang")
+}
+
+/// The largest |a − b| / max(|b|, 1): relative for large values,
+/// absolute below 1 (the parameters are of order 1).
+fn max_rel<E: Float>(a: &[E], b: &[E]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x.to_f64() - y.to_f64()).abs() / y.to_f64().abs().max(1.0))
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn two_ranks_of_32_equal_one_process_of_64_f64() {
+    for o in [Opt::Adam, Opt::Momentum] {
+        let fixed = single::<f64>(o, true);
+        let plain = single::<f64>(o, false);
+        for zero in [false, true] {
+            let ranks = parallel::<f64>(o, zero);
+            assert_eq!(ranks[0], ranks[1], "{o:?} zero {zero}: the ranks differ");
+            assert_eq!(
+                ranks[0], fixed,
+                "{o:?} zero {zero}: not the fixed-order reference's bits"
+            );
+            let d = max_rel(&ranks[0], &plain);
+            assert!(d < 1e-10, "{o:?} zero {zero}: {d:e} from batch 64");
+        }
+    }
+}
+
+#[test]
+fn two_ranks_of_32_equal_one_process_of_64_f32() {
+    for o in [Opt::Adam, Opt::Momentum] {
+        let plain = single::<f32>(o, false);
+        let fixed = single::<f32>(o, true);
+        for zero in [false, true] {
+            let ranks = parallel::<f32>(o, zero);
+            assert_eq!(ranks[0], ranks[1], "{o:?} zero {zero}: the ranks differ");
+            assert_eq!(ranks[0], fixed, "{o:?} zero {zero}");
+            let d = max_rel(&ranks[0], &plain);
+            assert!(d < 1e-6, "{o:?} zero {zero}: {d:e} from batch 64");
+        }
+    }
+}
+
+#[test]
+fn zero_shards_the_state_and_buckets_group_the_gradients() {
+    let out = run(2, |comm| {
+        let params = model::<f32>();
+        let mut sharded = ShardedOptimizer::new(comm, &params, build::<f32>(Opt::Adam))?;
+        let (x, labels) = batch::<f32>(0);
+        let (x, labels) = share(&x, &labels, comm.rank(), comm.size());
+        sharded.step(&grads(&params, &x, &labels))?;
+        let dp = DataParallel::with_bucket_bytes(comm, &params, 64 * 4)?;
+        Ok((
+            sharded.state_bytes(),
+            sharded.owners().to_vec(),
+            dp.buckets(),
+        ))
+    });
+    let (b0, owners, buckets) = out[0].as_ref().unwrap();
+    let (b1, owners1, _) = out[1].as_ref().unwrap();
+    // Adam keeps 8 bytes per f32 parameter: 64 + 16 + 48 + 3 = 131.
+    assert_eq!(b0 + b1, 8 * 131);
+    // Largest first to the least loaded rank: fc1.weight (64) to rank 0,
+    // fc2.weight (48) and fc1.bias (16) to rank 1, then fc2.bias (3) to
+    // rank 0 (64 each, the lower rank).
+    assert_eq!(owners, &vec![0, 1, 1, 0]);
+    assert_eq!(owners, owners1);
+    assert_eq!((*b0, *b1), (8 * 67, 8 * 64));
+    // 64-element buckets, closed once full: fc1.weight; fc1.bias and
+    // fc2.weight; fc2.bias.
+    assert_eq!(*buckets, 3);
+}
+
+#[test]
+fn a_failing_rank_stops_the_others() {
+    let out = run(2, |comm| {
+        let params = model::<f64>();
+        let dp = DataParallel::new(comm, &params)?;
+        for s in 0..STEPS {
+            if comm.rank() == 1 && s == 3 {
+                return Err(Error::Buffer {
+                    op: "test",
+                    msg: "simulated failure on rank 1".into(),
+                });
+            }
+            let (x, labels) = batch::<f64>(s);
+            dp.all_reduce(&grads(&params, &x, &labels))?;
+        }
+        Ok(())
+    });
+    assert!(matches!(out[1], Err(Error::Buffer { .. })));
+    match &out[0] {
+        Err(e @ Error::PeerFailed { rank: 0, failed: 1 }) => {
+            assert!(e.to_string().contains("rank 1 failed"), "{e}");
+        }
+        other => panic!("rank 0 got {other:?}"),
+    }
+}
+
+#[test]
+fn mismatched_models_are_refused_at_start() {
+    let out = run(2, |comm| {
+        let mut params = model::<f64>();
+        if comm.rank() == 1 {
+            params[2] = Parameter::new("fc2.weight", Tensor::zeros([16, 4]));
+        }
+        DataParallel::new(comm, &params).map(|_| ())
+    });
+    for (rank, r) in out.iter().enumerate() {
+        assert!(
+            matches!(r, Err(Error::Mismatch { .. })),
+            "rank {rank}: {r:?}"
+        );
+    }
+    let msg = out[1].as_ref().unwrap_err().to_string();
+    assert!(
+        msg.contains("fc2.weight") && msg.contains("[16, 4]") && msg.contains("[16, 3]"),
+        "{msg}"
+    );
+    // A different count is refused too.
+    let out = run(2, |comm| {
+        let mut params = model::<f64>();
+        if comm.rank() == 1 {
+            params.pop();
+        }
+        DataParallel::new(comm, &params).map(|_| ())
+    });
+    assert!(out.iter().all(|r| matches!(r, Err(Error::Mismatch { .. }))));
+    // And rank 0's values reach every rank.
+    let out = run(2, |comm| {
+        let params = model::<f64>();
+        if comm.rank() == 1 {
+            params[1].set(Tensor::ones([16]));
+        }
+        DataParallel::new(comm, &params)?;
+        Ok(params[1].value().to_vec())
+    });
+    assert_eq!(out[1].as_ref().unwrap(), &vec![0.0; 16]);
+}
