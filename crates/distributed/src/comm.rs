@@ -227,13 +227,7 @@ impl Communicator for LocalComm<'_> {
 
     fn all_reduce_sum<E: CommFloat>(&self, buf: &mut [E]) -> Result<()> {
         let all = self.exchange(buf)?;
-        for (i, b) in buf.iter_mut().enumerate() {
-            let mut acc = all[0][i];
-            for other in &all[1..] {
-                acc = acc + other[i];
-            }
-            *b = acc;
-        }
+        sum_in_rank_order(&all, 0, buf);
         Ok(())
     }
 
@@ -246,15 +240,7 @@ impl Communicator for LocalComm<'_> {
     fn reduce_scatter_sum<E: CommFloat>(&self, send: &[E], recv: &mut [E]) -> Result<()> {
         check_blocks("reduce_scatter", send.len(), recv.len(), self.size())?;
         let all = self.exchange(send)?;
-        let n = recv.len();
-        let at = self.rank * n;
-        for (i, r) in recv.iter_mut().enumerate() {
-            let mut acc = all[0][at + i];
-            for other in &all[1..] {
-                acc = acc + other[at + i];
-            }
-            *r = acc;
-        }
+        sum_in_rank_order(&all, self.rank * recv.len(), recv);
         Ok(())
     }
 
@@ -273,5 +259,16 @@ impl Communicator for LocalComm<'_> {
             st.failed = Some(self.rank);
         }
         self.group.turn.notify_all();
+    }
+}
+
+/// `out[i]` = Σ over ranks, in rank order, of `all[rank][at + i]`.
+fn sum_in_rank_order<E: CommFloat>(all: &[Vec<E>], at: usize, out: &mut [E]) {
+    for (i, o) in out.iter_mut().enumerate() {
+        let mut acc = all[0][at + i];
+        for other in &all[1..] {
+            acc += other[at + i];
+        }
+        *o = acc;
     }
 }

@@ -6,7 +6,7 @@
 pub enum Error {
     /// The ranks disagree on the model at start: the parameter count, a
     /// name or a shape.
-    #[error("distributed: rank {rank} differs from rank 0: {what}")]
+    #[error("distributed: the ranks' models differ (found on rank {rank}): {what}")]
     Mismatch {
         /// The rank that found the difference.
         rank: usize,

@@ -12,79 +12,11 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use tapir_autograd::{Gradients, Parameter, Tape};
+use tapir_autograd::Parameter;
 use tapir_distributed::{Communicator, DataParallel, Error, LocalGroup, Result, ShardedOptimizer};
 use tapir_optim::{Adam, Optimizer, Sgd};
-use tapir_tensor::{Float, Rng, Tensor};
-
-const STEPS: usize = 20;
-const BATCH: usize = 64;
-
-/// A 4-16-3 tanh MLP, the same start everywhere.
-fn model<E: Float>() -> Vec<Parameter<E>> {
-    let mut rng = Rng::seed(11);
-    vec![
-        Parameter::new(
-            "fc1.weight",
-            Tensor::randn([4, 16], &mut rng).mul_scalar(E::from_f64(0.5)),
-        ),
-        Parameter::new("fc1.bias", Tensor::zeros([16])),
-        Parameter::new(
-            "fc2.weight",
-            Tensor::randn([16, 3], &mut rng).mul_scalar(E::from_f64(0.5)),
-        ),
-        Parameter::new("fc2.bias", Tensor::zeros([3])),
-    ]
-}
-
-/// Step `s`'s batch of 64: inputs and labels.
-fn batch<E: Float>(s: usize) -> (Tensor<E>, Vec<usize>) {
-    let mut rng = Rng::seed(100 + s as u64);
-    let x: Tensor<E> = Tensor::randn([BATCH, 4], &mut rng);
-    let v = x.to_vec();
-    let labels = (0..BATCH)
-        .map(|i| {
-            let a = v[i * 4].to_f64() + v[i * 4 + 1].to_f64();
-            if a > 0.5 {
-                0
-            } else if a > -0.5 {
-                1
-            } else {
-                2
-            }
-        })
-        .collect();
-    (x, labels)
-}
-
-/// Rows `rank, rank + ranks, …` of a batch: the sharded loader's split.
-fn share<E: Float>(
-    x: &Tensor<E>,
-    labels: &[usize],
-    rank: usize,
-    ranks: usize,
-) -> (Tensor<E>, Vec<usize>) {
-    let rows: Vec<usize> = (rank..labels.len()).step_by(ranks).collect();
-    (
-        x.index_select(0, &rows).unwrap(),
-        rows.iter().map(|&i| labels[i]).collect(),
-    )
-}
-
-fn grads<E: Float>(params: &[Parameter<E>], x: &Tensor<E>, labels: &[usize]) -> Gradients<E> {
-    let tape = Tape::new();
-    let v: Vec<_> = params.iter().map(|p| tape.watch(p)).collect();
-    let h = tape
-        .constant(x.clone())
-        .matmul(&v[0])
-        .unwrap()
-        .add(&v[1])
-        .unwrap()
-        .tanh();
-    let logits = h.matmul(&v[2]).unwrap().add(&v[3]).unwrap();
-    let loss = logits.cross_entropy(labels).unwrap();
-    tape.gradient(&loss, params).unwrap()
-}
+use tapir_tensor::{Float, Tensor};
+use tapir_testutil::data_parallel::{self, batch, grads, max_rel, model, share, values, STEPS};
 
 #[derive(Clone, Copy, Debug)]
 enum Opt {
@@ -99,37 +31,12 @@ fn build<E: Float>(o: Opt) -> Optimizer<E> {
     }
 }
 
-fn values<E: Float>(params: &[Parameter<E>]) -> Vec<E> {
-    params.iter().flat_map(|p| p.value().to_vec()).collect()
-}
-
-/// One process, batch 64; with `halves`, the gradient is the mean of the
-/// two half-batches' gradients, summed as the all-reduce sums them.
+/// One process, batch 64 (see `data_parallel::single`).
 fn single<E: Float>(o: Opt, halves: bool) -> Vec<E> {
-    let params = model::<E>();
     let mut opt = build::<E>(o);
-    for s in 0..STEPS {
-        let (x, labels) = batch::<E>(s);
-        let g = if halves {
-            let (x0, l0) = share(&x, &labels, 0, 2);
-            let (x1, l1) = share(&x, &labels, 1, 2);
-            let (g0, g1) = (grads(&params, &x0, &l0), grads(&params, &x1, &l1));
-            let half = E::from_f64(0.5);
-            Gradients::from_pairs(
-                params
-                    .iter()
-                    .map(|p| {
-                        let sum = g0[p].zip_map(&g1[p], |a, b| a + b).unwrap();
-                        (p.clone(), Some(sum.map(|v| v * half)))
-                    })
-                    .collect(),
-            )
-        } else {
-            grads(&params, &x, &labels)
-        };
-        opt.apply_gradients(&g).unwrap();
-    }
-    values(&params)
+    data_parallel::single(halves, |g| {
+        opt.apply_gradients(g).unwrap();
+    })
 }
 
 /// Two ranks, batch 32 each; plain data parallelism or ZeRO-1. Returns
@@ -172,15 +79,6 @@ fn run<T: Send + 'static>(
     });
     rx.recv_timeout(Duration::from_secs(60))
         .expect("the ranks did not finish within 60 s: a hang")
-}
-
-/// The largest |a − b| / max(|b|, 1): relative for large values,
-/// absolute below 1 (the parameters are of order 1).
-fn max_rel<E: Float>(a: &[E], b: &[E]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x.to_f64() - y.to_f64()).abs() / y.to_f64().abs().max(1.0))
-        .fold(0.0, f64::max)
 }
 
 #[test]
