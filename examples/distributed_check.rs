@@ -11,7 +11,8 @@
 //! `--fail-rank R`: rank R fails at step 3; MPI aborts the job, so no
 //! rank waits forever (the exit status is non-zero). `--mismatch`: rank 1
 //! builds a different model; every rank reports it at start. `--bench`:
-//! all-reduce bandwidth and the time of a data-parallel step.
+//! all-reduce bandwidth, and each rank's Adam state for the main job's
+//! CNN with sharded optimizer state (ZeRO-1) against the whole state.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -19,6 +20,10 @@ use std::time::Instant;
 use tapir::distributed::{CommFloat, Communicator, DataParallel, Error, MpiComm, ShardedOptimizer};
 use tapir::prelude::*;
 use tapir_testutil::data_parallel::{self, batch, grads, max_rel, model, share, values, STEPS};
+
+#[path = "common/mnist_net.rs"]
+#[allow(dead_code)]
+mod mnist_net;
 
 fn build<E: Float>(adam: bool) -> Optimizer<E> {
     if adam {
@@ -28,12 +33,20 @@ fn build<E: Float>(adam: bool) -> Optimizer<E> {
     }
 }
 
+/// Plain data parallelism (0), ZeRO-1 with flat slices (1) or whole
+/// parameters (2).
+const MODES: [&str; 3] = ["data parallel", "ZeRO-1 flat", "ZeRO-1 by parameter"];
+
 /// Trains on this rank's shares; returns the final parameters.
-fn train<E: CommFloat>(comm: &MpiComm, adam: bool, zero: bool) -> Result<Vec<E>, Error> {
+fn train<E: CommFloat>(comm: &MpiComm, adam: bool, mode: usize) -> Result<Vec<E>, Error> {
     let params = model::<E>();
     let (rank, ranks) = (comm.rank(), comm.size());
-    if zero {
-        let mut sharded = ShardedOptimizer::new(comm, &params, build::<E>(adam))?;
+    if mode > 0 {
+        let mut sharded = if mode == 1 {
+            ShardedOptimizer::new(comm, &params, build::<E>(adam))?
+        } else {
+            ShardedOptimizer::by_parameter(comm, &params, build::<E>(adam))?
+        };
         for s in 0..STEPS {
             let (x, labels) = batch::<E>(s);
             let (x, labels) = share(&x, &labels, rank, ranks);
@@ -63,13 +76,12 @@ fn check<E: CommFloat>(comm: &MpiComm, tol: f64) -> Result<Vec<String>, Error> {
         let plain = data_parallel::single::<E>(false, |g| {
             opt.apply_gradients(g).expect("a valid step");
         });
-        for zero in [false, true] {
-            let got = train::<E>(comm, adam, zero)?;
+        for (mode, how) in MODES.iter().enumerate() {
+            let got = train::<E>(comm, adam, mode)?;
             let name = format!(
-                "{} {} {}",
+                "{} {} {how}",
                 E::NAME,
                 if adam { "Adam" } else { "SGD momentum" },
-                if zero { "ZeRO-1" } else { "data parallel" }
             );
             // The fixed-order reference sums two halves as a two-rank
             // all-reduce does.
@@ -90,7 +102,7 @@ fn check<E: CommFloat>(comm: &MpiComm, tol: f64) -> Result<Vec<String>, Error> {
     Ok(bad)
 }
 
-fn bench(comm: &MpiComm) -> Result<(), Error> {
+fn bench(comm: &MpiComm) -> Result<(), Box<dyn std::error::Error>> {
     for mb in [1usize, 25] {
         let n = (mb << 20) / 4;
         let mut buf = vec![1.0f32; n];
@@ -110,10 +122,43 @@ fn bench(comm: &MpiComm) -> Result<(), Error> {
             );
         }
     }
+    // ZeRO-1 on the main job's CNN: one Adam step on a batch of zeros
+    // creates the state; each rank reports what it holds.
+    let net = mnist_net::Net::new(mnist_net::Model::Cnn, &mut Rng::seed(0))?;
+    let params = net.module().parameters();
+    let whole: usize = params
+        .iter()
+        .map(|p| p.shape().iter().product::<usize>())
+        .sum();
+    let tape = Tape::new();
+    let x = tape.constant(Tensor::zeros([2, 1, 28, 28]));
+    let loss = net.forward(&x)?.cross_entropy(&[0, 1])?;
+    let grads = tape.gradient(&loss, &params)?;
+    for flat in [true, false] {
+        let opt = Adam::new(1e-3).build()?;
+        let mut sharded = if flat {
+            ShardedOptimizer::new(comm, &params, opt)?
+        } else {
+            ShardedOptimizer::by_parameter(comm, &params, opt)?
+        };
+        sharded.step(&grads)?;
+        let mine = sharded.state_bytes();
+        let mut all = vec![0.0f64; comm.size()];
+        comm.all_gather(&[mine as f64], &mut all)?;
+        if comm.rank() == 0 {
+            println!(
+                "ZeRO-1 {}, Adam, the CNN ({whole} parameters): {} bytes of state unsharded; \
+                 per rank {:?}",
+                if flat { "flat" } else { "by parameter" },
+                8 * whole,
+                all.iter().map(|&b| b as usize).collect::<Vec<_>>()
+            );
+        }
+    }
     Ok(())
 }
 
-fn run() -> Result<bool, Error> {
+fn run() -> Result<bool, Box<dyn std::error::Error>> {
     let comm = MpiComm::init()?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |f: &str| args.iter().position(|a| a == f);
@@ -131,7 +176,7 @@ fn run() -> Result<bool, Error> {
                 println!("rank {}: refused at start: {e}", comm.rank());
                 Ok(true)
             }
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
             Ok(_) => Ok(false),
         };
     }

@@ -9,6 +9,15 @@
 //! it, bit for bit, mid-epoch included. `--help` lists the options; `--data DIR` trains on full MNIST or
 //! Fashion-MNIST IDX files instead. benches/compare/mnist_torch.py is the
 //! same recipe in PyTorch.
+//!
+//! Data-parallel over MPI (built with `--features mpi`):
+//! `mpirun -n 2 target/release/examples/mnist --distributed --threads 1`.
+//! Each rank trains on its share of every epoch (`DataLoader::shard`) with
+//! `--batch-size` examples per step, gradients averaged over the ranks
+//! before each step (`DataParallel`), so the ranks' models stay equal and
+//! the effective batch is the ranks times `--batch-size`; only rank 0
+//! prints, evaluates and writes files, and every rank can `--resume` from
+//! its checkpoint.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -95,6 +104,10 @@ struct Args {
     /// the test accuracy beats 85%.
     #[arg(long)]
     quick: bool,
+    /// Data-parallel training over MPI, one process per rank under
+    /// `mpirun` (needs the cargo feature `mpi`); `--batch-size` is per rank.
+    #[arg(long)]
+    distributed: bool,
 }
 
 /// Set by Ctrl-C; the loop saves a checkpoint and stops at the next step.
@@ -159,6 +172,28 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     if args.quick {
         args.epochs = args.epochs.min(2);
     }
+    #[cfg(feature = "mpi")]
+    let comm = if args.distributed {
+        Some(tapir::distributed::MpiComm::init()?)
+    } else {
+        None
+    };
+    #[cfg(feature = "mpi")]
+    let (rank, ranks) = {
+        use tapir::distributed::Communicator;
+        comm.as_ref().map_or((0, 1), |c| (c.rank(), c.size()))
+    };
+    #[cfg(not(feature = "mpi"))]
+    let (rank, ranks) = if args.distributed {
+        return Err("--distributed needs MPI: build with \
+                    `cargo build --release --features mpi --example mnist` \
+                    and start with `mpirun -n 2 target/release/examples/mnist --distributed`"
+            .into());
+    } else {
+        (0usize, 1usize)
+    };
+    // Rank 0 prints and writes; the others train quietly.
+    let lead = rank == 0;
     let (mut train, test) = load_data(args.data.as_deref())?;
     if args.quick {
         train = train.subset(&(0..2000.min(train.len())).collect::<Vec<_>>());
@@ -167,19 +202,28 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let n_train = train.len();
     let train = DataLoader::new(train, args.batch_size)
         .shuffle(args.seed)
+        .shard(rank, ranks)
         .transform(normalize.clone());
     let test = DataLoader::new(test, 1000).transform(normalize);
-    println!(
-        "{} training and {} test images of {:?}; {:?}, {:?} lr {}, batch {}, {} epochs",
-        n_train,
-        test.dataset().len(),
-        train.dataset().item_shape(),
-        args.model,
-        args.optimizer,
-        args.lr,
-        args.batch_size,
-        args.epochs
-    );
+    if lead {
+        println!(
+            "{} training and {} test images of {:?}; {:?}, {:?} lr {}, batch {}, {} epochs",
+            n_train,
+            test.dataset().len(),
+            train.dataset().item_shape(),
+            args.model,
+            args.optimizer,
+            args.lr,
+            args.batch_size * ranks,
+            args.epochs
+        );
+        if ranks > 1 {
+            println!(
+                "data parallel over {ranks} ranks, {} per rank",
+                args.batch_size
+            );
+        }
+    }
 
     let mut rng = Rng::seed(args.seed);
     let net = Net::new(args.model, &mut rng)?;
@@ -191,8 +235,17 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         let ck = Checkpoint::<f32>::load(path)?;
         ck.restore(net.module(), &mut opt)?;
         step = ck.step;
-        println!("resumed from {} at step {step}", path.display());
+        if lead {
+            println!("resumed from {} at step {step}", path.display());
+        }
     }
+    // Rank 0's model on every rank (checked alike first), and the
+    // gradient averaging.
+    #[cfg(feature = "mpi")]
+    let dp = match &comm {
+        Some(c) => Some(tapir::distributed::DataParallel::new(c, &params)?),
+        None => None,
+    };
     std::fs::create_dir_all(&args.out)?;
     let mut curves = String::from("epoch,train_loss,train_accuracy,test_accuracy,seconds\n");
     let (mut loss_pts, mut train_pts, mut test_pts) = (Vec::new(), Vec::new(), Vec::new());
@@ -201,7 +254,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let first_epoch = (step / steps_per_epoch.max(1)) as usize;
     for epoch in first_epoch..args.epochs {
         let t0 = Instant::now();
-        let bar = ProgressBar::new(steps_per_epoch);
+        let bar = if lead {
+            ProgressBar::new(steps_per_epoch)
+        } else {
+            ProgressBar::hidden()
+        };
         bar.set_style(
             ProgressStyle::with_template("epoch {prefix:>2} [{bar:30}] {pos}/{len} {msg}")?
                 .progress_chars("=> "),
@@ -219,13 +276,19 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             let logits = net.forward(&tape.constant(b.x))?;
             let loss = logits.cross_entropy(&b.labels)?;
             let grads = tape.gradient(&loss, &params)?;
+            #[cfg(feature = "mpi")]
+            let grads = match &dp {
+                Some(dp) => dp.all_reduce(&grads)?,
+                None => grads,
+            };
             opt.apply_gradients(&grads)?;
             step += 1;
             loss_m.add(f64::from(loss.value().item()?), b.labels.len());
             acc_m.add(accuracy(logits.value(), &b.labels), b.labels.len());
             if i % 4 == 0 {
-                let ips =
-                    (i + 1 - skip) as f64 * args.batch_size as f64 / t0.elapsed().as_secs_f64();
+                // Images per second over all ranks.
+                let ips = (i + 1 - skip) as f64 * (args.batch_size * ranks) as f64
+                    / t0.elapsed().as_secs_f64();
                 bar.set_message(format!(
                     "loss {:.4} acc {:.1}% {:.0} img/s",
                     loss_m.mean(),
@@ -236,6 +299,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             bar.inc(1);
             if INTERRUPTED.load(Ordering::SeqCst) {
                 bar.finish_and_clear();
+                if !lead {
+                    std::process::exit(130);
+                }
                 Checkpoint::capture(net.module(), &opt, step, None).save(&ckpt)?;
                 println!(
                     "interrupted at step {step} (epoch {}): saved {}; continue with --resume {}",
@@ -247,6 +313,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         bar.finish_and_clear();
+        if !lead {
+            continue;
+        }
         test_acc = evaluate(&net, &test)?;
         let secs = t0.elapsed().as_secs_f64();
         println!(
@@ -256,7 +325,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             100.0 * acc_m.mean(),
             100.0 * test_acc,
             secs,
-            loss_m.count() as f64 / secs
+            (loss_m.count() * ranks) as f64 / secs
         );
         curves.push_str(&format!(
             "{},{},{},{},{}\n",
@@ -270,6 +339,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         loss_pts.push((e, loss_m.mean()));
         train_pts.push((e, 100.0 * acc_m.mean()));
         test_pts.push((e, 100.0 * test_acc));
+    }
+    if !lead {
+        return Ok(());
     }
     let weights = args.out.join("mnist.safetensors");
     tapir::nn::write_safetensors(&weights, &net.module().state_dict())?;

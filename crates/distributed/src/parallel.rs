@@ -226,42 +226,110 @@ impl<'c, C: Communicator, E: CommFloat> DataParallel<'c, C, E> {
     }
 }
 
-/// Optimizer state sharded across the ranks (ZeRO stage 1, PyTorch's
-/// `ZeroRedundancyOptimizer`): each parameter belongs to one rank, which
-/// alone keeps its optimizer state and updates it. A step reduce-scatters
-/// the gradients (each rank receives the sum of its own parameters'
-/// gradients only), updates its parameters, and all-gathers the
-/// parameters, so every rank ends with the same model while holding about
-/// 1/size of the state.
+/// Optimizer state sharded across the ranks (ZeRO stage 1): each rank
+/// keeps the optimizer state of its share of the parameters only and
+/// updates only that share. A step reduce-scatters the gradients (each
+/// rank receives the sum over the ranks of its share's gradients only),
+/// updates its share, and all-gathers the parameters, so every rank ends
+/// with the same model while holding about 1/size of the state.
 ///
-/// Parameters are assigned largest first to the rank with the fewest
-/// elements so far (ties to the lower rank and the earlier parameter),
-/// which every rank computes alike. Transforms that need every gradient
-/// (global-norm clipping) see only the rank's own parameters here: clip
-/// the gradients before, with [`DataParallel`], or use per-tensor
-/// transforms.
+/// Two ways to share out the parameters:
+/// - [`ShardedOptimizer::new`] (DeepSpeed's ZeRO-1): the parameters laid
+///   end to end, cut into `size` equal slices; each rank's optimizer
+///   updates its slice as one flat parameter. The state falls by exactly
+///   the number of ranks. For elementwise rules only (not LAMB, LARS,
+///   Adafactor, Muon), and parameter groups, which match names, do not
+///   apply (the slice has one name).
+/// - [`ShardedOptimizer::by_parameter`] (PyTorch's
+///   `ZeroRedundancyOptimizer`): whole parameters, largest first to the
+///   rank with the fewest elements so far; any rule and groups work, but
+///   one large tensor can leave the shares uneven.
+///
+/// Transforms that need every gradient (global-norm clipping) see only
+/// the rank's share: clip before, or use per-tensor transforms.
 pub struct ShardedOptimizer<'c, C: Communicator, E: CommFloat> {
     comm: &'c C,
     params: Vec<Parameter<E>>,
-    /// The rank that owns each parameter.
-    owner: Vec<usize>,
-    /// Each rank's parameters, in order.
-    shards: Vec<Vec<usize>>,
-    /// The longest shard in elements: every rank's block length.
-    block: usize,
+    layout: Layout<E>,
     opt: Optimizer<E>,
 }
 
+enum Layout<E: CommFloat> {
+    /// The parameters end to end, `block` elements a rank; `shard` is this
+    /// rank's slice as a parameter of its own (empty past the end).
+    Flat {
+        block: usize,
+        total: usize,
+        shard: Option<Parameter<E>>,
+    },
+    /// Whole parameters: each one's rank, each rank's parameters in order,
+    /// and the longest share in elements (every rank's block).
+    ByParam {
+        owner: Vec<usize>,
+        shards: Vec<Vec<usize>>,
+        block: usize,
+    },
+}
+
+fn numel<E: CommFloat>(p: &Parameter<E>) -> usize {
+    p.shape().iter().product()
+}
+
 impl<'c, C: Communicator, E: CommFloat> ShardedOptimizer<'c, C, E> {
-    /// Checks and broadcasts the parameters as [`DataParallel::new`], and
-    /// shards them over the ranks; `opt` will update this rank's shard.
+    /// Flat sharding: checks and broadcasts the parameters as
+    /// [`DataParallel::new`], lays them end to end and gives each rank an
+    /// equal slice, which `opt` will update.
+    ///
+    /// # Errors
+    /// As [`DataParallel::new`]; [`Error::Buffer`] (on every rank) when
+    /// `opt`'s rule needs each parameter whole: use
+    /// [`ShardedOptimizer::by_parameter`].
+    pub fn new(comm: &'c C, params: &[Parameter<E>], opt: Optimizer<E>) -> Result<Self> {
+        if !opt.is_elementwise() {
+            return Err(Error::Buffer {
+                op: "ShardedOptimizer::new",
+                msg: "flat shards need an elementwise rule; this one needs each parameter \
+                      whole: use ShardedOptimizer::by_parameter"
+                    .into(),
+            });
+        }
+        start(comm, params)?;
+        let total: usize = params.iter().map(numel).sum();
+        let block = total.div_ceil(comm.size());
+        let from = (comm.rank() * block).min(total);
+        let to = (from + block).min(total);
+        let shard = if to > from {
+            let flat: Vec<E> = params.iter().flat_map(|p| p.value().to_vec()).collect();
+            Some(Parameter::new(
+                format!("zero.shard{}", comm.rank()),
+                Tensor::from_vec(flat[from..to].to_vec(), [to - from])?,
+            ))
+        } else {
+            None
+        };
+        Ok(ShardedOptimizer {
+            comm,
+            params: params.to_vec(),
+            layout: Layout::Flat {
+                block,
+                total,
+                shard,
+            },
+            opt,
+        })
+    }
+
+    /// Sharding by whole parameters: checks and broadcasts the parameters
+    /// as [`DataParallel::new`] and gives each to one rank, largest first
+    /// to the rank with the fewest elements so far (ties to the lower rank
+    /// and the earlier parameter), as every rank computes alike.
     ///
     /// # Errors
     /// As [`DataParallel::new`].
-    pub fn new(comm: &'c C, params: &[Parameter<E>], opt: Optimizer<E>) -> Result<Self> {
+    pub fn by_parameter(comm: &'c C, params: &[Parameter<E>], opt: Optimizer<E>) -> Result<Self> {
         start(comm, params)?;
         let size = comm.size();
-        let sizes: Vec<usize> = params.iter().map(|p| p.shape().iter().product()).collect();
+        let sizes: Vec<usize> = params.iter().map(numel).collect();
         let mut order: Vec<usize> = (0..params.len()).collect();
         order.sort_by(|&a, &b| sizes[b].cmp(&sizes[a]).then(a.cmp(&b)));
         let mut load = vec![0usize; size];
@@ -278,20 +346,25 @@ impl<'c, C: Communicator, E: CommFloat> ShardedOptimizer<'c, C, E> {
         Ok(ShardedOptimizer {
             comm,
             params: params.to_vec(),
-            owner,
-            shards,
-            block,
+            layout: Layout::ByParam {
+                owner,
+                shards,
+                block,
+            },
             opt,
         })
     }
 
-    /// The rank that owns each parameter, in the order given.
-    pub fn owners(&self) -> &[usize] {
-        &self.owner
+    /// With [`ShardedOptimizer::by_parameter`], the rank that owns each
+    /// parameter, in the order given; `None` for flat shards.
+    pub fn owners(&self) -> Option<&[usize]> {
+        match &self.layout {
+            Layout::ByParam { owner, .. } => Some(owner),
+            Layout::Flat { .. } => None,
+        }
     }
 
-    /// The optimizer of this rank's shard (its state covers only the
-    /// parameters this rank owns).
+    /// The optimizer of this rank's share (its state covers only that).
     pub fn optimizer(&self) -> &Optimizer<E> {
         &self.opt
     }
@@ -308,69 +381,137 @@ impl<'c, C: Communicator, E: CommFloat> ShardedOptimizer<'c, C, E> {
     }
 
     /// One step: reduce-scatter the gradients (averaged over the ranks),
-    /// update this rank's parameters, all-gather every parameter. Returns
-    /// this rank's optimizer report (`None` when it owns no parameter).
+    /// update this rank's share, all-gather every parameter. Returns this
+    /// rank's optimizer report (`None` when its share is empty).
     ///
     /// # Errors
-    /// The optimizer's refusal, [`Error::PeerFailed`].
+    /// The optimizer's refusal (which also stops the other ranks: see
+    /// [`Communicator::abort`]), [`Error::PeerFailed`].
     pub fn step(&mut self, grads: &Gradients<E>) -> Result<Option<StepReport>> {
+        match &self.layout {
+            Layout::Flat { .. } => self.step_flat(grads),
+            Layout::ByParam { .. } => self.step_by_param(grads),
+        }
+    }
+
+    /// Applies this rank's gradients; a refusal stops every rank rather
+    /// than leaving them waiting in the all-gather.
+    fn apply(
+        &mut self,
+        pairs: Vec<(Parameter<E>, Option<Tensor<E>>)>,
+    ) -> Result<Option<StepReport>> {
+        if pairs.is_empty() {
+            return Ok(None);
+        }
+        match self.opt.apply_gradients(&Gradients::from_pairs(pairs)) {
+            Ok(r) => Ok(Some(r)),
+            Err(e) => {
+                self.comm.abort(&e.to_string());
+                Err(e.into())
+            }
+        }
+    }
+
+    fn step_flat(&mut self, grads: &Gradients<E>) -> Result<Option<StepReport>> {
+        let Layout::Flat {
+            block,
+            total,
+            shard,
+        } = &self.layout
+        else {
+            unreachable!("a flat layout")
+        };
+        let (block, total, shard) = (*block, *total, shard.clone());
+        let size = self.comm.size();
+        let mut send = Vec::with_capacity(size * block);
+        for p in &self.params {
+            send.extend(flat_grad(grads, p, numel(p)));
+        }
+        send.resize(size * block, E::ZERO);
+        let mut mine = vec![E::ZERO; block];
+        self.comm.reduce_scatter_sum(&send, &mut mine)?;
+        let scale = E::from_f64(1.0 / size as f64);
+        let from = (self.comm.rank() * block).min(total);
+        let report = match &shard {
+            Some(sp) => {
+                // The slice's values from the parameters (they may have
+                // been set from outside since the last step).
+                let flat: Vec<E> = self
+                    .params
+                    .iter()
+                    .flat_map(|p| p.value().to_vec())
+                    .collect();
+                let m = numel(sp);
+                sp.set(Tensor::from_vec(flat[from..from + m].to_vec(), [m])?);
+                let g: Vec<E> = mine[..m].iter().map(|&v| v * scale).collect();
+                self.apply(vec![(sp.clone(), Some(Tensor::from_vec(g, [m])?))])?
+            }
+            None => None,
+        };
+        let mut out = vec![E::ZERO; block];
+        if let Some(sp) = &shard {
+            let v = sp.value().to_vec();
+            out[..v.len()].copy_from_slice(&v);
+        }
+        let mut all = vec![E::ZERO; size * block];
+        self.comm.all_gather(&out, &mut all)?;
+        let mut at = 0;
+        for p in &self.params {
+            let n = numel(p);
+            p.set(Tensor::from_vec(all[at..at + n].to_vec(), p.shape())?);
+            at += n;
+        }
+        Ok(report)
+    }
+
+    fn step_by_param(&mut self, grads: &Gradients<E>) -> Result<Option<StepReport>> {
+        let Layout::ByParam { shards, block, .. } = &self.layout else {
+            unreachable!("a by-parameter layout")
+        };
+        let (shards, block) = (shards.clone(), *block);
         let size = self.comm.size();
         let rank = self.comm.rank();
-        let n = |i: usize| -> usize { self.params[i].shape().iter().product() };
+        let sizes: Vec<usize> = self.params.iter().map(numel).collect();
+        let n = |i: usize| sizes[i];
         // Every rank's block: its parameters' gradients, zero-padded.
-        let mut send = vec![E::ZERO; size * self.block];
-        for (r, shard) in self.shards.iter().enumerate() {
-            let mut at = r * self.block;
+        let mut send = vec![E::ZERO; size * block];
+        for (r, shard) in shards.iter().enumerate() {
+            let mut at = r * block;
             for &i in shard {
                 let g = flat_grad(grads, &self.params[i], n(i));
                 send[at..at + g.len()].copy_from_slice(&g);
                 at += g.len();
             }
         }
-        let mut mine = vec![E::ZERO; self.block];
+        let mut mine = vec![E::ZERO; block];
         self.comm.reduce_scatter_sum(&send, &mut mine)?;
         let scale = E::from_f64(1.0 / size as f64);
-        let mut pairs = Vec::with_capacity(self.shards[rank].len());
+        let mut pairs = Vec::with_capacity(shards[rank].len());
         let mut at = 0;
-        for &i in &self.shards[rank] {
+        for &i in &shards[rank] {
             let g: Vec<E> = mine[at..at + n(i)].iter().map(|&v| v * scale).collect();
-            pairs.push((
-                self.params[i].clone(),
-                Some(Tensor::from_vec(g, self.params[i].shape())?),
-            ));
+            let p = &self.params[i];
+            pairs.push((p.clone(), Some(Tensor::from_vec(g, p.shape())?)));
             at += n(i);
         }
-        // A refusal here must stop every rank, not leave them waiting in
-        // the all-gather below.
-        let report = if pairs.is_empty() {
-            None
-        } else {
-            match self.opt.apply_gradients(&Gradients::from_pairs(pairs)) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    self.comm.abort(&e.to_string());
-                    return Err(e.into());
-                }
-            }
-        };
-        let mut block = vec![E::ZERO; self.block];
+        let report = self.apply(pairs)?;
+        let mut out = vec![E::ZERO; block];
         let mut at = 0;
-        for &i in &self.shards[rank] {
+        for &i in &shards[rank] {
             let v = self.params[i].value().to_vec();
-            block[at..at + v.len()].copy_from_slice(&v);
+            out[at..at + v.len()].copy_from_slice(&v);
             at += v.len();
         }
-        let mut all = vec![E::ZERO; size * self.block];
-        self.comm.all_gather(&block, &mut all)?;
-        for (r, shard) in self.shards.iter().enumerate() {
+        let mut all = vec![E::ZERO; size * block];
+        self.comm.all_gather(&out, &mut all)?;
+        for (r, shard) in shards.iter().enumerate() {
             if r == rank {
                 continue;
             }
-            let mut at = r * self.block;
+            let mut at = r * block;
             for &i in shard {
                 let p = &self.params[i];
-                let v = all[at..at + n(i)].to_vec();
-                p.set(Tensor::from_vec(v, p.shape())?);
+                p.set(Tensor::from_vec(all[at..at + n(i)].to_vec(), p.shape())?);
                 at += n(i);
             }
         }

@@ -39,14 +39,28 @@ fn single<E: Float>(o: Opt, halves: bool) -> Vec<E> {
     })
 }
 
-/// Two ranks, batch 32 each; plain data parallelism or ZeRO-1. Returns
-/// each rank's final parameters.
-fn parallel<E: tapir_distributed::CommFloat>(o: Opt, zero: bool) -> Vec<Vec<E>> {
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    Plain,
+    /// ZeRO-1, flat slices.
+    Flat,
+    /// ZeRO-1, whole parameters.
+    ByParam,
+}
+
+const MODES: [Mode; 3] = [Mode::Plain, Mode::Flat, Mode::ByParam];
+
+/// Two ranks, batch 32 each. Returns each rank's final parameters.
+fn parallel<E: tapir_distributed::CommFloat>(o: Opt, mode: Mode) -> Vec<Vec<E>> {
     run(2, move |comm| {
         let params = model::<E>();
         let (rank, ranks) = (comm.rank(), comm.size());
-        if zero {
-            let mut sharded = ShardedOptimizer::new(comm, &params, build::<E>(o))?;
+        if mode != Mode::Plain {
+            let mut sharded = if mode == Mode::Flat {
+                ShardedOptimizer::new(comm, &params, build::<E>(o))?
+            } else {
+                ShardedOptimizer::by_parameter(comm, &params, build::<E>(o))?
+            };
             for s in 0..STEPS {
                 let (x, labels) = batch::<E>(s);
                 let (x, labels) = share(&x, &labels, rank, ranks);
@@ -86,15 +100,15 @@ fn two_ranks_of_32_equal_one_process_of_64_f64() {
     for o in [Opt::Adam, Opt::Momentum] {
         let fixed = single::<f64>(o, true);
         let plain = single::<f64>(o, false);
-        for zero in [false, true] {
+        for zero in MODES {
             let ranks = parallel::<f64>(o, zero);
-            assert_eq!(ranks[0], ranks[1], "{o:?} zero {zero}: the ranks differ");
+            assert_eq!(ranks[0], ranks[1], "{o:?} {zero:?}: the ranks differ");
             assert_eq!(
                 ranks[0], fixed,
-                "{o:?} zero {zero}: not the fixed-order reference's bits"
+                "{o:?} {zero:?}: not the fixed-order reference's bits"
             );
             let d = max_rel(&ranks[0], &plain);
-            assert!(d < 1e-10, "{o:?} zero {zero}: {d:e} from batch 64");
+            assert!(d < 1e-10, "{o:?} {zero:?}: {d:e} from batch 64");
         }
     }
 }
@@ -104,12 +118,12 @@ fn two_ranks_of_32_equal_one_process_of_64_f32() {
     for o in [Opt::Adam, Opt::Momentum] {
         let plain = single::<f32>(o, false);
         let fixed = single::<f32>(o, true);
-        for zero in [false, true] {
+        for zero in MODES {
             let ranks = parallel::<f32>(o, zero);
-            assert_eq!(ranks[0], ranks[1], "{o:?} zero {zero}: the ranks differ");
-            assert_eq!(ranks[0], fixed, "{o:?} zero {zero}");
+            assert_eq!(ranks[0], ranks[1], "{o:?} {zero:?}: the ranks differ");
+            assert_eq!(ranks[0], fixed, "{o:?} {zero:?}");
             let d = max_rel(&ranks[0], &plain);
-            assert!(d < 1e-6, "{o:?} zero {zero}: {d:e} from batch 64");
+            assert!(d < 1e-6, "{o:?} {zero:?}: {d:e} from batch 64");
         }
     }
 }
@@ -118,20 +132,27 @@ fn two_ranks_of_32_equal_one_process_of_64_f32() {
 fn zero_shards_the_state_and_buckets_group_the_gradients() {
     let out = run(2, |comm| {
         let params = model::<f32>();
-        let mut sharded = ShardedOptimizer::new(comm, &params, build::<f32>(Opt::Adam))?;
         let (x, labels) = batch::<f32>(0);
         let (x, labels) = share(&x, &labels, comm.rank(), comm.size());
-        sharded.step(&grads(&params, &x, &labels))?;
+        let g = grads(&params, &x, &labels);
+        let mut flat = ShardedOptimizer::new(comm, &params, build::<f32>(Opt::Adam))?;
+        assert!(flat.owners().is_none());
+        flat.step(&g)?;
+        let mut whole = ShardedOptimizer::by_parameter(comm, &params, build::<f32>(Opt::Adam))?;
+        whole.step(&g)?;
         let dp = DataParallel::with_bucket_bytes(comm, &params, 64 * 4)?;
         Ok((
-            sharded.state_bytes(),
-            sharded.owners().to_vec(),
+            flat.state_bytes(),
+            whole.state_bytes(),
+            whole.owners().unwrap().to_vec(),
             dp.buckets(),
         ))
     });
-    let (b0, owners, buckets) = out[0].as_ref().unwrap();
-    let (b1, owners1, _) = out[1].as_ref().unwrap();
-    // Adam keeps 8 bytes per f32 parameter: 64 + 16 + 48 + 3 = 131.
+    let (f0, b0, owners, buckets) = out[0].as_ref().unwrap();
+    let (f1, b1, owners1, _) = out[1].as_ref().unwrap();
+    // Adam keeps 8 bytes per f32 parameter, 64 + 16 + 48 + 3 = 131 in all:
+    // flat slices of 66 and 65, exactly half each (but the rounding).
+    assert_eq!((*f0, *f1), (8 * 66, 8 * 65));
     assert_eq!(b0 + b1, 8 * 131);
     // Largest first to the least loaded rank: fc1.weight (64) to rank 0,
     // fc2.weight (48) and fc1.bias (16) to rank 1, then fc2.bias (3) to
@@ -209,4 +230,20 @@ fn mismatched_models_are_refused_at_start() {
         Ok(params[1].value().to_vec())
     });
     assert_eq!(out[1].as_ref().unwrap(), &vec![0.0; 16]);
+}
+
+#[test]
+fn flat_shards_refuse_whole_tensor_rules() {
+    let out = run(2, |comm| {
+        let params = model::<f32>();
+        let lamb = tapir_optim::Lamb::new(1e-3).build::<f32>()?;
+        match ShardedOptimizer::new(comm, &params, lamb) {
+            Err(Error::Buffer { msg, .. }) => Ok(msg),
+            Err(e) => Err(e),
+            Ok(_) => Ok(String::new()),
+        }
+    });
+    for r in out {
+        assert!(r.unwrap().contains("by_parameter"));
+    }
 }

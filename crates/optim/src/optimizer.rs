@@ -258,6 +258,15 @@ impl<E: Float> Optimizer<E> {
         self.dtype
     }
 
+    /// Whether the rule updates each element from that element's own
+    /// gradient and state alone (every optimizer but LAMB, LARS,
+    /// Adafactor and Muon, which need each parameter whole). Such a rule
+    /// may update any slice of the parameters as a parameter of its own:
+    /// what flat sharding of optimizer state needs.
+    pub fn is_elementwise(&self) -> bool {
+        self.rule.bf16_ok()
+    }
+
     /// Drives the learning rate by a schedule, after checking it with
     /// [`Schedule::validate`]. Step t uses `schedule.rate(t, lr)`: the
     /// optimizer's `lr` is the base rate, as PyTorch's `*LR` schedulers take
