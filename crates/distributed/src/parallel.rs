@@ -3,7 +3,7 @@
 //! (`ShardedOptimizer`, ZeRO stage 1).
 
 use tapir_autograd::{Gradients, Parameter};
-use tapir_optim::{Optimizer, StepReport};
+use tapir_optim::{Optimizer, OptimizerState, ParamState, Slot, StepReport};
 use tapir_tensor::Tensor;
 
 use crate::comm::{CommFloat, Communicator};
@@ -410,6 +410,153 @@ impl<'c, C: Communicator, E: CommFloat> ShardedOptimizer<'c, C, E> {
                 Err(e.into())
             }
         }
+    }
+
+    /// The whole optimizer state, as one optimizer over all the
+    /// parameters would hold it (keyed by the parameters' names), gathered
+    /// to rank 0 for a checkpoint: `Some` there, `None` on the other
+    /// ranks. Every rank must call it (it is a collective). Flat shards
+    /// only; state kept in bf16 comes back widened (exactly).
+    ///
+    /// # Errors
+    /// [`Error::Buffer`] for a [`ShardedOptimizer::by_parameter`]
+    /// optimizer; [`Error::PeerFailed`].
+    pub fn gather_state(&self) -> Result<Option<OptimizerState<E>>> {
+        let Layout::Flat { block, total, .. } = &self.layout else {
+            return Err(Error::Buffer {
+                op: "gather_state",
+                msg: "only flat shards (ShardedOptimizer::new) gather their state".into(),
+            });
+        };
+        let (block, total) = (*block, *total);
+        let mine = self.opt.state();
+        let own = mine.params.first().map(|(_, p)| p);
+        // The step count, scalars and slot count, from the ranks that
+        // have a share (rank 0 always has one unless there is nothing).
+        let slots = own.map_or(0, |p| p.slots.len());
+        let nscalars = own.map_or(0, |p| p.scalars.len());
+        let mut head = vec![0.0f64; 3 + nscalars];
+        if let Some(p) = own {
+            head[0] = p.t as f64;
+            head[1] = slots as f64;
+            head[2] = nscalars as f64;
+            head[3..].copy_from_slice(&p.scalars);
+        }
+        let mut len = [head.len() as f64];
+        self.comm.broadcast(&mut len, 0)?;
+        head.resize(len[0] as usize, 0.0);
+        self.comm.broadcast(&mut head, 0)?;
+        let (t, slots) = (head[0] as u64, head[1] as usize);
+        let scalars = head[3..].to_vec();
+        let mut full: Vec<Vec<E>> = Vec::with_capacity(slots);
+        for k in 0..slots {
+            let mut out = own
+                .and_then(|p| p.slots.get(k))
+                .map(Slot::to_vec)
+                .unwrap_or_default();
+            out.resize(block, E::ZERO);
+            let mut all = vec![E::ZERO; self.comm.size() * block];
+            self.comm.all_gather(&out, &mut all)?;
+            all.truncate(total);
+            full.push(all);
+        }
+        if self.comm.rank() != 0 {
+            return Ok(None);
+        }
+        let mut params = Vec::new();
+        if slots > 0 {
+            let mut at = 0;
+            for p in &self.params {
+                let n = numel(p);
+                params.push((
+                    p.name().to_string(),
+                    ParamState {
+                        t,
+                        slots: full
+                            .iter()
+                            .map(|f| Slot::Full(f[at..at + n].to_vec()))
+                            .collect(),
+                        scalars: scalars.clone(),
+                        shape: p.shape(),
+                    },
+                ));
+                at += n;
+            }
+            params.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        Ok(Some(OptimizerState { params, ..mine }))
+    }
+
+    /// Loads a state saved from [`ShardedOptimizer::gather_state`] (or from
+    /// one optimizer over the same parameters): every rank takes its
+    /// slice. Every rank must call it, with the same state (read from the
+    /// same checkpoint).
+    ///
+    /// # Errors
+    /// [`Error::Buffer`] for a [`ShardedOptimizer::by_parameter`]
+    /// optimizer, a parameter missing from the state or a slot of the
+    /// wrong length; the optimizer's refusal of the slice.
+    pub fn load_state(&mut self, state: &OptimizerState<E>) -> Result<()> {
+        let Layout::Flat {
+            block,
+            total,
+            shard,
+        } = &self.layout
+        else {
+            return Err(Error::Buffer {
+                op: "load_state",
+                msg: "only flat shards (ShardedOptimizer::new) load a whole state".into(),
+            });
+        };
+        let bad = |msg: String| Error::Buffer {
+            op: "load_state",
+            msg,
+        };
+        let mut mine = OptimizerState {
+            params: Vec::new(),
+            ..state.clone()
+        };
+        if let (Some(sp), false) = (shard, state.params.is_empty()) {
+            let mut t = 0;
+            let mut scalars = Vec::new();
+            let mut slots: Vec<Vec<E>> = Vec::new();
+            for p in &self.params {
+                let name = p.name();
+                let (_, st) = state
+                    .params
+                    .iter()
+                    .find(|(n, _)| *n == *name)
+                    .ok_or_else(|| bad(format!("the state has no parameter '{name}'")))?;
+                if slots.is_empty() {
+                    slots = vec![Vec::with_capacity(*total); st.slots.len()];
+                    (t, scalars) = (st.t, st.scalars.clone());
+                }
+                if st.slots.len() != slots.len() || st.slots.iter().any(|s| s.len() != numel(p)) {
+                    return Err(bad(format!("'{name}': its slots do not fit its shape")));
+                }
+                for (f, s) in slots.iter_mut().zip(&st.slots) {
+                    f.extend(s.to_vec());
+                }
+            }
+            let from = (self.comm.rank() * block).min(*total);
+            let to = from + numel(sp);
+            mine.params.push((
+                sp.name().to_string(),
+                ParamState {
+                    t,
+                    slots: slots
+                        .iter()
+                        .map(|f| Slot::Full(f[from..to].to_vec()))
+                        .collect(),
+                    scalars,
+                    shape: vec![to - from],
+                },
+            ));
+        }
+        let sp = shard.clone();
+        let refs: Vec<&Parameter<E>> = sp.iter().collect();
+        self.opt.load_state(&mine, &refs)?;
+        Ok(())
     }
 
     fn step_flat(&mut self, grads: &Gradients<E>) -> Result<Option<StepReport>> {
