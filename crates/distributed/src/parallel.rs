@@ -275,6 +275,23 @@ fn numel<E: CommFloat>(p: &Parameter<E>) -> usize {
     p.shape().iter().product()
 }
 
+/// Elements `from..to` of the parameters laid end to end, copied from the
+/// parameters they fall in (not from a copy of the whole model).
+fn flat_slice<E: CommFloat>(params: &[Parameter<E>], from: usize, to: usize) -> Vec<E> {
+    let mut out = Vec::with_capacity(to.saturating_sub(from));
+    let mut at = 0;
+    for p in params {
+        let n = numel(p);
+        let (a, b) = (from.max(at), to.min(at + n));
+        if a < b {
+            let v = p.value().contiguous();
+            out.extend_from_slice(&v.as_slice().expect("contiguous")[a - at..b - at]);
+        }
+        at += n;
+    }
+    out
+}
+
 impl<'c, C: Communicator, E: CommFloat> ShardedOptimizer<'c, C, E> {
     /// Flat sharding: checks and broadcasts the parameters as
     /// [`DataParallel::new`], lays them end to end and gives each rank an
@@ -299,10 +316,9 @@ impl<'c, C: Communicator, E: CommFloat> ShardedOptimizer<'c, C, E> {
         let from = (comm.rank() * block).min(total);
         let to = (from + block).min(total);
         let shard = if to > from {
-            let flat: Vec<E> = params.iter().flat_map(|p| p.value().to_vec()).collect();
             Some(Parameter::new(
                 format!("zero.shard{}", comm.rank()),
-                Tensor::from_vec(flat[from..to].to_vec(), [to - from])?,
+                Tensor::from_vec(flat_slice(params, from, to), [to - from])?,
             ))
         } else {
             None
@@ -583,13 +599,11 @@ impl<'c, C: Communicator, E: CommFloat> ShardedOptimizer<'c, C, E> {
             Some(sp) => {
                 // The slice's values from the parameters (they may have
                 // been set from outside since the last step).
-                let flat: Vec<E> = self
-                    .params
-                    .iter()
-                    .flat_map(|p| p.value().to_vec())
-                    .collect();
                 let m = numel(sp);
-                sp.set(Tensor::from_vec(flat[from..from + m].to_vec(), [m])?);
+                sp.set(Tensor::from_vec(
+                    flat_slice(&self.params, from, from + m),
+                    [m],
+                )?);
                 let g: Vec<E> = mine[..m].iter().map(|&v| v * scale).collect();
                 self.apply(vec![(sp.clone(), Some(Tensor::from_vec(g, [m])?))])?
             }

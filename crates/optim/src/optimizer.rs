@@ -393,6 +393,8 @@ impl<E: Float> Optimizer<E> {
         // Per pair, the rows of a row-sparse gradient kept sparse (the
         // pair's tensor then holds their values).
         let mut rows: Vec<Option<&[usize]>> = Vec::with_capacity(grads.len());
+        // Per pair, the gradient's dense shape (the parameter's).
+        let mut shapes: Vec<&[usize]> = Vec::with_capacity(grads.len());
         let lazy = self.rule.rows_ok()
             && !self
                 .transforms
@@ -408,6 +410,7 @@ impl<E: Float> Optimizer<E> {
                     param: shape,
                 });
             }
+            shapes.push(g.shape());
             match g {
                 Gradient::Dense(t) => {
                     pairs.push((p, t.clone()));
@@ -427,7 +430,7 @@ impl<E: Float> Optimizer<E> {
             return Err(Error::NoGradients);
         }
         let scheduled = self.current_lr();
-        let plan = self.plan(&pairs, scheduled)?;
+        let plan = self.plan(&pairs, &shapes, scheduled)?;
         let mut report = StepReport {
             lr: scheduled,
             grad_norm: None,
@@ -556,13 +559,14 @@ impl<E: Float> Optimizer<E> {
     fn plan(
         &self,
         pairs: &[(&Parameter<E>, Tensor<E>)],
+        shapes: &[&[usize]],
         scheduled: f64,
     ) -> Result<Vec<(f64, WeightDecay)>> {
         let optimizer = self.rule.name();
         // Names taken, built only on a step that meets a new parameter.
         let mut taken: Option<HashMap<String, u64>> = None;
         let mut plan = Vec::with_capacity(pairs.len());
-        for (p, _) in pairs {
+        for ((p, _), &shape) in pairs.iter().zip(shapes) {
             let group = self.groups.iter().position(|gr| (gr.matches)(&p.name()));
             let opts = group.map(|i| self.groups[i].options).unwrap_or_default();
             let scale = opts.lr_scale.unwrap_or(1.0);
@@ -580,15 +584,13 @@ impl<E: Float> Optimizer<E> {
             }
             match self.state.get(&p.id()) {
                 Some((_, st)) => {
-                    // The gradient has the parameter's shape (checked by
-                    // the caller; `g` holds only the rows' values when
-                    // row-sparse).
-                    let shape = p.shape();
+                    // `shape` is the gradient's dense shape, checked by the
+                    // caller to be the parameter's.
                     if st.shape != shape {
                         return Err(Error::StateShape {
                             optimizer,
                             name: p.name().to_string(),
-                            param: shape,
+                            param: shape.to_vec(),
                             state: st.shape.clone(),
                         });
                     }
