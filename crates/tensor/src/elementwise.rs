@@ -28,30 +28,12 @@ macro_rules! unary {
     };
 }
 
-/// ½x·(1 + erf(x/√2)).
-#[inline(always)]
-fn gelu_exact<E: Float>(x: E) -> E {
-    let r = E::from_f64(std::f64::consts::FRAC_1_SQRT_2);
-    E::from_f64(0.5) * x * (E::ONE + (x * r).erf())
-}
-
 /// ½x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
 #[inline(always)]
 fn gelu_tanh<E: Float>(x: E) -> E {
     let k = E::from_f64((2.0 / std::f64::consts::PI).sqrt());
     let c = E::from_f64(0.044715);
     E::from_f64(0.5) * x * (E::ONE + (k * (x + c * x * x * x)).tanh())
-}
-
-/// g·(Φ(x) + x·φ(x)), φ(x) = e^(−x²/2)/√(2π): the exact GELU's
-/// derivative times g, in the order of operations of autograd's rule.
-#[inline(always)]
-pub(crate) fn gelu_exact_grad<E: Float>(g: E, x: E) -> E {
-    let r = E::from_f64(std::f64::consts::FRAC_1_SQRT_2);
-    let c = E::from_f64(1.0 / (2.0 * std::f64::consts::PI).sqrt());
-    let cdf = ((x * r).erf() + E::ONE) * E::from_f64(0.5);
-    let pdf = ((x * x) * E::from_f64(-0.5)).exp() * c;
-    g * (cdf + x * pdf)
 }
 
 /// g·(½(1 + t) + ½x(1 − t²)·k(1 + 3c·x²)), t = tanh(k(x + c·x³)): the tanh
@@ -354,7 +336,7 @@ impl<E: Float> Tensor<E> {
         // Named functions, not closures: a fn item inlines into the
         // vectorised loop.
         match approx {
-            GeluApprox::None => self.map(gelu_exact::<E>),
+            GeluApprox::None => crate::kernels::map_kernel(self, crate::kernels::gelu_exact_fill),
             GeluApprox::Tanh => self.map(gelu_tanh::<E>),
         }
     }

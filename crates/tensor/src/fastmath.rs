@@ -156,6 +156,142 @@ pub(crate) fn erf_f32(x: f32) -> f32 {
     }
 }
 
+/// Below this |x| the GELU kernels use the central polynomial for Φ(x).
+const GELU_T: f32 = 1.25;
+/// Beyond this |x|, Φ(−|x|) < 4e-36: Φ is taken as exactly 0 or 1 and the
+/// density as 0 (the true values there are below f32's normal range).
+const GELU_CUT: f32 = 12.5;
+/// The tail polynomial's variable is 1/|x| − this (the middle of its range).
+const GELU_CENTER: f32 = 0.44;
+/// (Φ(x) − ½)/x as a polynomial in x² for |x| < GELU_T; float32 relative
+/// error 7.7e-8 (crates/tensor/tools/fit_gelu.py).
+const GELU_P: [f32; 7] = [
+    0.398_942_3,
+    -0.066_490_6,
+    0.009_974_685_5,
+    -0.001_189_757_6,
+    0.000_117_885_52,
+    -1.052_855_9e-5,
+    7.667_597e-7,
+];
+/// Φ(−a)·e^(a²/2)·a as a polynomial in 1/a − GELU_CENTER for
+/// GELU_T ≤ a ≤ GELU_CUT; float32 relative error 8.0e-8 (same script).
+const GELU_Q: [f32; 12] = [
+    0.346_479_48,
+    -0.171_576_95,
+    -0.002_680_421_8,
+    0.145_936_85,
+    -0.222_283_8,
+    0.198_318_03,
+    -0.065_591_53,
+    -0.182_781_98,
+    0.670_983_6,
+    -1.054_820_4,
+    -0.043_740_604,
+    1.291_150_7,
+];
+
+/// e^(−a²/2) for 0 ≤ a ≤ GELU_CUT, in f32 arithmetic, relative error a
+/// few 1e-8.
+///
+/// a² is split exactly: a = ah + al with ah holding a's leading 12
+/// significand bits, so ah²/2 and ah·al are exact and only the small
+/// ah·al + al²/2 rounds. The exponent reduction n = round(ah²/2 · log₂e),
+/// r = ah²/2 − n·ln 2 (ln 2 in two parts, the first exact times n) then
+/// loses nothing, and e^(−r) comes from its Taylor series to r⁷
+/// (|r| ≤ 0.35: truncation below 6e-9). No FMA is needed, so every
+/// build computes the same bits.
+#[inline(always)]
+fn exp_neg_half_sq(a: f32) -> f32 {
+    const ROUND_MAGIC: f32 = 12_582_912.0; // 1.5·2²³
+    const C1: f32 = 0.693_359_375; // 355/512: n·C1 is exact for n < 2¹⁵
+    const C2: f32 = -2.121_944_4e-4; // ln 2 − C1
+    let ah = f32::from_bits(a.to_bits() & 0xFFFF_F000);
+    let al = a - ah;
+    let hh = 0.5 * ah * ah;
+    let hl = ah * al + 0.5 * al * al;
+    let k = hh * std::f32::consts::LOG2_E + ROUND_MAGIC;
+    let n = k - ROUND_MAGIC;
+    let r = ((hh - n * C1) - n * C2) + hl;
+    // e^(−r), Estrin's form.
+    let r2 = r * r;
+    let r4 = r2 * r2;
+    let p01 = 1.0 - r;
+    let p23 = 0.5 - r * (1.0 / 6.0);
+    let p45 = 1.0 / 24.0 - r * (1.0 / 120.0);
+    let p67 = 1.0 / 720.0 - r * (1.0 / 5_040.0);
+    let p = (p01 + r2 * p23) + r4 * (p45 + r2 * p67);
+    // k's low bits hold n (0 ≤ n ≤ 113 here); 2⁻ⁿ built in the exponent.
+    let n_bits = k.to_bits().wrapping_sub(ROUND_MAGIC.to_bits());
+    let scale = f32::from_bits((127u32 << 23).wrapping_sub(n_bits << 23));
+    p * scale
+}
+
+/// Φ(x) (the standard normal CDF) and e^(−x²/2), both 0 beyond GELU_CUT
+/// (Φ then 0 or 1), for the GELU kernels below.
+#[inline(always)]
+fn gelu_parts(x: f32) -> (f32, f32) {
+    let a = x.abs();
+    let ac = a.min(GELU_CUT);
+    let e = exp_neg_half_sq(ac);
+    // Central: ½ + x·P(x²), no cancellation worse than Φ(−1.25) = 0.106.
+    let s = x * x;
+    let mut p = GELU_P[6];
+    for &c in GELU_P[..6].iter().rev() {
+        p = p * s + c;
+    }
+    let central = 0.5 + x * p;
+    // Tail: Φ(−a) = e^(−a²/2)·v·Q(v − center), v = 1/a, relative
+    // accuracy all the way down (no 1 − erf cancellation).
+    let v = 1.0 / ac.max(GELU_T);
+    let t = v - GELU_CENTER;
+    let mut q = GELU_Q[11];
+    for &c in GELU_Q[..11].iter().rev() {
+        q = q * t + c;
+    }
+    let low = e * v * q;
+    let tail = if x < 0.0 { low } else { 1.0 - low };
+    let cdf = if a < GELU_T { central } else { tail };
+    let beyond = a > GELU_CUT;
+    let cdf = if beyond {
+        if x < 0.0 {
+            0.0
+        } else {
+            1.0
+        }
+    } else {
+        cdf
+    };
+    (cdf, if beyond { 0.0 } else { e })
+}
+
+/// The exact GELU x·Φ(x) for `f32`, evaluated in f32 lanes (16 per
+/// AVX-512 instruction): Φ from a polynomial near 0 and from
+/// e^(−x²/2)·(1/|x|)·Q(1/|x|) in the tails, so that x·Φ(x) keeps its
+/// relative accuracy for negative x instead of cancelling in 1 + erf.
+/// Within a few ulps of the correctly rounded value where
+/// |x·Φ(x)| > 1e-36 (`tests::gelu_matches_f64`); NaN stays NaN, −∞ gives NaN
+/// (−∞·0, as PyTorch).
+#[inline(always)]
+pub(crate) fn gelu_f32(x: f32) -> f32 {
+    x * gelu_parts(x).0
+}
+
+/// g·gelu′(x) = g·(Φ(x) + x·φ(x)), φ(x) = e^(−x²/2)/√(2π), for `f32`,
+/// with one exponential shared by Φ's tail and the density. gelu′ is 1 at
+/// +∞ and 0 at −∞ (the limits; x·φ(x) is taken as 0 beyond |x| = 12.5).
+#[inline(always)]
+pub(crate) fn gelu_grad_f32(g: f32, x: f32) -> f32 {
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
+    let (cdf, e) = gelu_parts(x);
+    let xpdf = if e == 0.0 {
+        0.0
+    } else {
+        x * (e * INV_SQRT_2PI)
+    };
+    g * (cdf + xpdf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,5 +382,86 @@ mod tests {
         assert_eq!(sigmoid_f32(f32::INFINITY), 1.0);
         assert_eq!(sigmoid_f32(f32::NEG_INFINITY), 0.0);
         assert!(sigmoid_f32(f32::NAN).is_nan());
+    }
+
+    extern "C" {
+        // glibc's erfc: relative accuracy in the far tail, where 1 − erf
+        // would cancel.
+        fn erfc(x: f64) -> f64;
+    }
+
+    fn phi_f64(x: f64) -> f64 {
+        // SAFETY: a pure C library function of one double.
+        0.5 * unsafe { erfc(-x * std::f64::consts::FRAC_1_SQRT_2) }
+    }
+
+    /// (worst ulps, where) of `got` against the f64 value rounded, over
+    /// the sweep, counting only results of normal magnitude.
+    fn worst_ulps(got: impl Fn(f32) -> f32, want: impl Fn(f64) -> f64) -> (u32, f32) {
+        let mut worst = (0, 0.0f32);
+        for x in sweep(1e-30, 13.0, 97) {
+            // Beyond −GELU_CUT the kernels flush to 0 (tested apart).
+            if x < -GELU_CUT {
+                continue;
+            }
+            let w = want(x as f64) as f32;
+            let u = ulps(got(x), w);
+            if u > worst.0 {
+                worst = (u, x);
+            }
+        }
+        worst
+    }
+
+    #[test]
+    fn gelu_matches_f64() {
+        let (u, at) = worst_ulps(gelu_f32, |x| x * phi_f64(x));
+        assert!(u <= 6, "gelu: {u} ulps at x = {at:e}");
+        assert_eq!(gelu_f32(0.0), 0.0);
+        assert!(ulps(gelu_f32(1.0), phi_f64(1.0) as f32) <= 1);
+        // The far negative tail keeps its relative accuracy (1 + erf would
+        // give 0 from x ≈ −5.7 on).
+        let w = -8.0 * phi_f64(-8.0);
+        assert!(((gelu_f32(-8.0) as f64 - w) / w).abs() < 5e-7);
+        assert_eq!(gelu_f32(-13.0), 0.0);
+        assert_eq!(gelu_f32(13.0), 13.0);
+        assert_eq!(gelu_f32(f32::INFINITY), f32::INFINITY);
+        assert!(gelu_f32(f32::NEG_INFINITY).is_nan());
+        assert!(gelu_f32(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn gelu_grad_matches_f64() {
+        let want = |x: f64| {
+            let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            phi_f64(x) + x * pdf
+        };
+        // gelu′ crosses 0 at x ≈ −0.75 (Φ and x·φ cancel there), so the
+        // bound is a few ulps of the larger term, Φ, plus ulps of the result.
+        let mut worst = (0.0f64, 0.0f32);
+        for x in sweep(1e-30, 13.0, 97) {
+            if x < -GELU_CUT {
+                continue;
+            }
+            let w = want(x as f64);
+            let scale = phi_f64(x as f64).max(w.abs());
+            let err = (gelu_grad_f32(1.0, x) as f64 - w).abs() / (scale * f32::EPSILON as f64);
+            if err > worst.0 {
+                worst = (err, x);
+            }
+        }
+        assert!(
+            worst.0 <= 6.0,
+            "gelu': {:.2} ulps at x = {:e}",
+            worst.0,
+            worst.1
+        );
+        assert_eq!(gelu_grad_f32(2.0, 0.0), 1.0);
+        assert_eq!(gelu_grad_f32(1.0, 13.0), 1.0);
+        assert_eq!(gelu_grad_f32(1.0, -13.0), 0.0);
+        assert_eq!(gelu_grad_f32(1.0, f32::INFINITY), 1.0);
+        assert_eq!(gelu_grad_f32(1.0, f32::NEG_INFINITY), 0.0);
+        assert!(gelu_grad_f32(1.0, f32::NAN).is_nan());
+        assert!(gelu_grad_f32(f32::NAN, 1.0).is_nan());
     }
 }

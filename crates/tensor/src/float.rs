@@ -95,10 +95,25 @@ pub trait Float:
     fn erf(self) -> Self {
         Self::from_f64(erf_f64(self.to_f64()))
     }
+    /// The exact GELU, x·Φ(x) = ½x·(1 + erf(x/√2)). `f32` evaluates it in
+    /// f32 lanes with Φ's tails from e^(−x²/2) (relative accuracy for
+    /// negative x too, within 6 ulps); `f64` by the formula above.
+    fn gelu_erf(self) -> Self;
+    /// g·gelu′(x) for the exact GELU, x = `self`: g·(Φ(x) + x·φ(x)) with
+    /// φ(x) = e^(−x²/2)/√(2π).
+    fn gelu_erf_grad(self, g: Self) -> Self;
 }
 
 macro_rules! impl_float {
-    ($t:ident, exp: $exp:path, tanh: $tanh:path, sigmoid: $sigmoid:path, erf: $erf:path) => {
+    (
+        $t:ident,
+        exp: $exp:path,
+        tanh: $tanh:path,
+        sigmoid: $sigmoid:path,
+        erf: $erf:path,
+        gelu: $gelu:path,
+        gelu_grad: $gelu_grad:path
+    ) => {
         impl Float for $t {
             const NAME: &'static str = stringify!($t);
             const ZERO: Self = 0.0;
@@ -217,6 +232,14 @@ macro_rules! impl_float {
             fn erf(self) -> Self {
                 $erf(self)
             }
+            #[inline(always)]
+            fn gelu_erf(self) -> Self {
+                $gelu(self)
+            }
+            #[inline(always)]
+            fn gelu_erf_grad(self, g: Self) -> Self {
+                $gelu_grad(g, self)
+            }
         }
     };
 }
@@ -229,15 +252,35 @@ impl_float!(
     exp: crate::fastmath::exp_f32,
     tanh: crate::fastmath::tanh_f32,
     sigmoid: crate::fastmath::sigmoid_f32,
-    erf: crate::fastmath::erf_f32
+    erf: crate::fastmath::erf_f32,
+    gelu: crate::fastmath::gelu_f32,
+    gelu_grad: crate::fastmath::gelu_grad_f32
 );
 impl_float!(
     f64,
     exp: f64::exp,
     tanh: f64::tanh,
     sigmoid: sigmoid_f64,
-    erf: erf_f64
+    erf: erf_f64,
+    gelu: gelu_f64,
+    gelu_grad: gelu_grad_f64
 );
+
+/// ½x·(1 + erf(x/√2)) in f64.
+#[inline(always)]
+fn gelu_f64(x: f64) -> f64 {
+    0.5 * x * (1.0 + erf_f64(x * std::f64::consts::FRAC_1_SQRT_2))
+}
+
+/// g·(Φ(x) + x·φ(x)) in f64, in the order of operations of autograd's
+/// composite rule.
+#[inline(always)]
+fn gelu_grad_f64(g: f64, x: f64) -> f64 {
+    let c = 1.0 / (2.0 * std::f64::consts::PI).sqrt();
+    let cdf = (erf_f64(x * std::f64::consts::FRAC_1_SQRT_2) + 1.0) * 0.5;
+    let pdf = ((x * x) * -0.5).exp() * c;
+    g * (cdf + x * pdf)
+}
 
 /// Numerically stable logistic function in f64.
 #[inline]
