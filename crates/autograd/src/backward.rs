@@ -316,6 +316,7 @@ impl<E: Float> Tape<E> {
             if !needed[i] {
                 continue;
             }
+            tapir_tensor::threads::keep_warm();
             let node = &nodes[i];
             if node.inputs.is_empty() {
                 continue;
@@ -424,6 +425,7 @@ impl<E: Float> Tape<E> {
         // of shared tensors).
         for i in (0..=tid).rev() {
             let Some(g) = grads[i].clone() else { continue };
+            tapir_tensor::threads::keep_warm();
             let (op, inputs, value, in_values) = {
                 let nodes = self.nodes.borrow();
                 let node = &nodes[i];

@@ -268,6 +268,7 @@ impl<E: Float> Tape<E> {
     }
 
     fn push(&self, op: Op<E>, inputs: SmallVec<[usize; 2]>, value: Tensor<E>) -> usize {
+        tapir_tensor::threads::keep_warm();
         self.nodes.borrow_mut().push(Node { op, inputs, value })
     }
 

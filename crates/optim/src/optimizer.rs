@@ -373,6 +373,7 @@ impl<E: Float> Optimizer<E> {
     ///   made (also from the accumulation transform).
     /// - [`Error::DuplicateName`]: a new parameter named like another one.
     pub fn apply_gradients(&mut self, grads: &Gradients<E>) -> Result<StepReport> {
+        tapir_tensor::threads::keep_warm();
         let optimizer = self.rule.name();
         if self.eval {
             return Err(Error::EvalMode { optimizer });

@@ -13,6 +13,8 @@ fn main() {
     // not depend on the core count. SAFETY (edition 2021: a safe fn): no
     // other thread exists yet.
     std::env::set_var("RAYON_NUM_THREADS", "3");
+    // Workers spin for 30 ms after the last job (keep_warm below).
+    std::env::set_var("TAPIR_SPIN_US", "30000");
     assert!(rayon::current_thread_index().is_none());
 
     let err = threads::set_num_threads(0).unwrap_err().to_string();
@@ -40,6 +42,29 @@ fn main() {
             assert_eq!(c[i * n + j], want, "c[{i},{j}]");
         }
     }
+
+    // keep_warm: both other workers spin, take the main thread's jobs
+    // while they do (the same product, the same result), and go back to
+    // sleep once no job came for the spin time.
+    assert_eq!(threads::spinning_workers(), 0);
+    threads::keep_warm();
+    let t0 = std::time::Instant::now();
+    while threads::spinning_workers() < 2 && t0.elapsed().as_secs() < 5 {
+        std::thread::yield_now();
+    }
+    assert_eq!(threads::spinning_workers(), 2);
+    threads::keep_warm(); // no more than one spinner per worker
+    assert_eq!(threads::spinning_workers(), 2);
+    for _ in 0..3 {
+        threads::keep_warm();
+        assert_eq!(ta.matmul(&tb).unwrap().to_vec(), c);
+    }
+    // A thread outside the pool does not arm spinners.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(threads::spinning_workers(), 0);
+    std::thread::spawn(threads::keep_warm).join().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(10));
+    assert_eq!(threads::spinning_workers(), 0);
 
     // The other two threads take work from the main thread's joins.
     let others = Arc::new(AtomicBool::new(false));
