@@ -172,7 +172,8 @@ primitives! {
     Gather { axis: usize, idx: Arc<IndexArray> } = "gather",
     /// The adjoint of `Gather`, kept so that rule is differentiable again.
     ScatterAddZeros { axis: usize, idx: Arc<IndexArray> } = "scatter_add",
-    /// Inputs (x, w). Kept for speed: im2col + GEMM.
+    /// Inputs (x, w), or (x, w, b) with a bias added inside the kernel.
+    /// Kept for speed: im2col + GEMM.
     Conv2d(Box<Conv2dParams>) = "conv2d",
     /// Inputs (output gradient, w); output shaped like the conv input. The
     /// adjoint of `Conv2d` in x (and `conv_transpose2d`).

@@ -287,14 +287,25 @@ pub(crate) fn backward<'t, E: Float>(
                 one(picked.pad(&pads, E::ZERO)?)
             }
         }
-        Op::Conv2d(p) => smallvec![
-            needs[0]
-                .then(|| g.conv2d_input_grad(&x[1], x[0].shape(), **p))
-                .transpose()?,
-            needs[1]
-                .then(|| g.conv2d_weight_grad(&x[0], x[1].shape(), **p))
-                .transpose()?
-        ],
+        Op::Conv2d(p) => {
+            let mut gs: Grads<'t, E> = smallvec![
+                needs[0]
+                    .then(|| g.conv2d_input_grad(&x[1], x[0].shape(), **p))
+                    .transpose()?,
+                needs[1]
+                    .then(|| g.conv2d_weight_grad(&x[0], x[1].shape(), **p))
+                    .transpose()?
+            ];
+            // With a bias (third input, [O]): the sum over N, H and W.
+            if x.len() == 3 {
+                gs.push(
+                    needs[2]
+                        .then(|| g.sum_axes(&[0, 2, 3], false))
+                        .transpose()?,
+                );
+            }
+            gs
+        }
         Op::Conv2dInputGrad(p) => {
             // out = Jₓᵀ(gy; w): linear in gy and in w.
             let (gy, w) = (&x[0], &x[1]);

@@ -51,11 +51,15 @@ impl<'t, E: Float> Var<'t, E> {
             bias.map(|b| b.shape()),
             p,
         )?;
-        let v = self.value.conv2d(&weight.value, None, p)?;
-        let y = Tape::record("conv2d", Op::Conv2d(Box::new(p)), &[self, weight], v)?;
+        // The bias is added inside the convolution (each output row starts
+        // as its bias before the GEMM adds to it), not as a second pass
+        // over the output; the op then has it as a third input.
+        let v = self
+            .value
+            .conv2d(&weight.value, bias.map(|b| &b.value), p)?;
         match bias {
-            None => Ok(y),
-            Some(b) => Var::add(&y, &b.reshape_usize(&[b.value.len(), 1, 1])?),
+            None => Tape::record("conv2d", Op::Conv2d(Box::new(p)), &[self, weight], v),
+            Some(b) => Tape::record("conv2d", Op::Conv2d(Box::new(p)), &[self, weight, b], v),
         }
     }
     /// Input gradient of a convolution, as a differentiable op (used by the
@@ -136,14 +140,9 @@ impl<'t, E: Float> Var<'t, E> {
             dilation: [1, p.dilation],
             groups: p.groups,
         };
-        let y = self
-            .unsqueeze(2)?
-            .conv2d(&weight.unsqueeze(2)?, None, p2)?
-            .squeeze(2)?;
-        match bias {
-            None => Ok(y),
-            Some(b) => Var::add(&y, &b.reshape_usize(&[b.value.len(), 1])?),
-        }
+        self.unsqueeze(2)?
+            .conv2d(&weight.unsqueeze(2)?, bias, p2)?
+            .squeeze(2)
     }
     /// Transposed 2-D convolution of `self` (N, O, H, W) with `weight`
     /// (O, C/groups, KH, KW), giving (N, C, H', W') with
