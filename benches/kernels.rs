@@ -6,7 +6,7 @@
 //! packed self-attention at the tiny transformer's T = 64). Ratios against
 //! PyTorch for whole steps: benches/compare/compare.py.
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use tapir::prelude::*;
 
 fn conv(c: &mut Criterion) {
@@ -97,6 +97,21 @@ fn rows(c: &mut Criterion) {
                 .expect("layer norm");
             tape.gradient(&y.sum(), [&w, &bias]).expect("gradient")
         })
+    });
+    // The transformer's MLP activation: [1024, 512], exact GELU.
+    let h = Tensor::<f32>::randn([1024, 512], &mut rng);
+    let gh = Tensor::<f32>::randn([1024, 512], &mut rng);
+    group.bench_function("gelu exact [1024,512] forward", |b| {
+        b.iter(|| h.gelu(GeluApprox::None))
+    });
+    group.bench_function("gelu exact [1024,512] backward", |b| {
+        // A fresh, unshared gradient each time, as in a backward pass
+        // (the kernel then writes into its storage).
+        b.iter_batched(
+            || Tensor::from_vec(gh.to_vec(), [1024, 512]).expect("shape"),
+            |g| h.gelu_backward(g, GeluApprox::None).expect("gelu backward"),
+            BatchSize::LargeInput,
+        )
     });
     group.finish();
 }
