@@ -204,7 +204,7 @@ const GELU_Q: [f32; 12] = [
 #[inline(always)]
 fn exp_neg_half_sq(a: f32) -> f32 {
     const ROUND_MAGIC: f32 = 12_582_912.0; // 1.5·2²³
-    const C1: f32 = 0.693_359_375; // 355/512: n·C1 is exact for n < 2¹⁵
+    const C1: f32 = 355.0 / 512.0; // n·C1 is exact for n < 2¹⁵
     const C2: f32 = -2.121_944_4e-4; // ln 2 − C1
     let ah = f32::from_bits(a.to_bits() & 0xFFFF_F000);
     let al = a - ah;
