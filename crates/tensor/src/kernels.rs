@@ -282,12 +282,6 @@ fn new_buffer<E: Float>(len: usize, fill: impl FnOnce(&mut [MaybeUninit<E>])) ->
     unsafe { buf.assume_init() }
 }
 
-/// `f` of each element into a new buffer.
-#[inline]
-fn map_small<E: Float, F: Fn(E) -> E>(s: &[E], f: &F) -> Arc<[E]> {
-    new_buffer(s.len(), |out| map_fill(s, out, f))
-}
-
 /// `f` of each pair into a new buffer.
 #[inline]
 fn zip_small<E: Float, F: Fn(E, E) -> E>(x: &[E], y: &[E], f: &F) -> Arc<[E]> {
@@ -306,16 +300,7 @@ where
     match x.as_slice() {
         // Chunks in parallel, each through the dispatched (vectorised)
         // loop: a per-element rayon map would call `f` out of line.
-        Some(s) if s.len() >= PAR_THRESHOLD => {
-            let buf = new_buffer(s.len(), |out| {
-                out.par_chunks_mut(PAR_CHUNK)
-                    .zip(s.par_chunks(PAR_CHUNK))
-                    .for_each(|(o, c)| map_fill(c, o, &f))
-            });
-            Tensor::from_slice_like(buf, x)
-        }
-        // One allocation, written in place (a sized iterator).
-        Some(s) => Tensor::from_slice_like(map_small(s, &f), x),
+        Some(_) => map_kernel(x, |c, o| map_fill(c, o, &f)),
         None => {
             let nd = x.nd();
             if nd.len() >= PAR_THRESHOLD {
@@ -328,6 +313,7 @@ where
 
 /// A new tensor from a kernel that fills `out` from `x` elementwise (every
 /// element written), run over chunks in parallel for large tensors.
+#[inline]
 pub(crate) fn map_kernel<E, K>(x: &Tensor<E>, kernel: K) -> Tensor<E>
 where
     E: Float,
